@@ -1,0 +1,256 @@
+"""Central slices of 3D volumes and point-group symmetrisation.
+
+Conventions
+-----------
+* A volume is a ``(S, S, S)`` tensor (or a ``(B, S, S, S)`` batch) indexed
+  ``[z, y, x]``; voxel ``k`` along an axis sits at the centred coordinate
+  ``k - (S - 1) / 2``, so odd ``S`` puts the origin (``q = 0``) on the central voxel.
+* The slice at rotation ``R`` is the image ``P[i, j] = V(R (x_j, y_i, 0))`` with
+  ``x_j = j - (S-1)/2`` along columns and ``y_i = i - (S-1)/2`` down the rows:
+  the slice plane is spanned by the rotated x axis (``R[:, 0]``, image columns)
+  and the rotated y axis (``R[:, 1]``, image rows); ``R[:, 2]`` is the beam. At
+  ``R = I`` the slice is ``V[(S-1)/2]``, the central z plane.
+* Values are trilinearly interpolated with ``grid_sample`` and are zero outside
+  the volume. All functions are differentiable with respect to the volume.
+* Symmetry: ``symmetrize_volume(V, G)(v) = mean_g V(g v)``. Its slice at ``R``
+  is ``mean_g V(g R p)``, i.e. the mean of the slices at ``g R``, which is what
+  :func:`symmetrized_slices` computes without ever building the symmetrised
+  volume (``|G| N S^2`` samples instead of ``|G| S^3``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..validation import as_tensor, check_finite
+from .so3 import check_rotations, point_group
+
+__all__ = [
+    "check_volume",
+    "slice_coordinates",
+    "slice_volume",
+    "symmetrize_volume",
+    "symmetrized_slices",
+    "volume_coordinates",
+]
+
+
+def check_volume(volume, name: str = "volume", require_odd: bool = True) -> torch.Tensor:
+    """Validate a cubic volume ``(S, S, S)`` or batch ``(B, S, S, S)``.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, non-cubic, NaN/Inf, or even ``S`` when
+        ``require_odd`` (the origin must sit on a voxel).
+    """
+    v = as_tensor(volume, name=name, dtype=None)
+    if not v.is_floating_point():
+        v = v.float()
+    if v.dim() not in (3, 4):
+        raise ValueError(f"{name}: expected (S, S, S) or (B, S, S, S), got {tuple(v.shape)}")
+    s = v.shape[-3:]
+    if not (s[0] == s[1] == s[2]):
+        raise ValueError(f"{name}: expected a cubic volume, got spatial shape {tuple(s)}")
+    if require_odd and s[0] % 2 == 0:
+        raise ValueError(
+            f"{name}: size {s[0]} is even; the centre (q = 0) must be a voxel, use an odd size"
+        )
+    check_finite(v, name)
+    return v
+
+
+def _centred(size: int, dtype, device) -> torch.Tensor:
+    return torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
+
+
+def slice_coordinates(size: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``(S, S, 3)`` points ``(x_j, y_i, 0)`` of the unrotated slice plane, in voxels."""
+    c = _centred(size, dtype, device)
+    y, x = torch.meshgrid(c, c, indexing="ij")
+    return torch.stack([x, y, torch.zeros_like(x)], dim=-1)
+
+
+def volume_coordinates(size: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``(S, S, S, 3)`` voxel centres ``(x, y, z)`` of a volume indexed ``[z, y, x]``."""
+    c = _centred(size, dtype, device)
+    z, y, x = torch.meshgrid(c, c, c, indexing="ij")
+    return torch.stack([x, y, z], dim=-1)
+
+
+def _sample(volume: torch.Tensor, points: torch.Tensor, shared: bool) -> torch.Tensor:
+    """Trilinear samples of ``volume`` at ``points`` (voxel units, (x, y, z)).
+
+    ``shared``: one volume ``(S,S,S)`` and points ``(N, ...,3)``; otherwise
+    volumes ``(N,S,S,S)`` and points ``(N, ..., 3)``.
+    """
+    size = volume.shape[-1]
+    grid = points * (2.0 / size)  # align_corners=False: index k <-> (2k + 1)/S - 1
+    if shared:
+        n, rest = grid.shape[0], grid.shape[1:-1]
+        g = grid.reshape(1, n, -1, 1, 3)
+        out = F.grid_sample(volume[None, None], g, mode="bilinear", align_corners=False)
+        return out.reshape((n,) + tuple(rest))
+    n, rest = grid.shape[0], grid.shape[1:-1]
+    g = grid.reshape(n, 1, -1, 1, 3)
+    out = F.grid_sample(volume[:, None], g, mode="bilinear", align_corners=False)
+    return out.reshape((n,) + tuple(rest))
+
+
+def _slice(volume: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    size = volume.shape[-1]
+    plane = slice_coordinates(size, dtype=volume.dtype, device=volume.device)
+    pts = torch.einsum("nab,ijb->nija", rotations.to(volume.dtype), plane)
+    if volume.dim() == 3:
+        return _sample(volume, pts, shared=True)
+    if volume.shape[0] == 1 and rotations.shape[0] != 1:
+        return _sample(volume[0], pts, shared=True)
+    return _sample(volume, pts, shared=False)
+
+
+def _check_pair(volume, rotations):
+    v = check_volume(volume)
+    r = check_rotations(rotations).to(dtype=v.dtype, device=v.device)
+    if r.dim() != 3:
+        raise ValueError(f"rotations: expected (N, 3, 3), got {tuple(r.shape)}")
+    if v.dim() == 4 and v.shape[0] not in (1, r.shape[0]):
+        raise ValueError(
+            f"volume: a batch of {v.shape[0]} volumes needs 1 or {v.shape[0]} rotations, "
+            f"got {r.shape[0]}"
+        )
+    return v, r
+
+
+def slice_volume(volume, rotations) -> torch.Tensor:
+    """Central slices of a volume at a batch of rotations.
+
+    Parameters
+    ----------
+    volume : array_like
+        ``(S, S, S)`` indexed ``[z, y, x]`` (odd ``S``), or ``(N, S, S, S)``
+        for one volume per rotation (or ``(1, S, S, S)``).
+    rotations : array_like
+        ``(N, 3, 3)`` orthonormal matrices; the slice plane is spanned by
+        ``R[:, 0]`` (image columns, x) and ``R[:, 1]`` (image rows, y).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, S, S)`` slices; ``P[n, i, j] = V(R_n (x_j, y_i, 0))``.
+
+    Raises
+    ------
+    ValueError
+        Non-orthonormal rotations, even/non-cubic volume, batch mismatch.
+    """
+    v, r = _check_pair(volume, rotations)
+    return _slice(v, r)
+
+
+def _group_matrices(group, dtype, device) -> torch.Tensor:
+    if isinstance(group, str):
+        return point_group(group, dtype=dtype, device=device)
+    g = check_rotations(group, name="group")
+    if g.dim() != 3:
+        raise ValueError(f"group: expected a name or (G, 3, 3) matrices, got {tuple(g.shape)}")
+    return g.to(dtype=dtype, device=device)
+
+
+def symmetrized_slices(volume, rotations, group) -> torch.Tensor:
+    """Slices of the ``group``-symmetrised volume, without symmetrising the volume.
+
+    Returns ``mean_g slice_volume(volume, g R)``, which equals
+    ``slice_volume(symmetrize_volume(volume, group), R)`` (exactly, for groups of
+    signed permutations such as ``"O"``/``"Oh"``, because trilinear interpolation
+    commutes with them; to interpolation error otherwise).
+
+    Parameters
+    ----------
+    volume : array_like
+        ``(S, S, S)`` or ``(N, S, S, S)``.
+    rotations : array_like
+        ``(N, 3, 3)``.
+    group : str or array_like
+        Name (see :func:`pyrolatent.primitives.so3.point_group`) or ``(G, 3, 3)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, S, S)``.
+    """
+    v, r = _check_pair(volume, rotations)
+    g = _group_matrices(group, v.dtype, v.device)
+    n, n_g = r.shape[0], g.shape[0]
+    gr = (g[None] @ r[:, None]).reshape(n * n_g, 3, 3)
+    if v.dim() == 4 and v.shape[0] == n and n != 1:
+        v = v.repeat_interleave(n_g, dim=0)
+    slices = _slice(v, gr)
+    return slices.reshape(n, n_g, *slices.shape[-2:]).mean(dim=1)
+
+
+def _signed_permutation(m: torch.Tensor):
+    """``(perm, signs)`` if ``m`` is a signed permutation matrix, else ``None``."""
+    a = m.abs()
+    if not bool(((a - a.round()).abs() < 1e-6).all()) or not bool(
+        (a.round().sum(0) == 1).all() and (a.round().sum(1) == 1).all()
+    ):
+        return None
+    perm = a.argmax(dim=1).tolist()  # (g v)_a = s_a * v_perm[a]
+    signs = [float(torch.sign(m[i, perm[i]])) for i in range(3)]
+    return perm, signs
+
+
+def _apply_signed_permutation(v: torch.Tensor, perm, signs) -> torch.Tensor:
+    """``W[z, y, x] = V(g (x, y, z))`` exactly, by flips and transposes."""
+    # coordinate index a in (x, y, z) <-> tensor dim -1 - a
+    # W(p) = V(g p): component a of the sampling point is s_a * p_{perm[a]}
+    # so V's axis a is read along W's axis perm[a], reversed when s_a < 0.
+    dims_v = [-1, -2, -3]  # x, y, z tensor dims
+    flip = [dims_v[a] for a in range(3) if signs[a] < 0]
+    w = v.flip(flip) if flip else v
+    # now W'(p)[axis a] = p_{perm[a]}: permute so W's axis perm[a] comes from V's axis a
+    order = [0, 0, 0]  # order[tensor position of W] = tensor position of V
+    for a in range(3):
+        order[2 - perm[a]] = 2 - a
+    lead = list(range(w.dim() - 3))
+    return w.permute(*lead, *[len(lead) + o for o in order])
+
+
+def symmetrize_volume(volume, group) -> torch.Tensor:
+    """Average a volume over a point group: ``W(v) = mean_g V(g v)``.
+
+    Signed-permutation elements (all of ``"O"``, ``"Oh"``, ``"T"``, ``"D2"``, ``"C2"``,
+    ``"C4"``) are applied exactly with flips and transposes; other elements by
+    trilinear resampling (zero outside the volume).
+
+    Parameters
+    ----------
+    volume : array_like
+        ``(S, S, S)`` or ``(B, S, S, S)``, odd ``S``.
+    group : str or array_like
+        Name or ``(G, 3, 3)`` matrices.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape as ``volume``.
+    """
+    v = check_volume(volume)
+    g = _group_matrices(group, v.dtype, v.device)
+    batched = v.dim() == 4
+    vb = v if batched else v[None]
+    size = v.shape[-1]
+    acc = torch.zeros_like(vb)
+    pts = None
+    for m in g:
+        sp = _signed_permutation(m)
+        if sp is not None:
+            acc = acc + _apply_signed_permutation(vb, *sp)
+            continue
+        if pts is None:
+            pts = volume_coordinates(size, dtype=v.dtype, device=v.device).reshape(-1, 3)
+        moved = (pts @ m.T).reshape(1, size, size, size, 3)
+        acc = acc + _sample(vb, moved.expand(vb.shape[0], -1, -1, -1, -1), shared=False)
+    out = acc / g.shape[0]
+    return out if batched else out[0]
