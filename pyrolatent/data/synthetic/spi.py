@@ -1,0 +1,438 @@
+"""Synthetic X-ray single-particle diffraction data with ground truth.
+
+The particle is a uniform density (a cube, a sphere, a constant-volume
+superellipsoid that morphs between them, a rounded cube, a dimer or a rod) on a
+cubic voxel grid. Its far-field intensity ``|F(q)|^2`` is a centred volume of odd
+size; patterns are central slices of it (see
+:func:`pyrolatent.primitives.volumes.slice_volume`) at uniformly random
+orientations, scaled to a chosen mean photon count per pattern with a
+per-pattern fluence jitter, hit by Poisson noise, with a beamstop and a circular
+detector edge masked out.
+
+The "melting series" imitates gold nanocubes that melt into spheres (Ayyer et al.,
+``papers/spi-clpca-volume-vae.txt``): the morph parameter ``m`` in ``[0, 1]``
+maps to the superellipsoid exponent ``p = 2 (p_cube / 2)^(1 - m)``, so ``m = 0``
+is a cube (``p = p_cube``, 32 by default) and ``m = 1`` a sphere (``p = 2``), all
+of the same volume.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ...primitives.so3 import check_rotations, random_rotations
+from ...primitives.volumes import check_volume, slice_volume
+
+__all__ = [
+    "SHAPE_KINDS",
+    "detector_mask",
+    "intensity_volume",
+    "melting_series",
+    "morph_to_exponent",
+    "shape_density",
+    "simulate_patterns",
+    "superellipsoid_half_width",
+]
+
+SHAPE_KINDS = ("cube", "sphere", "superellipsoid", "rounded_cube", "dimer", "rod")
+
+
+def superellipsoid_half_width(p: float, volume: float) -> float:
+    """Half-width ``a`` of ``|x/a|^p + |y/a|^p + |z/a|^p <= 1`` enclosing ``volume``.
+
+    Uses ``V = 8 a^3 Gamma(1 + 1/p)^3 / Gamma(1 + 3/p)``.
+    """
+    if p <= 0:
+        raise ValueError(f"p: the superellipsoid exponent must be positive, got {p}")
+    log_unit = 3 * math.lgamma(1 + 1 / p) - math.lgamma(1 + 3 / p) + math.log(8.0)
+    return math.exp((math.log(volume) - log_unit) / 3)
+
+
+def morph_to_exponent(morph, p_cube: float = 32.0):
+    """Superellipsoid exponent ``p = 2 (p_cube / 2)^(1 - m)`` for morph ``m`` in [0, 1]."""
+    m = torch.as_tensor(morph, dtype=torch.float64)
+    return 2.0 * (p_cube / 2.0) ** (1.0 - m)
+
+
+def _rounded_cube_inner_edge(edge: float, rounding: float) -> tuple[float, float]:
+    """Inner edge ``L`` and radius ``r = rounding * outer half-width`` at volume ``edge^3``."""
+
+    def vol(inner, r):
+        return inner**3 + 6 * inner**2 * r + 3 * math.pi * inner * r**2 + 4 / 3 * math.pi * r**3
+
+    lo, hi = 0.0, edge
+    for _ in range(60):  # bisect on the outer half-width h: inner = 2 h (1 - rounding)
+        h = (lo + hi) / 2
+        if vol(2 * h * (1 - rounding), rounding * h) < edge**3:
+            lo = h
+        else:
+            hi = h
+    h = (lo + hi) / 2
+    return 2 * h * (1 - rounding), rounding * h
+
+
+def shape_density(
+    kind: str,
+    size: int,
+    p: float | None = None,
+    edge: float | None = None,
+    supersample: int = 3,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """A uniform particle on a ``(size, size, size)`` grid indexed ``[z, y, x]``.
+
+    Every kind encloses the same volume, ``edge**3`` voxels, and is centred on
+    the central voxel. Voxels hold the fraction of their volume inside the
+    particle, estimated on a ``supersample``-times finer grid with a linear
+    ramp across the surface (from its signed distance), so edges are
+    anti-aliased and the volume is accurate to a fraction of a percent.
+
+    Parameters
+    ----------
+    kind : str
+        ``"cube"`` (edge ``edge``, faces normal to x, y, z); ``"sphere"``;
+        ``"superellipsoid"`` (``|x|^p + |y|^p + |z|^p <= a^p``; large ``p`` is a
+        cube, ``p = 2`` a sphere); ``"rounded_cube"`` (a cube whose edges are
+        rounded with radius ``p`` times its half-width, ``p`` in [0, 1]);
+        ``"dimer"`` (two touching spheres along x); ``"rod"`` (a cylinder along z,
+        twice as long as wide).
+    size : int
+        Grid size in voxels.
+    p : float, optional
+        Exponent (``superellipsoid``, required) or rounding fraction
+        (``rounded_cube``, default 0.3).
+    edge : float, optional
+        Edge of the cube of equal volume, in voxels; default ``size / 3`` (so
+        the intensity is oversampled about three times per dimension).
+    supersample : int
+        Sub-samples per voxel and axis.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(size, size, size)`` density in ``[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        Unknown kind, missing ``p``, or a particle larger than the grid.
+    """
+    if kind not in SHAPE_KINDS:
+        raise ValueError(f"kind: unknown shape {kind!r}; expected one of {SHAPE_KINDS}")
+    size = int(size)
+    if size < 3:
+        raise ValueError(f"size: expected at least 3 voxels, got {size}")
+    edge = size / 3 if edge is None else float(edge)
+    if not 0 < edge < size:
+        raise ValueError(f"edge: expected 0 < edge < size={size}, got {edge}")
+    vol = edge**3
+    ss = int(supersample)
+    n = size * ss
+    c = (torch.arange(n, dtype=torch.float64) - (n - 1) / 2) / ss
+    z, y, x = c.reshape(-1, 1, 1), c.reshape(1, -1, 1), c.reshape(1, 1, -1)
+    # signed distance (voxels, negative inside; exact or a close approximation near the
+    # surface), turned into a linear ramp one sub-sample wide: anti-aliased partial volumes
+    if kind == "cube":
+        dist = torch.maximum(torch.maximum(x.abs(), y.abs()), z.abs()) - edge / 2
+    elif kind == "sphere":
+        r = (3 * vol / (4 * math.pi)) ** (1 / 3)
+        dist = (x**2 + y**2 + z**2).sqrt() - r
+    elif kind == "superellipsoid":
+        if p is None:
+            raise ValueError("p: the superellipsoid needs an exponent p (2 = sphere, large = cube)")
+        p = float(p)
+        a = superellipsoid_half_width(p, vol)
+        if a > (size - 1) / 2:
+            raise ValueError(f"p={p}: the particle (half-width {a:.1f}) does not fit the grid")
+        # the p-norm minus a: its gradient has unit length on the faces
+        m = torch.maximum(torch.maximum(x.abs(), y.abs()), z.abs()).clamp_min(1e-12)
+        pnorm = m * ((x.abs() / m) ** p + (y.abs() / m) ** p + (z.abs() / m) ** p) ** (1 / p)
+        dist = pnorm - a
+    elif kind == "rounded_cube":
+        rounding = 0.3 if p is None else float(p)
+        if not 0 <= rounding <= 1:
+            raise ValueError(f"p: the rounding fraction must be in [0, 1], got {rounding}")
+        inner, r = _rounded_cube_inner_edge(edge, rounding)
+        dx = (x.abs() - inner / 2).clamp_min(0)
+        dy = (y.abs() - inner / 2).clamp_min(0)
+        dz = (z.abs() - inner / 2).clamp_min(0)
+        outside = (dx**2 + dy**2 + dz**2).sqrt()
+        inner_d = torch.maximum(torch.maximum(x.abs(), y.abs()), z.abs()) - inner / 2
+        dist = torch.where(outside > 0, outside, inner_d.clamp_max(0)) - r
+    elif kind == "dimer":
+        r = (3 * vol / 2 / (4 * math.pi)) ** (1 / 3)
+        d1 = ((x - r) ** 2 + y**2 + z**2).sqrt() - r
+        d2 = ((x + r) ** 2 + y**2 + z**2).sqrt() - r
+        dist = torch.minimum(d1, d2)
+    else:  # rod: length 4 r, volume pi r^2 4 r
+        r = (vol / (4 * math.pi)) ** (1 / 3)
+        dist = torch.maximum((x**2 + y**2).sqrt() - r, z.abs() - 2 * r)
+    inside = (0.5 - dist * ss).clamp(0.0, 1.0)
+    dens = inside.to(torch.float32).reshape(size, ss, size, ss, size, ss).mean(dim=(1, 3, 5))
+    if float(dens[0].sum() + dens[-1].sum() + dens[:, 0].sum() + dens[:, -1].sum()) > 0:
+        raise ValueError(f"edge={edge}: the {kind} touches the border of a {size}^3 grid")
+    return dens.to(dtype)
+
+
+def intensity_volume(density, size: int | None = None) -> torch.Tensor:
+    """Far-field intensity ``|F(q)|^2`` of a density, centred on the central voxel.
+
+    Parameters
+    ----------
+    density : array_like
+        ``(D, D, D)`` real-space density, centred on voxel ``(D - 1) / 2``.
+    size : int, optional
+        Odd output size ``S >= D``; the density is zero-padded to ``S`` (finer
+        sampling of ``q``). Default ``D`` (which must then be odd).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(S, S, S)`` intensity, indexed ``[qz, qy, qx]``, with ``q = 0`` at
+        index ``(S - 1) / 2`` and ``q`` in units of ``1 / S`` per voxel.
+    """
+    d = check_volume(density, name="density", require_odd=False)
+    if d.dim() != 3:
+        raise ValueError(f"density: expected a single (D, D, D) volume, got {tuple(d.shape)}")
+    n = d.shape[-1]
+    size = n if size is None else int(size)
+    if size % 2 == 0:
+        raise ValueError(f"size: {size} is even; intensity volumes need an odd size (33, 65, 81)")
+    if size < n:
+        raise ValueError(f"size: {size} is smaller than the density ({n})")
+    if n % 2 == 0 and size == n:
+        raise ValueError(f"density: size {n} is even; pass an odd output size to pad it")
+    lo = (size - n) // 2
+    padded = torch.zeros(size, size, size, dtype=torch.float64)
+    padded[lo : lo + n, lo : lo + n, lo : lo + n] = d.double()
+    f = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(padded)))
+    return (f.abs() ** 2).to(d.dtype if d.dtype != torch.float64 else torch.float64)
+
+
+def detector_mask(
+    size: int, beamstop_radius: float = 2.0, gap: int = 0, circular: bool = True
+) -> torch.Tensor:
+    """Valid-pixel mask of a ``(size, size)`` detector (True = measured).
+
+    Parameters
+    ----------
+    beamstop_radius : float
+        Pixels with ``r < beamstop_radius`` (pixels from the centre) are blocked.
+    gap : int
+        Width in pixels of a horizontal gap through the centre (0 = none).
+    circular : bool
+        Mask the corners beyond ``r = (size - 1) / 2``, where slices leave the volume.
+    """
+    c = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    r = (c[:, None] ** 2 + c[None] ** 2).sqrt()
+    mask = r >= beamstop_radius
+    if circular:
+        mask &= r <= (size - 1) / 2
+    if gap > 0:
+        mask &= ~(c.abs() < gap / 2)[:, None].expand(size, size)
+    return mask
+
+
+def simulate_patterns(
+    volume,
+    n: int,
+    photons: float = 1e4,
+    rotations=None,
+    fluence_jitter: float = 0.1,
+    beamstop_radius: float = 2.0,
+    seed: int = 0,
+    gap: int = 0,
+    intensity_scale: float | None = None,
+) -> dict:
+    """Noisy diffraction patterns: Poisson photon counts of central slices.
+
+    Parameters
+    ----------
+    volume : array_like
+        ``(S, S, S)`` intensity, odd ``S`` (e.g. from :func:`intensity_volume`).
+    n : int
+        Number of patterns.
+    photons : float
+        Mean number of photons per pattern (on valid pixels, at fluence 1).
+    rotations : array_like, optional
+        ``(n, 3, 3)`` orientations; default uniformly random (Shoemake).
+    fluence_jitter : float
+        Relative spread of the per-pattern fluence: ``f = exp(s e - s^2 / 2)``,
+        ``e ~ N(0, 1)``, ``s = fluence_jitter`` (mean 1).
+    beamstop_radius : float
+        Radius in pixels of the masked beamstop.
+    seed : int
+        Seed of everything random here.
+    gap : int
+        Width of a horizontal detector gap (see :func:`detector_mask`).
+    intensity_scale : float, optional
+        Photons per unit of ``volume``; default: chosen so the mean photon count is
+        ``photons``.
+
+    Returns
+    -------
+    dict
+        ``patterns`` ``(n, S, S)`` float32 photon counts (0 on masked pixels),
+        ``expected`` ``(n, S, S)`` their noise-free means, ``rotations``
+        ``(n, 3, 3)``, ``mask`` ``(S, S)`` bool (True = valid), ``fluence`` ``(n,)``,
+        ``intensity_scale`` (float).
+    """
+    v = check_volume(volume).float()
+    if v.dim() != 3:
+        raise ValueError(f"volume: expected a single (S, S, S) intensity, got {tuple(v.shape)}")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"n: expected a positive number of patterns, got {n}")
+    if photons <= 0:
+        raise ValueError(f"photons: expected a positive photon count, got {photons}")
+    gen = torch.Generator().manual_seed(int(seed))
+    if rotations is None:
+        rot = random_rotations(n, generator=gen)
+    else:
+        rot = check_rotations(rotations).float()
+        if rot.shape != (n, 3, 3):
+            raise ValueError(f"rotations: expected ({n}, 3, 3), got {tuple(rot.shape)}")
+    size = v.shape[-1]
+    mask = detector_mask(size, beamstop_radius=beamstop_radius, gap=gap)
+    slices = torch.cat([slice_volume(v, rot[i : i + 512]) for i in range(0, n, 512)])
+    slices = slices.clamp_min(0) * mask
+    if intensity_scale is None:
+        intensity_scale = float(photons / slices.sum(dim=(-1, -2)).mean())
+    eps = torch.randn(n, generator=gen)
+    fluence = torch.exp(fluence_jitter * eps - fluence_jitter**2 / 2)
+    expected = slices * (intensity_scale * fluence).reshape(-1, 1, 1)
+    counts = torch.poisson(expected, generator=gen)
+    return {
+        "patterns": counts,
+        "expected": expected,
+        "rotations": rot,
+        "mask": mask,
+        "fluence": fluence,
+        "intensity_scale": intensity_scale,
+    }
+
+
+def melting_series(
+    n: int,
+    size: int = 33,
+    photons: float = 1e4,
+    seed: int = 0,
+    n_levels: int = 11,
+    p_cube: float = 32.0,
+    edge: float | None = None,
+    fluence_jitter: float = 0.1,
+    beamstop_radius: float = 2.0,
+    contaminant: str | None = None,
+    contaminant_fraction: float = 0.0,
+) -> dict:
+    """Patterns of cubes melting into spheres, at constant particle volume.
+
+    The morph parameter takes ``n_levels`` equally spaced values in [0, 1]
+    (0 = cube, 1 = sphere, see :func:`morph_to_exponent`); each pattern picks a
+    level uniformly at random and a uniformly random orientation. All volumes
+    share one intensity scale (the cube's, set so a cube pattern has ``photons``
+    photons on average), so the series is on an absolute scale.
+
+    Parameters
+    ----------
+    n : int
+        Number of patterns.
+    size : int
+        Odd pattern/volume size (33, 65, 81).
+    photons : float
+        Mean photons per cube pattern.
+    seed : int
+        Seed of everything random here.
+    n_levels : int
+        Number of distinct morph levels (and ground-truth volumes).
+    p_cube : float
+        Superellipsoid exponent of the cube end.
+    edge : float, optional
+        Edge of the equal-volume cube in voxels (default ``size / 3``).
+    fluence_jitter, beamstop_radius
+        See :func:`simulate_patterns`.
+    contaminant : str, optional
+        A shape kind (e.g. ``"dimer"``, ``"rod"``) mixed in with class label 1.
+    contaminant_fraction : float
+        Fraction of patterns from the contaminant.
+
+    Returns
+    -------
+    dict
+        ``patterns`` ``(n, S, S)``, ``rotations`` ``(n, 3, 3)``, ``mask`` ``(S, S)``,
+        ``fluence`` ``(n,)``, ``morph`` ``(n,)`` in [0, 1], ``p`` ``(n,)``,
+        ``level`` ``(n,)`` long, ``cls`` ``(n,)`` long (0 = particle, 1 =
+        contaminant; contaminants have ``morph = nan``, ``level = -1``),
+        ``volumes`` ``(n_levels, S, S, S)`` ground-truth intensities,
+        ``level_morph`` ``(n_levels,)``, ``level_p`` ``(n_levels,)``,
+        ``densities`` ``(n_levels, S, S, S)``, and ``contaminant_volume`` when used.
+    """
+    size = int(size)
+    if size % 2 == 0:
+        raise ValueError(f"size: {size} is even; use an odd size (33, 65, 81)")
+    if not 0 <= contaminant_fraction < 1:
+        raise ValueError(f"contaminant_fraction: expected [0, 1), got {contaminant_fraction}")
+    if int(n_levels) < 2:
+        raise ValueError(f"n_levels: expected at least 2 levels, got {n_levels}")
+    level_morph = torch.linspace(0, 1, int(n_levels), dtype=torch.float64)
+    level_p = morph_to_exponent(level_morph, p_cube=p_cube)
+    densities = torch.stack(
+        [shape_density("superellipsoid", size, p=float(pk), edge=edge) for pk in level_p]
+    )
+    volumes = torch.stack([intensity_volume(d).float() for d in densities])
+    gen = torch.Generator().manual_seed(int(seed))
+    n = int(n)
+    level = torch.randint(0, int(n_levels), (n,), generator=gen)
+    cls = torch.zeros(n, dtype=torch.long)
+    if contaminant is not None and contaminant_fraction > 0:
+        cls = (torch.rand(n, generator=gen) < contaminant_fraction).long()
+        level = torch.where(cls == 1, torch.full_like(level, -1), level)
+    rotations = random_rotations(n, generator=gen)
+    sub_seeds = torch.randint(0, 2**31 - 1, (int(n_levels) + 1,), generator=gen).tolist()
+    # one scale for all: photons per unit intensity of the cube
+    scale = float(
+        simulate_patterns(volumes[0], min(n, 256), photons=photons, rotations=rotations[:256],
+                          fluence_jitter=0.0, beamstop_radius=beamstop_radius,
+                          seed=sub_seeds[-1])["intensity_scale"]
+    )  # fmt: skip
+    patterns = torch.zeros(n, size, size)
+    fluence = torch.ones(n)
+    mask = None
+    groups = [(k, volumes[k], level == k) for k in range(int(n_levels))]
+    contaminant_volume = None
+    if cls.any():
+        dens_c = shape_density(contaminant, size, edge=edge)
+        contaminant_volume = intensity_volume(dens_c).float()
+        groups.append((int(n_levels), contaminant_volume, cls == 1))
+    for k, vol, sel in groups:
+        idx = sel.nonzero().flatten()
+        if idx.numel() == 0:
+            continue
+        sim = simulate_patterns(vol, idx.numel(), photons=photons, rotations=rotations[idx],
+                                fluence_jitter=fluence_jitter, beamstop_radius=beamstop_radius,
+                                seed=sub_seeds[k], intensity_scale=scale)  # fmt: skip
+        patterns[idx] = sim["patterns"]
+        fluence[idx] = sim["fluence"]
+        mask = sim["mask"]
+    morph = torch.where(level >= 0, level_morph.float()[level.clamp_min(0)], float("nan"))
+    p = torch.where(level >= 0, level_p.float()[level.clamp_min(0)], float("nan"))
+    out = {
+        "patterns": patterns,
+        "rotations": rotations,
+        "mask": mask,
+        "fluence": fluence,
+        "morph": morph,
+        "p": p,
+        "level": level,
+        "cls": cls,
+        "volumes": volumes,
+        "densities": densities,
+        "level_morph": level_morph.float(),
+        "level_p": level_p.float(),
+        "intensity_scale": scale,
+    }
+    if contaminant_volume is not None:
+        out["contaminant_volume"] = contaminant_volume
+    return out
