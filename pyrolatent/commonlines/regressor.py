@@ -182,7 +182,7 @@ class AbsoluteEmbedding:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * idx.numel()
+                total += float(loss.detach()) * idx.numel()
             self.network.eval()
             with torch.no_grad():
                 val_loss = float(((self.network(xs[val_idx]) - ys[val_idx]) ** 2).mean())
