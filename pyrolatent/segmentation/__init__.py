@@ -1,1 +1,37 @@
-"""pyrolatent.segmentation."""
+"""Particle segmentation: dilnet / U-Net, deep ensembles, augmentation and localisation.
+
+Plain torch and scientific Python (no Pyro): these are the deterministic parts of
+the workflow ``frames -> probability (mean, variance) -> particle table``.
+"""
+
+from .augment import Augmentation
+from .ensemble import DeepEnsemble, prepare_training_data, stack_members, train_ensemble
+from .locate import concat_tables, empty_table, locate, split_touching
+from .losses import SegmentationLoss, cross_entropy_loss, dice_loss, focal_loss
+from .nets import DilNet, UNet, build_network, split_members
+from .tiling import predict_tiled, standardize_frames
+from .train import train_network, validation_split
+
+__all__ = [
+    "Augmentation",
+    "DeepEnsemble",
+    "DilNet",
+    "SegmentationLoss",
+    "UNet",
+    "build_network",
+    "concat_tables",
+    "cross_entropy_loss",
+    "dice_loss",
+    "empty_table",
+    "focal_loss",
+    "locate",
+    "predict_tiled",
+    "prepare_training_data",
+    "split_members",
+    "split_touching",
+    "stack_members",
+    "standardize_frames",
+    "train_ensemble",
+    "train_network",
+    "validation_split",
+]

@@ -1,0 +1,116 @@
+"""Crops around located particles, ready for the rVAE.
+
+Particles near the frame edge are kept: their crops are padded and flagged
+``valid = False`` instead of being dropped, so the index table always lines up
+with the particle table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..validation import as_images
+
+__all__ = ["extract_crops"]
+
+
+def extract_crops(
+    frames,
+    particles: dict,
+    window: int,
+    *,
+    pad_mode: str = "constant",
+    pad_value: float | None = None,
+) -> tuple[np.ndarray, dict]:
+    """Cut a ``window x window`` crop centred on every particle.
+
+    Parameters
+    ----------
+    frames : array_like
+        ``(T, H, W)`` movie.
+    particles : dict
+        Table with integer ``frame`` and float ``row``, ``col`` columns (e.g. from
+        :func:`pyrolatent.segmentation.locate`). The centre pixel of a crop is the
+        particle centre rounded to the nearest pixel.
+    window : int
+        Crop edge in pixels, at least 2 and at most ``min(H, W)``.
+    pad_mode : {"constant", "reflect", "replicate"}
+        How crops that reach past the frame edge are filled.
+    pad_value : float, optional
+        Fill value for ``"constant"``; default: the median of that frame.
+
+    Returns
+    -------
+    crops : numpy.ndarray
+        ``(N, window, window)`` float32, one per table row, in table order.
+    index : dict
+        ``frame``, ``particle`` (row number in ``particles``), ``row``, ``col``
+        (integer crop centre), ``valid`` (True when the crop lies inside the frame).
+
+    Raises
+    ------
+    ValueError
+        NaN frames, missing columns, a frame number out of range, or a window
+        larger than the frame.
+    """
+    movie = as_images(frames, "frames", ndim=(3,))
+    t, h, w = movie.shape
+    window = int(window)
+    if window < 2:
+        raise ValueError(f"window must be >= 2 pixels, got {window}")
+    if window > min(h, w):
+        raise ValueError(f"window {window} is larger than the frame ({h} x {w})")
+    if pad_mode not in ("constant", "reflect", "replicate"):
+        raise ValueError(f"pad_mode must be constant, reflect or replicate, got {pad_mode!r}")
+    missing = [c for c in ("frame", "row", "col") if c not in particles]
+    if missing:
+        raise ValueError(f"particles: missing columns {missing}")
+    frame = np.asarray(particles["frame"], dtype=np.int64)
+    row = np.asarray(particles["row"], dtype=np.float64)
+    col = np.asarray(particles["col"], dtype=np.float64)
+    if not (len(frame) == len(row) == len(col)):
+        raise ValueError("particles: frame, row and col have different lengths")
+    if not (np.isfinite(row).all() and np.isfinite(col).all()):
+        raise ValueError("particles: row/col contain NaN or Inf")
+    if len(frame) and (frame.min() < 0 or frame.max() >= t):
+        raise ValueError(f"particles: frame numbers must lie in [0, {t - 1}]")
+    n = len(frame)
+    r0 = np.rint(row).astype(np.int64)
+    c0 = np.rint(col).astype(np.int64)
+    lo = window // 2
+    top, left = r0 - lo, c0 - lo
+    valid = (top >= 0) & (left >= 0) & (top + window <= h) & (left + window <= w)
+    if n == 0:
+        crops = np.zeros((0, window, window), np.float32)
+    else:
+        # pad every frame by the window so that any centre near (or past) the edge fits
+        if pad_mode == "constant":
+            fill = movie.flatten(1).median(dim=1).values if pad_value is None else None
+            padded = F.pad(movie, (window, window, window, window))
+            inner = torch.zeros_like(padded, dtype=torch.bool)
+            inner[:, window : window + h, window : window + w] = True
+            if pad_value is None:
+                padded = torch.where(inner, padded, fill.view(t, 1, 1))
+            else:
+                padded = torch.where(inner, padded, torch.full_like(padded, pad_value))
+        else:
+            mode = "reflect" if pad_mode == "reflect" and window < min(h, w) else "replicate"
+            padded = F.pad(movie.unsqueeze(1), (window,) * 4, mode=mode).squeeze(1)
+        tt = np.clip(top + window, 0, h + window)
+        ll = np.clip(left + window, 0, w + window)
+        d = torch.arange(window)
+        rows_idx = torch.as_tensor(tt)[:, None] + d[None]
+        cols_idx = torch.as_tensor(ll)[:, None] + d[None]
+        f = torch.as_tensor(frame)
+        crops = padded[f[:, None, None], rows_idx[:, :, None], cols_idx[:, None, :]]
+        crops = crops.numpy().astype(np.float32)
+    index = {
+        "frame": frame.copy(),
+        "particle": np.arange(n, dtype=np.int64),
+        "row": r0,
+        "col": c0,
+        "valid": valid,
+    }
+    return crops, index

@@ -1,0 +1,345 @@
+"""Deep ensembles of segmentation networks: training recipe and batched prediction.
+
+Recipe of Ziatdinov et al. (rVAE of protein self-assembly): a baseline network
+is trained until the validation loss plateaus; ``M`` members then start from the
+baseline weights and are trained briefly, each with its own shuffling seed.
+The ensemble mean of the per-pixel probabilities is the prediction and their
+variance the uncertainty.
+
+All members live in one stacked network whose convolutions are grouped by
+member, so prediction is one batched forward pass per tile with no weight
+reloading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..device import resolve_device
+from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..validation import as_images, as_tensor
+from .augment import Augmentation
+from .losses import SegmentationLoss
+from .nets import build_network, split_members
+from .tiling import predict_tiled, standardize_frames
+from .train import train_network, validation_split
+
+__all__ = ["DeepEnsemble", "train_ensemble", "stack_members", "prepare_training_data"]
+
+
+def _network_name(network) -> str:
+    return type(network).__name__.lower()
+
+
+def stack_members(networks: list[torch.nn.Module]) -> torch.nn.Module:
+    """Stack trained networks of the same configuration into one grouped network.
+
+    Parameters
+    ----------
+    networks : list of DilNet or UNet
+        Each may itself hold several members; they are concatenated in order.
+
+    Returns
+    -------
+    DilNet or UNet
+        A network with ``sum(n.members)`` members whose output for member ``i``
+        equals the output of the corresponding input network.
+    """
+    if not networks:
+        raise ValueError("stack_members: need at least one network")
+    name = _network_name(networks[0])
+    base = {k: v for k, v in networks[0].config().items() if k != "members"}
+    for net in networks[1:]:
+        other = {k: v for k, v in net.config().items() if k != "members"}
+        if _network_name(net) != name or other != base:
+            raise ValueError("stack_members: all networks must share one architecture")
+    total = sum(n.members for n in networks)
+    stacked = build_network(name, {**base, "members": total})
+    states = [n.state_dict() for n in networks]
+    merged = {}
+    for key, value in states[0].items():
+        if value.dim() == 0:  # BatchNorm's num_batches_tracked
+            merged[key] = value
+        else:
+            merged[key] = torch.cat([s[key] for s in states], dim=0)
+    stacked.load_state_dict(merged)
+    return stacked.to(next(networks[0].parameters()).device)
+
+
+def _replicate(network: torch.nn.Module, members: int) -> torch.nn.Module:
+    """A stacked network with ``members`` copies of a one-member network's weights."""
+    return stack_members([network] * members)
+
+
+def prepare_training_data(images, masks, multiclass: bool, device) -> tuple:
+    """Validate and convert images ``(N, [C,] H, W)`` and masks for training.
+
+    Binary masks ``(N, H, W)`` (any value > 0 is particle) become ``(N, 1, H, W)``;
+    multi-label masks ``(N, K, H, W)`` are kept; multi-class masks are ``(N, H, W)``
+    integer labels.
+
+    Raises
+    ------
+    ValueError
+        NaN/Inf images, wrong dimensions, or masks whose shape does not match the images.
+    """
+    x = as_images(images, "images", ndim=(3, 4), device=device)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    y = as_tensor(masks, "masks", dtype=None, device=device)
+    if y.dim() not in (3, 4):
+        raise ValueError(f"masks: expected (N, H, W) or (N, K, H, W), got {tuple(y.shape)}")
+    if y.shape[0] != x.shape[0] or y.shape[-2:] != x.shape[-2:]:
+        raise ValueError(
+            f"masks: shape {tuple(y.shape)} does not match images {tuple(x.shape)} "
+            "(need the same number of images and the same height and width)"
+        )
+    if multiclass:
+        if y.dim() != 3:
+            raise ValueError("masks: multi-class targets must be (N, H, W) class indices")
+        y = y.long()
+    else:
+        y = (y > 0).float()
+        if y.dim() == 3:
+            y = y.unsqueeze(1)
+    return standardize_frames(x), y
+
+
+@dataclass
+class DeepEnsemble:
+    """A trained ensemble of segmentation networks stacked in one grouped module.
+
+    Attributes
+    ----------
+    network : DilNet or UNet
+        The stacked network (``network.members`` members).
+    multiclass : bool
+        Softmax over output channels (else independent sigmoids per channel).
+    history : dict
+        Training histories (``"baseline"``, ``"members"``).
+    """
+
+    network: torch.nn.Module
+    multiclass: bool = False
+    history: dict = field(default_factory=dict)
+
+    @property
+    def n_members(self) -> int:
+        return self.network.members
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    @torch.no_grad()
+    def member_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities of every member, ``(B, M, K, H, W)``, for standardised ``x``."""
+        logits = split_members(self.network(x), self.n_members)
+        return logits.softmax(dim=2) if self.multiclass else torch.sigmoid(logits)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        frames,
+        tile_size: int = 256,
+        overlap: int = 16,
+        batch_size: int = 4,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ensemble mean and variance of the per-pixel probabilities.
+
+        Parameters
+        ----------
+        frames : array_like
+            ``(N, H, W)`` or ``(N, C, H, W)`` raw frames, any size; each frame is
+            standardised (zero mean, unit variance) first.
+        tile_size, overlap : int
+            Tiled inference with ``overlap`` pixels of context (see
+            :func:`~pyrolatent.segmentation.tiling.predict_tiled`).
+        batch_size : int
+            Tiles per forward pass (each pass runs all members).
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        mean, variance : numpy.ndarray
+            ``(N, K, H, W)`` float32, ``K`` output channels.
+
+        Raises
+        ------
+        ValueError
+            Wrong dimensions, NaN/Inf values or a wrong number of channels.
+        """
+        x = as_images(frames, "frames", ndim=(3, 4), device=self.device)
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        if x.shape[1] != self.network.in_channels:
+            raise ValueError(
+                f"frames: {x.shape[1]} channels, the network expects {self.network.in_channels}"
+            )
+        self.network.eval()
+        x = standardize_frames(x)
+
+        def moments(tile):
+            p = self.member_probabilities(tile)
+            return torch.stack([p.mean(dim=1), p.var(dim=1, unbiased=False)], dim=1)
+
+        out = predict_tiled(
+            moments, x, tile_size, overlap, self.network.size_multiple, batch_size, progress
+        )
+        return (
+            out[:, 0].float().cpu().numpy(),
+            out[:, 1].float().cpu().numpy(),
+        )
+
+    def save(self, path) -> Path:
+        """Write an atomic, self-describing checkpoint (architecture + weights)."""
+        state = {
+            "kind": "pyrolatent.DeepEnsemble",
+            "network": _network_name(self.network),
+            "config": self.network.config(),
+            "multiclass": self.multiclass,
+            "state_dict": self.network.state_dict(),
+        }
+        return save_checkpoint(state, path)
+
+    @classmethod
+    def load(cls, path, device=None) -> DeepEnsemble:
+        """Rebuild an ensemble written by :meth:`save` on ``device`` (device policy)."""
+        state = load_checkpoint(path)
+        if state.get("kind") != "pyrolatent.DeepEnsemble":
+            raise CheckpointError(f"checkpoint {path} does not hold a DeepEnsemble")
+        network = build_network(state["network"], state["config"])
+        network.load_state_dict(state["state_dict"])
+        network.to(resolve_device(device)).eval()
+        return cls(network=network, multiclass=bool(state["multiclass"]))
+
+
+def train_ensemble(
+    images,
+    masks,
+    *,
+    network: str = "dilnet",
+    network_config: dict | None = None,
+    n_members: int = 12,
+    baseline_steps: int = 1000,
+    member_steps: int = 100,
+    patience: int | None = 5,
+    eval_every: int = 50,
+    batch_size: int = 8,
+    patch_size: int = 96,
+    lr: float = 1e-3,
+    multiclass: bool = False,
+    loss: SegmentationLoss | None = None,
+    augmentation: Augmentation | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    checkpoint_dir: str | None = None,
+    device=None,
+    progress: bool = True,
+) -> DeepEnsemble:
+    """Train a baseline network, then ``n_members`` members fine-tuned from it.
+
+    Parameters
+    ----------
+    images : array_like
+        ``(N, H, W)`` or ``(N, C, H, W)`` training frames (raw; standardised per frame).
+    masks : array_like
+        ``(N, H, W)`` binary (> 0 is particle) or class indices with ``multiclass``;
+        ``(N, K, H, W)`` multi-label (e.g. layer 1 / layer 2 for overlaps).
+    network : {"dilnet", "unet"}
+        Architecture.
+    network_config : dict, optional
+        Extra constructor arguments (``filters``, ``depth``, ...); channel counts
+        are set from the data.
+    n_members : int
+        Ensemble size (12 in the paper).
+    baseline_steps, member_steps : int
+        Maximum optimiser steps of the baseline and of each member (``member_steps``
+        much smaller than ``baseline_steps``).
+    patience : int, optional
+        Baseline early stopping on the validation loss, in evaluations.
+    eval_every, batch_size, patch_size, lr, loss, augmentation
+        See :func:`~pyrolatent.segmentation.train.train_network`.
+    multiclass : bool
+        Softmax classes instead of independent sigmoid channels.
+    val_fraction : float
+        Fraction of frames held out for validation (none with a single frame).
+    seed : int
+        Seed of the baseline; members use ``seed + 1, ..., seed + n_members``.
+    checkpoint_dir : str, optional
+        Folder for ``baseline.pt`` and ``ensemble.pt`` checkpoints.
+    device : str or torch.device, optional
+        Resolved through :func:`pyrolatent.device.resolve_device`.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    DeepEnsemble
+    """
+    if n_members < 1:
+        raise ValueError(f"n_members must be >= 1, got {n_members}")
+    dev = resolve_device(device)
+    x, y = prepare_training_data(images, masks, multiclass, dev)
+    if multiclass:
+        n_out = int(y.max()) + 1 if network_config is None else network_config.get(
+            "out_channels", int(y.max()) + 1
+        )
+    else:
+        n_out = y.shape[1]
+    config = dict(network_config or {})
+    config.update({"in_channels": x.shape[1], "out_channels": n_out, "members": 1})
+    torch.manual_seed(seed)
+    baseline = build_network(network, config).to(dev)
+    train_idx, val_idx = validation_split(x.shape[0], val_fraction, seed)
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    describe = {"network": network.lower(), "config": config, "multiclass": multiclass}
+    common = {
+        "multiclass": multiclass,
+        "loss": loss,
+        "batch_size": batch_size,
+        "patch_size": patch_size,
+        "lr": lr,
+        "augmentation": augmentation,
+        "train_index": train_idx,
+        "val_index": val_idx,
+        "eval_every": eval_every,
+        "progress": progress,
+    }
+    history = {
+        "baseline": train_network(
+            baseline,
+            x,
+            y,
+            steps=baseline_steps,
+            patience=patience,
+            seeds=[seed],
+            checkpoint_path=None if ckpt is None else ckpt / "baseline.pt",
+            checkpoint_extra=describe,
+            **common,
+        )
+    }
+    stacked = _replicate(baseline, n_members)
+    if member_steps > 0:
+        member_describe = dict(describe, config=stacked.config())
+        history["members"] = train_network(
+            stacked,
+            x,
+            y,
+            steps=member_steps,
+            patience=None,
+            seeds=[seed + 1 + k for k in range(n_members)],
+            checkpoint_path=None if ckpt is None else ckpt / "members.pt",
+            checkpoint_extra=member_describe,
+            **common,
+        )
+    ensemble = DeepEnsemble(network=stacked.eval(), multiclass=multiclass, history=history)
+    if ckpt is not None:
+        ensemble.save(ckpt / "ensemble.pt")
+    return ensemble

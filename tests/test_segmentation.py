@@ -1,0 +1,213 @@
+"""Unit tests of the segmentation nets, losses, augmentation, tiling, ensemble and locate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage.draw import ellipse
+
+from pyrolatent.infer.checkpoint import CheckpointError
+from pyrolatent.segmentation import (
+    Augmentation,
+    DeepEnsemble,
+    DilNet,
+    SegmentationLoss,
+    UNet,
+    locate,
+    predict_tiled,
+    prepare_training_data,
+    split_members,
+    stack_members,
+)
+
+
+def _randomise(net):
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.3)
+        for mod in net.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.normal_(0, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda m: DilNet(filters=4, members=m),
+        lambda m: UNet(filters=4, depth=2, members=m),
+        lambda m: UNet(filters=4, depth=2, dilated_bottleneck=True, out_channels=2, members=m),
+    ],
+)
+def test_stacked_members_equal_separate_networks(factory):
+    singles = [_randomise(factory(1)) for _ in range(3)]
+    stacked = stack_members(singles).eval()
+    x = torch.randn(2, 1, 32, 32)
+    out = split_members(stacked(x), 3)
+    for k, net in enumerate(singles):
+        torch.testing.assert_close(out[:, k], net(x), atol=1e-5, rtol=1e-5)
+
+
+def test_dilnet_paper_defaults_and_size_checks():
+    net = DilNet()
+    assert net.dilation_rates == (2, 4, 6) and net.n_cascades == 2 and net.size_multiple == 2
+    rates = [m.dilation[0] for m in net.bottleneck.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert rates == [2, 4, 6, 2, 4, 6]
+    with pytest.raises(ValueError, match="multiples of 2"):
+        net(torch.zeros(1, 1, 31, 32))
+    with pytest.raises(ValueError, match="channels"):
+        net(torch.zeros(1, 3, 32, 32))
+
+
+def test_losses_are_small_for_right_and_large_for_wrong_answers():
+    target = (torch.rand(2, 1, 16, 16) > 0.5).float()
+    good = (2 * target - 1) * 8
+    for weights in [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 1)]:
+        loss = SegmentationLoss(*weights)
+        assert float(loss(good, target)) < 0.01
+        assert float(loss(-good, target)) > 0.5
+    classes = torch.randint(0, 3, (2, 16, 16))
+    logits = torch.nn.functional.one_hot(classes, 3).permute(0, 3, 1, 2).float() * 10
+    loss = SegmentationLoss(1, 1, 1, multiclass=True)
+    assert float(loss(logits, classes)) < 0.01
+    assert float(loss(-logits, classes)) > 1.0
+    with pytest.raises(ValueError):
+        SegmentationLoss(0, 0, 0)
+
+
+def test_augmentation_moves_images_and_masks_together():
+    torch.manual_seed(1)
+    img = torch.zeros(16, 1, 32, 32)
+    img[:, :, 4:10, 6:20] = 1.0
+    aug = Augmentation(gaussian_noise=0, contrast=(1, 1), gamma=(1, 1), zoom=(0.9, 1.1))
+    out, mask = aug(img.clone(), img.clone(), generator=torch.Generator().manual_seed(3))
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    # the image content stays registered with the mask
+    agree = ((out > 0.5).float() == mask).float().mean()
+    assert agree > 0.97
+    # and the augmentation did move things
+    assert (mask != img).any()
+
+
+def test_predict_tiled_reassembles_frames_of_any_size():
+    frames = torch.randn(2, 1, 70, 45)
+    # an identity "network" that requires multiples of 8
+    def ident(x):
+        assert x.shape[-1] % 8 == 0 and x.shape[-2] % 8 == 0
+        return x * 2
+
+    for tile in (32, 256):
+        out = predict_tiled(ident, frames, tile_size=tile, overlap=4, size_multiple=8)
+        torch.testing.assert_close(out, frames * 2)
+
+
+def test_ensemble_save_load_roundtrip_and_bad_checkpoint(tmp_path):
+    net = _randomise(DilNet(filters=4, members=3))
+    ens = DeepEnsemble(network=net)
+    frames = np.random.default_rng(0).normal(size=(2, 40, 36)).astype(np.float32)
+    mean, var = ens.predict(frames, tile_size=32, overlap=4)
+    assert mean.shape == (2, 1, 40, 36) and var.shape == mean.shape
+    assert (var >= 0).all() and var.max() > 0
+    path = ens.save(tmp_path / "ens.pt")
+    again = DeepEnsemble.load(path, device="cpu")
+    mean2, var2 = again.predict(frames, tile_size=32, overlap=4)
+    np.testing.assert_allclose(mean, mean2, atol=1e-6)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError):
+        DeepEnsemble.load(path)
+
+
+def test_bad_input_is_refused():
+    ens = DeepEnsemble(network=DilNet(filters=4))
+    nan_frames = np.zeros((2, 32, 32), np.float32)
+    nan_frames[1, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ens.predict(nan_frames)
+    with pytest.raises(ValueError, match="NaN"):
+        locate(nan_frames)
+    with pytest.raises(ValueError, match="does not match"):
+        prepare_training_data(np.zeros((2, 32, 32)), np.zeros((2, 32, 30)), False, "cpu")
+    with pytest.raises(ValueError, match="does not match"):
+        prepare_training_data(np.zeros((2, 32, 32)), np.zeros((3, 32, 32)), False, "cpu")
+    with pytest.raises(ValueError, match="does not match"):
+        locate(np.zeros((2, 32, 32)), uncertainty=np.zeros((2, 32, 31)))
+
+
+def test_locate_empty_frame_gives_empty_table():
+    table = locate(np.zeros((3, 40, 40), np.float32))
+    assert all(len(v) == 0 for v in table.values())
+    assert "orientation" in table and "mean_uncertainty" in table
+
+
+def _ellipse_map(size, centre, axes, angle):
+    """Binary ellipse; ``angle`` CCW-as-displayed from +x to the major axis."""
+    img = np.zeros((size, size), np.float32)
+    # skimage.draw.ellipse rotation is measured from the column axis, clockwise in row/col
+    rr, cc = ellipse(centre[0], centre[1], axes[1], axes[0], shape=img.shape, rotation=angle)
+    img[rr, cc] = 1.0
+    return img
+
+
+def test_locate_recovers_centre_axes_and_orientation():
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        angle = rng.uniform(-math.pi / 2, math.pi / 2)
+        centre = rng.uniform(30, 50, size=2)
+        prob = _ellipse_map(80, centre, (12, 3), angle)[None]
+        unc = np.full_like(prob, 0.25)
+        t = locate(prob, uncertainty=unc)
+        assert len(t["row"]) == 1
+        assert abs(t["row"][0] - centre[0]) < 0.5 and abs(t["col"][0] - centre[1]) < 0.5
+        # major/minor are full axis lengths
+        assert abs(t["major_axis"][0] - 24) < 2 and abs(t["minor_axis"][0] - 6) < 1.5
+        err = abs(np.angle(np.exp(2j * (t["orientation"][0] - angle)))) / 2
+        assert np.rad2deg(err) < 3
+        assert t["mean_uncertainty"][0] == pytest.approx(0.25)
+        assert t["eccentricity"][0] > 0.9
+
+
+def test_locate_orientation_convention_matches_rot90():
+    # a horizontal bar (along +x) rotated by rot90 (CCW as displayed) points along +y-up
+    bar = np.zeros((41, 41), np.float32)
+    bar[19:22, 8:33] = 1
+    horiz = locate(bar[None])["orientation"][0]
+    vert = locate(np.rot90(bar).copy()[None])["orientation"][0]
+    assert abs(horiz) < 1e-6
+    assert abs(abs(vert) - math.pi / 2) < 1e-6
+    diag = _ellipse_map(61, (30, 30), (15, 3), math.pi / 4)
+    # the +45 degree axis goes up and to the right: top-right pixels are set
+    assert diag[20, 40] == 1 and diag[20, 20] == 0
+    assert abs(locate(diag[None])["orientation"][0] - math.pi / 4) < 0.05
+
+
+def test_watershed_splits_touching_disks_and_filters():
+    img = np.zeros((60, 80), np.float32)
+    yy, xx = np.mgrid[:60, :80]
+    for c in [(30, 25), (30, 39)]:  # radius 8, centres 14 px apart: they touch
+        img[(yy - c[0]) ** 2 + (xx - c[1]) ** 2 <= 64] = 1
+    img[5:7, 70:72] = 1  # a 4-pixel speck
+    img[28:33, 76:80] = 1  # a particle at the right edge
+    plain = locate(img[None], min_area=10)
+    assert len(plain["row"]) == 2  # the touching pair is one region, the speck filtered
+    split = locate(img[None], watershed=True, min_distance=5, min_area=10)
+    assert len(split["row"]) == 3
+    pair = np.sort(split["col"][split["col"] < 60])
+    np.testing.assert_allclose(pair, [25, 39], atol=1.0)
+    inner = locate(img[None], watershed=True, min_distance=5, min_area=10, border_margin=5)
+    assert len(inner["row"]) == 2
+    assert len(locate(img[None], min_area=0)["row"]) == 3
+
+
+def test_locate_multichannel_gives_one_table_per_channel():
+    prob = np.zeros((2, 2, 40, 40), np.float32)
+    prob[0, 0, 5:10, 5:20] = 1
+    prob[1, 1, 20:30, 20:25] = 1
+    prob[1, 1, 2:6, 30:38] = 1
+    tables = locate(prob, min_area=3, first_frame=10)
+    assert isinstance(tables, list) and len(tables) == 2
+    assert tables[0]["frame"].tolist() == [10]
+    assert sorted(tables[1]["frame"].tolist()) == [11, 11]
