@@ -39,6 +39,7 @@ import pyro.distributions as dist
 import torch
 from tqdm.auto import tqdm
 
+from ..commonlines.features import rotation_invariant_features
 from ..device import resolve_device
 from ..primitives.grids import pixel_grid
 from ..primitives.warp import warp_images
@@ -154,27 +155,96 @@ def _rotated_models(averages, angles, pixels, floor):
     return rotated.reshape(k * r, size * size)[:, pixels].clamp_min(floor)
 
 
-def _e_step(counts, fluence, log_w, w_sum, log_prior, beta):
-    """Exact posterior over (class, rotation) of a batch; returns (post (B, KR), loglik (B,))."""
+def _e_step(counts, fluence, log_w, w_sum, log_prior, beta, fixed=None):
+    """Exact posterior over (class, rotation) of a batch; returns (post (B, KR), loglik (B,)).
+
+    ``fixed = (class_of_column (KR,), class_of_frame (B,))`` restricts every frame
+    to one class (the alignment-only start).
+    """
     log_like = counts @ log_w.t() - fluence[:, None] * w_sum[None, :]
     log_joint = beta * log_like + log_prior[None, :]
+    if fixed is not None:
+        allowed = fixed[0][None, :] == fixed[1][:, None]
+        log_joint = log_joint.masked_fill(~allowed, -math.inf)
     log_norm = torch.logsumexp(log_joint, dim=1, keepdim=True)
     return torch.exp(log_joint - log_norm), log_norm.squeeze(1)
 
 
-def _initial_averages(frames, index, pixels, size, n_classes, region, generator, device):
-    """Seed each class with a different random frame, blurred and mixed with the mean."""
-    total = torch.zeros(size * size, device=device)
-    count = 0
-    for _, counts in _frame_batches(frames, index, pixels, 4096, device):
-        total[pixels] += counts.sum(0)
-        count += counts.shape[0]
-    mean = (total / count).reshape(size, size)
-    pick = index[torch.randperm(len(index), generator=generator)[:n_classes].numpy()]
-    blurred = _seed_images(frames, pick, device)
-    scale = mean.sum() / blurred.sum(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-    init = 0.5 * mean + 0.5 * blurred * scale
-    return init * region
+def _kmeans(x: torch.Tensor, k: int, generator, n_init: int = 5, n_iter: int = 50):
+    """Plain k-means with k-means++ seeding; returns the labels of the best of ``n_init``."""
+    best_labels, best_inertia = None, math.inf
+    for _ in range(n_init):
+        first = int(torch.randint(x.shape[0], (1,), generator=generator))
+        centres = x[first : first + 1]
+        for _ in range(1, k):
+            d2 = torch.cdist(x, centres).amin(dim=1) ** 2
+            probs = (d2 / d2.sum().clamp_min(1e-30)).cpu()
+            nxt = int(torch.multinomial(probs + 1e-30, 1, generator=generator))
+            centres = torch.cat([centres, x[nxt : nxt + 1]])
+        for _ in range(n_iter):
+            labels = torch.cdist(x, centres).argmin(dim=1)
+            new = torch.stack(
+                [
+                    x[labels == j].mean(0) if bool((labels == j).any()) else centres[j]
+                    for j in range(k)
+                ]
+            )
+            if torch.allclose(new, centres):
+                break
+            centres = new
+        inertia = float((torch.cdist(x, centres).amin(dim=1) ** 2).sum())
+        if inertia < best_inertia:
+            best_labels, best_inertia = labels, inertia
+    return best_labels
+
+
+def _frame_features(counts_full: torch.Tensor, region: torch.Tensor, max_harmonic: int):
+    """Rotation-invariant low-harmonic features of sparse frames ``(B, S, S)``."""
+    width = max(3, (counts_full.shape[-1] // 13) | 1)  # 3 px at 33^2, 5 px at 65^2
+    blurred = torch.nn.functional.avg_pool2d(
+        counts_full.unsqueeze(1), width, stride=1, padding=width // 2, count_include_pad=False
+    ).squeeze(1)
+    feats = rotation_invariant_features(
+        blurred * region, mask_radius=1.0, max_harmonic=max_harmonic, device=counts_full.device
+    )
+    return feats / counts_full.sum(dim=(1, 2)).clamp_min(1).unsqueeze(1)
+
+
+def _initial_averages(frames, index, size, n_classes, region, generator, device):
+    """Cluster frames by rotation-invariant features, then seed each class from its medoid.
+
+    Features: ``|FFT|`` along the azimuth (harmonics 0, 2, 4) of the blurred
+    frames, per photon (:func:`~pyrolatent.commonlines.rotation_invariant_features`),
+    standardised; k-means++ groups them. Class ``k`` starts as the blurred frame
+    nearest its cluster centre, mixed half and half with the cluster's mean
+    frame. Returns the averages, the cluster fractions and the cluster labels.
+    """
+    region_f = region.float()
+    feats, sums = [], []
+    for start in range(0, len(index), 4096):
+        rows = index[start : start + 4096]
+        raw = frames[torch.as_tensor(rows)] if isinstance(frames, torch.Tensor) else frames[rows]
+        full = as_tensor(raw, name="frames", device=device) * region_f
+        feats.append(_frame_features(full, region_f, max_harmonic=4))
+        sums.append(full)
+    x = torch.cat(feats)
+    x = torch.log(x + 1e-3 * x.mean(0).clamp_min(1e-12))
+    x = (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
+    labels = _kmeans(x, n_classes, generator)
+    frames_f = torch.cat(sums)
+    averages, fractions = [], []
+    for j in range(n_classes):
+        members = (labels == j).nonzero().squeeze(1)
+        if members.numel() == 0:
+            members = torch.randint(len(index), (1,), generator=generator).to(device)
+        centre = x[members].mean(0, keepdim=True)
+        medoid = members[torch.cdist(x[members], centre).argmin()]
+        mean = frames_f[members].mean(0)
+        seed = _seed_images(frames, index[[int(medoid)]], device)[0] * region_f
+        scale = mean.sum() / seed.sum().clamp_min(1e-12)
+        averages.append(0.5 * mean + 0.5 * seed * scale)
+        fractions.append(members.numel() / len(index))
+    return torch.stack(averages) * region_f, torch.tensor(fractions, device=device), labels
 
 
 def _split_into_empty_classes(averages, class_mass, region, threshold, generator):
@@ -221,6 +291,8 @@ def classify2d(
     learn_class_prior: bool = True,
     init_averages=None,
     subset=None,
+    n_init: int = 3,
+    n_align_iterations: int = 5,
     min_class_fraction: float = 0.1,
     reseed_fraction: float = 0.5,
     batch_size: int = 1024,
@@ -254,10 +326,20 @@ def classify2d(
     learn_class_prior : bool
         Update the class weights ``pi``; otherwise they stay uniform.
     init_averages : array_like, optional
-        ``(K, S, S)`` starting averages; default: random frames, blurred and
-        mixed with the mean frame.
+        ``(K, S, S)`` starting averages. Default: k-means++ of rotation-invariant
+        features of the frames, each class seeded from its cluster's medoid
+        frame (blurred) mixed with the cluster mean; the class weights start
+        at the cluster fractions.
     subset : array_like of int, optional
         Classify only ``frames[subset]`` (used by :func:`bootstrap_classify2d`).
+    n_init : int
+        Independent initialisations (seeds ``seed, seed + 1, ...``); the run
+        with the highest final log-likelihood is returned. Ignored when
+        ``init_averages`` is given.
+    n_align_iterations : int
+        With the default initialisation, the first iterations keep every frame
+        in its k-means cluster and align rotations only, so that each class
+        average is built from its own frames before classes compete.
     min_class_fraction : float
         A class holding less than ``min_class_fraction / K`` of the frames is
         refilled by splitting the most populated class in two (the usual cure
@@ -291,15 +373,64 @@ def classify2d(
         raise ValueError("n_iterations and batch_size must be >= 1")
     if beta <= 0:
         raise ValueError(f"beta must be positive, got {beta}")
+    if n_init < 1:
+        raise ValueError(f"n_init must be >= 1, got {n_init}")
     region = _region(size, mask, device)
     pixels = region.reshape(-1).nonzero().squeeze(1)
     angles = rotation_angles(n_rotations, friedel, device)
-    generator = torch.Generator().manual_seed(seed)
 
+    best = None
+    n_runs = n_init if init_averages is None else 1
+    for run in range(n_runs):
+        result = _em(
+            frames, index, n_classes, size, region, pixels, angles,
+            init_averages=init_averages,
+            generator=torch.Generator().manual_seed(seed + run),
+            n_iterations=n_iterations,
+            n_align_iterations=n_align_iterations,
+            beta=beta,
+            learn_class_prior=learn_class_prior,
+            min_class_fraction=min_class_fraction,
+            reseed_fraction=reseed_fraction,
+            batch_size=batch_size,
+            progress=progress,
+            device=device,
+        )  # fmt: skip
+        if best is None or result.log_likelihood[-1] > best.log_likelihood[-1]:
+            best = result
+    return best
+
+
+def _em(
+    frames,
+    index,
+    n_classes,
+    size,
+    region,
+    pixels,
+    angles,
+    init_averages,
+    generator,
+    n_iterations,
+    n_align_iterations,
+    beta,
+    learn_class_prior,
+    min_class_fraction,
+    reseed_fraction,
+    batch_size,
+    progress,
+    device,
+) -> Classify2DResult:
+    """One EM run of :func:`classify2d` from one initialisation."""
+    n_rotations = angles.shape[0]
+    log_prior_class = torch.full((n_classes,), -math.log(n_classes), device=device)
+    init_labels = None
     if init_averages is None:
-        averages = _initial_averages(
-            frames, index, pixels, size, n_classes, region, generator, device
+        averages, fractions, init_labels = _initial_averages(
+            frames, index, size, n_classes, region, generator, device
         )
+        if learn_class_prior:
+            log_prior_class = torch.log(fractions.clamp_min(1.0 / (10 * len(index))))
     else:
         averages = as_tensor(init_averages, name="init_averages", device=device)
         if tuple(averages.shape) != (n_classes, size, size):
@@ -314,13 +445,13 @@ def classify2d(
     for start, counts in _frame_batches(frames, index, pixels, batch_size, device):
         photons[start : start + counts.shape[0]] = counts.sum(1)
     fluence = photons / photons.mean().clamp_min(1e-12)
-    log_prior_class = torch.full((n_classes,), -math.log(n_classes), device=device)
 
     # un-rotated detector region for every angle: the denominator's geometry
     region_f = region.float().expand(n_rotations, size, size)
     back_mask = warp_images(region_f, angle=-angles)  # (R, S, S)
     history = []
     reseed_until = int(reseed_fraction * n_iterations)
+    class_of_column = torch.arange(n_classes, device=device).repeat_interleave(n_rotations)
     bar = tqdm(range(n_iterations + 1), desc="classify2d", disable=not progress, leave=False)
     for iteration in bar:
         final = iteration == n_iterations
@@ -338,7 +469,10 @@ def classify2d(
         for start, counts in _frame_batches(frames, index, pixels, batch_size, device):
             stop = start + counts.shape[0]
             phi = fluence[start:stop]
-            post, log_norm = _e_step(counts, phi, log_w, w_sum, log_prior, beta)
+            fixed = None
+            if init_labels is not None and iteration < n_align_iterations:
+                fixed = (class_of_column, init_labels[start:stop])
+            post, log_norm = _e_step(counts, phi, log_w, w_sum, log_prior, beta, fixed)
             total_ll += float(log_norm.sum())
             if final:
                 post_kr = post.reshape(-1, n_classes, n_rotations)
@@ -400,6 +534,7 @@ def bootstrap_classify2d(
     friedel: bool = True,
     beta: float = 1.0,
     learn_class_prior: bool = True,
+    n_init: int = 3,
     batch_size: int = 1024,
     seed: int = 0,
     progress: bool = True,
@@ -437,6 +572,7 @@ def bootstrap_classify2d(
                 friedel=friedel,
                 beta=beta,
                 learn_class_prior=learn_class_prior,
+                n_init=n_init,
                 subset=subset,
                 batch_size=batch_size,
                 seed=seed + run,
