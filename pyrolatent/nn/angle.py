@@ -426,15 +426,17 @@ def fit_stereo_pairs(
     renderer : PartnerRenderer, optional
         Method 2's generation head (created when omitted); trained jointly.
     epochs, batch_size, lr
-        Adam optimisation over shuffled mini-batches of pairs.
+        Adam over shuffled mini-batches of pairs; the learning rate decays
+        from ``lr`` to ``lr / 20`` on a cosine schedule.
     rotate_pairs : bool
         Augment 2D pairs by turning both images by the same random angle,
         which keeps ``delta`` (and needs no label).
     spread_weight : float
-        Weight of ``|mean of the batch's phase vectors|^2``. Particles at
-        random orientations have phases spread over the circle, and this term
-        keeps the network from settling on a constant output (a local minimum
-        of the pair loss when the offsets are small). Set 0 for data whose
+        Weight of ``max(0, |mean of the batch's phase vectors|^2 - 1/4)``.
+        Particles at random orientations have phases spread over the circle;
+        this hinge only acts when the outputs bunch together, and keeps the
+        network from settling on a constant output (a local minimum of the
+        pair loss when the offsets are small). Set 0 for data whose
         orientations are strongly concentrated.
     seed : int, optional
         Seed for the weights' data order and augmentation.
@@ -469,6 +471,10 @@ def fit_stereo_pairs(
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
     params = list(net.parameters()) + (list(renderer.parameters()) if renderer is not None else [])
     optimizer = torch.optim.Adam(params, lr=lr)
+    steps_per_epoch = -(-a.shape[0] // batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=epochs * steps_per_epoch, eta_min=lr / 20
+    )
     history = []
     net.train()
     start = time.perf_counter()
@@ -496,11 +502,15 @@ def fit_stereo_pairs(
                     + F.mse_loss(renderer(xb, theta_b), xb)
                 ) / 4
             if spread_weight > 0:
-                spread = ua.mean(0).pow(2).sum() + ub.mean(0).pow(2).sum()
+                # a hinge: no pull once the batch's phases are spread (|mean| < 1/2)
+                spread = F.relu(ua.mean(0).pow(2).sum() - 0.25) + F.relu(
+                    ub.mean(0).pow(2).sum() - 0.25
+                )
                 loss = loss + spread_weight * spread
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            schedule.step()
             total += loss.item() * idx.shape[0]
             count += idx.shape[0]
         history.append(total / count)
