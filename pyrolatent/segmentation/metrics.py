@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["pixel_iou", "match_particles", "detection_scores", "axis_angle_error", "link_recall"]
+__all__ = [
+    "pixel_iou",
+    "match_particles",
+    "detection_scores",
+    "axis_angle_error",
+    "link_recall",
+    "away_from_border",
+]
 
 
 def pixel_iou(predicted, truth) -> float:
@@ -98,3 +105,15 @@ def link_recall(trajectories: dict, truth: dict, max_distance: float = 3.0) -> f
         if (f, i) in track_of and track_of.get((f + 1, i), -1) == track_of[(f, i)]
     )
     return hits / len(links)
+
+
+def away_from_border(table: dict, shape: tuple[int, int], margin: float) -> dict:
+    """Rows of ``table`` whose centre lies at least ``margin`` pixels inside a frame of ``shape``.
+
+    Used to score detections without particles cut by the frame edge, whose
+    visible centroid differs from their true centre.
+    """
+    h, w = shape
+    r, c = np.asarray(table["row"]), np.asarray(table["col"])
+    keep = (r >= margin) & (c >= margin) & (r <= h - 1 - margin) & (c <= w - 1 - margin)
+    return {k: np.asarray(v)[keep] for k, v in table.items()}
