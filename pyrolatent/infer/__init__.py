@@ -1,1 +1,17 @@
-"""pyrolatent.infer."""
+"""Inference: the shared SVI Trainer, callbacks, checkpoints and DDP helpers."""
+
+from .callbacks import BetaSchedule, Callback, EarlyStopping
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .scaling import LatentScaleMessenger
+from .trainer import Trainer
+
+__all__ = [
+    "BetaSchedule",
+    "Callback",
+    "CheckpointError",
+    "EarlyStopping",
+    "LatentScaleMessenger",
+    "Trainer",
+    "load_checkpoint",
+    "save_checkpoint",
+]

@@ -1,0 +1,89 @@
+"""Amortised variational posteriors of the pose sites (angle, offset, scale).
+
+* angle: :class:`~pyrolatent.distributions.ProjectedNormalAngle` (circular,
+  reparameterised) whose concentration vector the encoder emits;
+* offset: diagonal Normal, pixels;
+* scale: LogNormal.
+"""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..distributions import ProjectedNormalAngle
+from ..models.pose import ANGLE, OFFSET, SCALE, parse_invariances
+
+__all__ = ["PoseHeads"]
+
+
+class PoseHeads(nn.Module):
+    """Linear heads from encoder features to pose posteriors.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the encoder features.
+    invariances : iterable of str
+    offset_prior_scale : float
+        Pixels; sets the natural unit of the offset head.
+    angle_symmetry : int
+        Rotational symmetry order n of the objects: the angle posterior lives
+        on ``[-pi/n, pi/n)`` and the encoder predicts the direction of
+        ``n * angle``, which is a continuous function of the image.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        invariances,
+        offset_prior_scale: float = 2.0,
+        angle_symmetry: int = 1,
+    ):
+        super().__init__()
+        self.invariances = parse_invariances(invariances)
+        self.offset_unit = float(offset_prior_scale)
+        self.angle_symmetry = int(angle_symmetry)
+        if "rotation" in self.invariances:
+            self.angle = nn.Linear(in_features, 2)
+        if "translation" in self.invariances:
+            self.offset = nn.Linear(in_features, 4)
+        if "scale" in self.invariances:
+            self.scale = nn.Linear(in_features, 2)
+
+    def posteriors(self, h: torch.Tensor) -> dict[str, dist.Distribution]:
+        """Posterior distributions of the active pose sites, batch ``(B,)``."""
+        out = {}
+        if "rotation" in self.invariances:
+            out[ANGLE] = ProjectedNormalAngle(self.angle(h), symmetry=self.angle_symmetry)
+        if "translation" in self.invariances:
+            loc, raw = self.offset(h).chunk(2, dim=-1)
+            out[OFFSET] = dist.Normal(
+                loc * self.offset_unit, F.softplus(raw) * self.offset_unit + 1e-4
+            ).to_event(1)
+        if "scale" in self.invariances:
+            loc, raw = self.scale(h).unbind(-1)
+            out[SCALE] = dist.LogNormal(0.1 * loc, 0.1 * F.softplus(raw) + 1e-4)
+        return out
+
+    def sample(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Sample every active pose site; call inside the data plate."""
+        return {name: pyro.sample(name, d) for name, d in self.posteriors(h).items()}
+
+    @staticmethod
+    def summary(posteriors: dict[str, dist.Distribution]) -> dict[str, dict[str, torch.Tensor]]:
+        """``loc``/``scale`` of each pose posterior (angle in radians, offset in pixels)."""
+        out = {}
+        if ANGLE in posteriors:
+            d = posteriors[ANGLE]
+            out[ANGLE] = {"loc": d.mean_direction, "scale": d.circular_scale}
+        if OFFSET in posteriors:
+            base = posteriors[OFFSET].base_dist
+            out[OFFSET] = {"loc": base.loc, "scale": base.scale}
+        if SCALE in posteriors:
+            d = posteriors[SCALE]
+            out[SCALE] = {"loc": d.loc.exp(), "scale": d.scale}
+        return out

@@ -1,0 +1,485 @@
+"""The rotationally invariant variational autoencoder (rVAE).
+
+Generative model, for each image ``x_i`` (``H x W`` pixels)::
+
+    z_i      ~ z_prior                       (content, default Normal(0, I))
+    angle_i  ~ angle_prior                   (radians, default uniform on the circle)
+    offset_i ~ offset_prior                  ((dx, dy) pixels, default Normal(0, s))
+    scale_i  ~ scale_prior                   (only with the "scale" invariance)
+    x_i      ~ likelihood(decoder(z_i, angle_i, offset_i, scale_i))
+
+Site names are the constants :data:`Z`, :data:`ANGLE`, :data:`OFFSET`,
+:data:`SCALE` and :data:`OBS`; the plate is ``"data"``. :class:`RVAEModel` and
+:class:`~pyrolatent.guides.rvae.RVAEGuide` are plain ``PyroModule`` objects
+that any Pyro inference runs unchanged; :class:`RVAE` is the user-facing
+wrapper with ``fit``, ``encode``, ``decode``, ``reconstruct``, ``manifold``,
+``save`` and ``load``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule
+
+from ..device import resolve_device
+from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..nn.decoders import make_decoder
+from ..validation import as_images, as_tensor
+from .likelihoods import make_likelihood
+from .pose import ANGLE, OFFSET, SCALE, PosePrior, expand_prior, parse_invariances
+
+__all__ = ["Z", "ANGLE", "OFFSET", "SCALE", "OBS", "RVAEModel", "RVAE"]
+
+Z = "z"
+OBS = "obs"
+
+
+class RVAEModel(PyroModule):
+    """p(x, z, pose) of the rVAE.
+
+    Parameters
+    ----------
+    image_size : (int, int)
+        ``(H, W)`` of the images.
+    latent_dim : int
+        Dimension of the content latent ``z``.
+    invariances : iterable of {"rotation", "translation", "scale"}
+        Pose sites to infer (``"r"``, ``"t"``, ``"s"`` accepted).
+    decoder : {"spatial", "warp"}
+        Coordinate MLP or canonical image + differentiable warp.
+    likelihood : {"bernoulli", "gaussian", "poisson"}
+    hidden : sequence of int
+        Decoder widths.
+    activation : str
+    angle_prior, offset_prior, scale_prior, z_prior : Distribution or callable, optional
+        Custom priors: a Pyro distribution with batch shape ``()`` (``z_prior``
+        with event shape ``(latent_dim,)``, ``offset_prior`` ``(2,)``) or a
+        callable ``n -> Distribution`` with batch shape ``(n,)``.
+    offset_prior_scale : float
+        Pixels; standard deviation of the default offset prior.
+    sigma, learn_sigma
+        Gaussian likelihood noise (image units) and whether it is learned.
+    """
+
+    def __init__(
+        self,
+        image_size: tuple[int, int],
+        latent_dim: int = 2,
+        invariances=("rotation", "translation"),
+        decoder: str = "spatial",
+        likelihood: str = "bernoulli",
+        hidden: Sequence[int] = (128, 128),
+        activation: str = "tanh",
+        angle_prior=None,
+        offset_prior=None,
+        scale_prior=None,
+        z_prior=None,
+        offset_prior_scale: float = 2.0,
+        sigma: float = 0.1,
+        learn_sigma: bool = False,
+    ):
+        super().__init__()
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        self.image_size = tuple(int(s) for s in image_size)
+        if len(self.image_size) != 2 or min(self.image_size) < 2:
+            raise ValueError(f"image_size must be (H, W) with H, W >= 2, got {image_size}")
+        self.latent_dim = latent_dim
+        self.invariances = parse_invariances(invariances)
+        self.likelihood = make_likelihood(likelihood, sigma=sigma, learn_sigma=learn_sigma)
+        self.decoder = make_decoder(
+            decoder, self.image_size, latent_dim, hidden, activation, self.likelihood.link
+        )
+        self.pose_prior = PosePrior(
+            self.invariances, angle_prior, offset_prior, scale_prior, offset_prior_scale
+        )
+        self.z_prior = z_prior
+        self.register_buffer("_zero", torch.tensor(0.0))
+
+    def z_dist(self, n: int) -> dist.Distribution:
+        """Prior of the content latent, batch ``(n,)``, event ``(latent_dim,)``."""
+        if self.z_prior is None:
+            loc = self._zero.expand(n, self.latent_dim)
+            return dist.Normal(loc, torch.ones_like(loc)).to_event(1)
+        return expand_prior(self.z_prior, n, (self.latent_dim,), Z)
+
+    def render(self, z, angle=None, offset=None, scale=None) -> torch.Tensor:
+        """Mean images ``(B, H, W)`` for codes and poses."""
+        return self.decoder(z, angle=angle, offset=offset, scale=scale)
+
+    def forward(self, x: torch.Tensor | None = None, num_items: int | None = None):
+        """Run the generative model on images ``x (B, H, W)`` (or sample ``num_items``)."""
+        if x is None and num_items is None:
+            raise ValueError("give images x or num_items")
+        n = x.shape[0] if x is not None else num_items
+        with pyro.plate("data", n):
+            z = pyro.sample(Z, self.z_dist(n))
+            pose = self.pose_prior.sample(n)
+            mean = self.render(z, **pose)
+            return pyro.sample(OBS, self.likelihood.dist(mean), obs=x)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+class RVAE:
+    """User-facing rotationally invariant VAE: model + guide + fitting and analysis.
+
+    Parameters
+    ----------
+    image_size : (int, int)
+    latent_dim : int
+    invariances : iterable of str
+        Any of ``"rotation"``, ``"translation"``, ``"scale"``.
+    decoder : {"spatial", "warp"}
+    likelihood : {"bernoulli", "gaussian", "poisson"}
+    hidden : sequence of int
+        Widths of the encoder and decoder MLPs (the papers: ``(128, 128)``).
+    activation : str
+    encoder : {"mlp", "conv"}
+    angle_prior, offset_prior, scale_prior, z_prior : optional
+        Custom priors, see :class:`RVAEModel`.
+    offset_prior_scale : float, optional
+        Pixels; default ``0.05 * max(H, W)``.
+    angle_symmetry : int
+        Rotational symmetry order n of the objects, when known: the encoded
+        angle is then defined modulo ``2 pi / n`` (in ``[-pi/n, pi/n)``).
+    sigma, learn_sigma
+        Gaussian likelihood options.
+    device : str or torch.device, optional
+    seed : int
+        Seeds parameter initialisation and training.
+
+    Examples
+    --------
+    >>> rvae = RVAE((48, 48), latent_dim=2)                     # doctest: +SKIP
+    >>> rvae.fit(images, epochs=100)                           # doctest: +SKIP
+    >>> enc = rvae.encode(images); enc["angle"]["loc"]          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        image_size: tuple[int, int],
+        latent_dim: int = 2,
+        invariances=("rotation", "translation"),
+        decoder: str = "spatial",
+        likelihood: str = "bernoulli",
+        hidden: Sequence[int] = (128, 128),
+        activation: str = "tanh",
+        encoder: str = "mlp",
+        angle_prior=None,
+        offset_prior=None,
+        scale_prior=None,
+        z_prior=None,
+        offset_prior_scale: float | None = None,
+        angle_symmetry: int = 1,
+        sigma: float = 0.1,
+        learn_sigma: bool = False,
+        device=None,
+        seed: int = 0,
+    ):
+        image_size = tuple(int(s) for s in image_size)
+        if offset_prior_scale is None:
+            offset_prior_scale = 0.05 * max(image_size)
+        self.config = {
+            "image_size": list(image_size),
+            "latent_dim": int(latent_dim),
+            "invariances": list(parse_invariances(invariances)),
+            "decoder": decoder,
+            "likelihood": likelihood,
+            "hidden": [int(h) for h in hidden],
+            "activation": activation,
+            "encoder": encoder,
+            "offset_prior_scale": float(offset_prior_scale),
+            "angle_symmetry": int(angle_symmetry),
+            "sigma": float(sigma),
+            "learn_sigma": bool(learn_sigma),
+            "seed": int(seed),
+        }
+        self.custom_priors = [
+            name
+            for name, p in (
+                ("angle_prior", angle_prior),
+                ("offset_prior", offset_prior),
+                ("scale_prior", scale_prior),
+                ("z_prior", z_prior),
+            )
+            if p is not None
+        ]
+        self.device = resolve_device(device)
+        torch.manual_seed(seed)
+        from ..guides.rvae import RVAEGuide
+
+        self.model = RVAEModel(
+            image_size,
+            latent_dim,
+            invariances,
+            decoder,
+            likelihood,
+            hidden,
+            activation,
+            angle_prior=angle_prior,
+            offset_prior=offset_prior,
+            scale_prior=scale_prior,
+            z_prior=z_prior,
+            offset_prior_scale=offset_prior_scale,
+            sigma=sigma,
+            learn_sigma=learn_sigma,
+        ).to(self.device)
+        self.guide = RVAEGuide(
+            image_size,
+            latent_dim,
+            invariances,
+            hidden,
+            activation,
+            encoder,
+            offset_prior_scale,
+            angle_symmetry,
+        ).to(self.device)
+        self.trainer = None
+
+    # ----------------------------------------------------------------- input
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(self.config["image_size"])
+
+    def _images(self, images, name: str = "images") -> torch.Tensor:
+        x = as_images(images, name=name, shape=self.image_size, device=self.device)
+        self.model.likelihood.check(x, name)
+        return x
+
+    # ------------------------------------------------------------------- fit
+    def fit(
+        self,
+        images,
+        epochs: int = 100,
+        batch_size: int = 100,
+        lr: float = 1e-3,
+        val_images=None,
+        callbacks=(),
+        checkpoint_path=None,
+        loss=None,
+        quiet: bool = False,
+    ) -> dict:
+        """Fit by SVI with the shared :class:`~pyrolatent.infer.Trainer`.
+
+        Parameters
+        ----------
+        images : array_like
+            ``(N, H, W)``.
+        epochs, batch_size, lr
+            Training length, mini-batch size and Adam learning rate.
+        val_images : array_like, optional
+            Held-out images for ``val_loss``.
+        callbacks : sequence
+            Trainer callbacks (beta schedule, early stopping).
+        checkpoint_path : path-like, optional
+            Checkpoint written every epoch; an interrupted fit resumes from it.
+        loss : pyro.infer.ELBO, optional
+            Defaults to ``Trace_ELBO``.
+        quiet : bool
+            Hide the progress bar.
+
+        Returns
+        -------
+        dict
+            The training history.
+        """
+        from ..infer.trainer import Trainer
+
+        x = self._images(images)
+        val = self._images(val_images, "val_images") if val_images is not None else None
+        if self.trainer is None:
+            self.trainer = Trainer(
+                self.model,
+                self.guide,
+                loss=loss,
+                lr=lr,
+                seed=self.config["seed"],
+                device=self.device,
+                callbacks=callbacks,
+                checkpoint_path=checkpoint_path,
+                quiet=quiet,
+            )
+        return self.trainer.fit(x, epochs=epochs, batch_size=batch_size, val_data=val)
+
+    @property
+    def history(self) -> dict:
+        return self.trainer.history if self.trainer is not None else {}
+
+    # -------------------------------------------------------------- analysis
+    @torch.no_grad()
+    def encode(self, images, batch_size: int = 1024) -> dict[str, dict[str, np.ndarray]]:
+        """Posterior location and spread of every latent.
+
+        Returns
+        -------
+        dict
+            ``{"z": {"loc": (N, D), "scale": (N, D)}, "angle": {"loc": (N,), "scale": (N,)},
+            "offset": {"loc": (N, 2), "scale": (N, 2)}, ...}``; angles in radians
+            (``loc`` in ``(-pi, pi]``), offsets ``(dx, dy)`` in pixels.
+        """
+        from ..guides.pose import PoseHeads
+
+        x = self._images(images)
+        was_training = self.guide.training
+        self.guide.eval()
+        parts = []
+        for start in range(0, x.shape[0], batch_size):
+            posts = self.guide.posteriors(x[start : start + batch_size])
+            out = PoseHeads.summary(posts)
+            out[Z] = {"loc": posts[Z].base_dist.loc, "scale": posts[Z].base_dist.scale}
+            parts.append(out)
+        self.guide.train(was_training)
+        return {
+            site: {k: _numpy(torch.cat([p[site][k] for p in parts])) for k in parts[0][site]}
+            for site in parts[0]
+        }
+
+    @torch.no_grad()
+    def decode(self, z, angle=None, offset=None, scale=None) -> np.ndarray:
+        """Mean images for content codes and optional per-sample poses.
+
+        Parameters
+        ----------
+        z : array_like
+            ``(B, latent_dim)``.
+        angle : array_like, optional
+            ``(B,)`` radians (or a scalar for all).
+        offset : array_like, optional
+            ``(B, 2)`` pixels (or ``(2,)`` for all).
+        scale : array_like, optional
+            ``(B,)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(B, H, W)`` in mean space (probabilities, intensities or rates).
+        """
+        zt = as_tensor(z, "z", device=self.device)
+        if zt.dim() == 1:
+            zt = zt.unsqueeze(0)
+        if zt.dim() != 2 or zt.shape[1] != self.config["latent_dim"]:
+            raise ValueError(
+                f"z: expected shape (B, {self.config['latent_dim']}), got {tuple(zt.shape)}"
+            )
+        b = zt.shape[0]
+
+        def pose(value, name, tail):
+            if value is None:
+                return None
+            t = as_tensor(value, name, device=self.device)
+            if t.dim() == len(tail):
+                t = t.expand(b, *tail)
+            if tuple(t.shape) != (b, *tail):
+                raise ValueError(f"{name}: expected shape {(b, *tail)}, got {tuple(t.shape)}")
+            return t
+
+        return _numpy(
+            self.model.render(
+                zt, pose(angle, "angle", ()), pose(offset, "offset", (2,)), pose(scale, "scale", ())
+            )
+        )
+
+    def reconstruct(self, images, batch_size: int = 1024) -> np.ndarray:
+        """Decode each image at its posterior-mean code and pose, ``(N, H, W)``."""
+        enc = self.encode(images, batch_size=batch_size)
+        return self.decode(
+            enc[Z]["loc"],
+            angle=enc[ANGLE]["loc"] if ANGLE in enc else None,
+            offset=enc[OFFSET]["loc"] if OFFSET in enc else None,
+            scale=enc[SCALE]["loc"] if SCALE in enc else None,
+        )
+
+    def manifold(
+        self,
+        grid_size: int = 8,
+        z_range: tuple[float, float] = (-2.0, 2.0),
+        dims: tuple[int, int] = (0, 1),
+        fixed: Sequence[float] | None = None,
+    ) -> np.ndarray:
+        """Decode a regular grid of content codes (pose = identity).
+
+        Parameters
+        ----------
+        grid_size : int
+            Points per axis.
+        z_range : (float, float)
+            Range of each varied latent.
+        dims : (int, int)
+            Which latent dimensions vary along rows and columns; for a 1-D
+            latent both must be 0 and only one axis varies.
+        fixed : sequence of float, optional
+            Values of the other latent dimensions (default 0).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(grid_size, grid_size, H, W)``; row ``i`` has ``z[dims[0]]`` from
+            high to low, column ``j`` has ``z[dims[1]]`` from low to high.
+        """
+        d = self.config["latent_dim"]
+        base = np.zeros(d, dtype=np.float32) if fixed is None else np.asarray(fixed, np.float32)
+        vals = np.linspace(z_range[0], z_range[1], grid_size, dtype=np.float32)
+        codes = np.tile(base, (grid_size, grid_size, 1))
+        for i in range(grid_size):
+            for j in range(grid_size):
+                if d > 1:
+                    codes[i, j, dims[0]] = vals[::-1][i]
+                    codes[i, j, dims[1]] = vals[j]
+                else:
+                    codes[i, j, 0] = vals[j]
+        imgs = self.decode(codes.reshape(-1, d))
+        return imgs.reshape(grid_size, grid_size, *self.image_size)
+
+    # ------------------------------------------------------------- save/load
+    def save(self, path) -> Path:
+        """Write configuration and weights (atomically) to ``path``."""
+        if self.custom_priors:
+            warnings.warn(
+                f"custom priors ({', '.join(self.custom_priors)}) are not stored; "
+                "pass them again to RVAE.load",
+                stacklevel=2,
+            )
+        state = {
+            "kind": "RVAE",
+            "config": self.config,
+            "model": self.model.state_dict(),
+            "guide": self.guide.state_dict(),
+        }
+        return save_checkpoint(state, path)
+
+    @classmethod
+    def load(
+        cls,
+        path,
+        device=None,
+        angle_prior=None,
+        offset_prior=None,
+        scale_prior=None,
+        z_prior=None,
+    ) -> RVAE:
+        """Rebuild an :class:`RVAE` saved with :meth:`save` (weights-only loading)."""
+        state = load_checkpoint(path)
+        if state.get("kind") != "RVAE":
+            raise CheckpointError(f"{path} holds a {state.get('kind')!r}, not an RVAE")
+        cfg = dict(state["config"])
+        obj = cls(
+            **cfg,
+            device=device,
+            angle_prior=angle_prior,
+            offset_prior=offset_prior,
+            scale_prior=scale_prior,
+            z_prior=z_prior,
+        )
+        obj.model.load_state_dict(state["model"])
+        obj.guide.load_state_dict(state["guide"])
+        return obj
