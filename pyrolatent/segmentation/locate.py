@@ -50,9 +50,12 @@ def concat_tables(tables: list[dict], columns: dict = PARTICLE_COLUMNS) -> dict:
 
 
 def split_touching(
-    binary: np.ndarray, labels: np.ndarray, min_distance: int = 3
+    binary: np.ndarray,
+    labels: np.ndarray,
+    min_distance: int = 3,
+    landscape: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Split touching particles by a watershed on the distance transform.
+    """Split touching particles by a marker-based watershed.
 
     Parameters
     ----------
@@ -62,13 +65,18 @@ def split_touching(
         ``(H, W)`` connected-component labels of ``binary``.
     min_distance : int
         Minimum distance between particle centres (markers), pixels.
+    landscape : numpy.ndarray, optional
+        ``(H, W)`` map that peaks at particle centres (e.g. the probability or a
+        band-pass image). Default: the distance transform of ``binary`` (good for
+        round particles of similar size; use the intensity for touching particles
+        of different sizes).
 
     Returns
     -------
     numpy.ndarray
-        ``(H, W)`` int labels; each marker of the distance map becomes one region.
+        ``(H, W)`` int labels; each local maximum of the landscape becomes one region.
     """
-    distance = ndi.distance_transform_edt(binary)
+    distance = ndi.distance_transform_edt(binary) if landscape is None else landscape
     peaks = peak_local_max(
         distance, min_distance=min_distance, labels=labels, exclude_border=False
     )
@@ -88,7 +96,8 @@ def _locate_frame(prob, unc, frame, threshold, min_area, border_margin, watershe
         return empty_table()
     labels = label_regions(binary, connectivity=1)
     if watershed:
-        labels = split_touching(binary, labels, min_distance)
+        landscape = prob if watershed == "intensity" else None
+        labels = split_touching(binary, labels, min_distance, landscape)
     h, w = prob.shape
     rows = {name: [] for name in PARTICLE_COLUMNS}
     for region in regionprops(labels, intensity_image=prob):
@@ -129,7 +138,7 @@ def locate(
     uncertainty=None,
     min_area: float = 5,
     border_margin: float = 0,
-    watershed: bool = False,
+    watershed: bool | str = False,
     min_distance: int = 3,
     first_frame: int = 0,
 ) -> dict | list[dict]:
@@ -151,8 +160,10 @@ def locate(
     border_margin : float
         Particles whose centre lies closer than this to the frame edge are dropped
         (0 keeps all).
-    watershed : bool
-        Split touching particles by a distance-transform watershed.
+    watershed : bool or {"distance", "intensity"}
+        Split touching particles by a watershed: ``True``/``"distance"`` puts one
+        marker at each maximum of the distance transform, ``"intensity"`` at each
+        maximum of ``probability`` itself (touching particles of unequal size).
     min_distance : int
         Minimum centre distance between split particles, pixels.
     first_frame : int

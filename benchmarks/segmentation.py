@@ -1,0 +1,169 @@
+"""Segmentation benchmark: ensemble speed, training throughput, synthetic and real accuracy.
+
+Run with no arguments (CPU). Writes ``benchmarks/results/segmentation.json``:
+
+* ``frames_per_s_single``: 512x512 frames per second through ``DeepEnsemble.predict``
+  with a one-member dilnet (the reference, measured in this run);
+* ``frames_per_s_ensemble12``: the same with the 12-member grouped ensemble
+  (one batched pass, no weight reloading);
+* ``ensemble_overhead`` = 12 * (single time) / (ensemble time); 1 means no overhead;
+* ``frames_per_s_ensemble12_vmap``: the alternative ``torch.func.stack_module_state``
+  + ``vmap`` over 12 separate networks, for comparison;
+* ``train_images_per_s``: training patches per second (baseline, 64x64 patches) and
+  ``train_images_per_s_members12`` (12 stacked members);
+* ``iou_synthetic``, ``f1_synthetic``, ``orientation_median_error_deg``, ``link_recall``:
+  a 12-member ensemble trained on 4 frames of the synthetic movie, scored on 10 others;
+* ``iou_c2c12``: trained on frames 0-6 of the real C2C12 movie, scored on frames 7-9.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pyrolatent.analysis.tracking import link
+from pyrolatent.data.synthetic.self_assembly import make_self_assembly_movie
+from pyrolatent.segmentation import DeepEnsemble, DilNet, locate, stack_members, train_ensemble
+from pyrolatent.segmentation.metrics import (
+    away_from_border,
+    axis_angle_error,
+    detection_scores,
+    link_recall,
+    match_particles,
+    pixel_iou,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "segmentation.json"
+C2C12 = ROOT.parent / "shared" / "data" / "c2c12_cells" / "data_small.npz"
+
+
+def _best_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@torch.no_grad()
+def speed(n_frames: int = 2, repeats: int = 3) -> dict:
+    frames = np.random.default_rng(0).normal(size=(n_frames, 512, 512)).astype(np.float32)
+    singles = [DilNet().eval() for _ in range(12)]
+    single = DeepEnsemble(network=singles[0])
+    ensemble = DeepEnsemble(network=stack_members(singles).eval())
+
+    def run(ens):
+        return lambda: ens.predict(frames, tile_size=512, overlap=0, batch_size=1)
+
+    t_single = _best_time(run(single), repeats) / n_frames
+    t_ensemble = _best_time(run(ensemble), max(1, repeats - 1)) / n_frames
+
+    params, buffers = torch.func.stack_module_state(singles)
+    template = copy.deepcopy(singles[0]).to("meta")
+
+    def one(p, b, x):
+        return torch.func.functional_call(template, (p, b), (x,))
+
+    batched = torch.func.vmap(one, in_dims=(0, 0, None))
+    x = torch.from_numpy(frames[:1, None])
+    t_vmap = _best_time(lambda: torch.sigmoid(batched(params, buffers, x)), 1)
+    return {
+        "frames_per_s_single": 1.0 / t_single,
+        "frames_per_s_ensemble12": 1.0 / t_ensemble,
+        "ensemble_overhead": 12 * t_single / t_ensemble,
+        "frames_per_s_ensemble12_vmap": 1.0 / t_vmap,
+    }
+
+
+def synthetic() -> dict:
+    movie = make_self_assembly_movie(n_frames=30, size=256, seed=1)
+    train, test = [0, 5, 10, 15], list(range(20, 30))
+    ensemble = train_ensemble(
+        movie.frames[train],
+        movie.masks[train],
+        network_config={"filters": 16},
+        n_members=12,
+        baseline_steps=600,
+        member_steps=40,
+        batch_size=8,
+        patch_size=64,
+        eval_every=50,
+        patience=4,
+        progress=False,
+    )
+    mean, var = ensemble.predict(movie.frames[test])
+    iou = pixel_iou(mean[:, 0] > 0.5, movie.masks[test] > 0)
+    found = locate(mean[:, 0], uncertainty=var[:, 0], min_area=15, first_frame=test[0])
+    sel = np.isin(movie.particles["frame"], test)
+    truth = {k: v[sel] for k, v in movie.particles.items()}
+    margin = movie.params["rod_length"] / 2 + 1
+    found_in = away_from_border(found, (256, 256), margin)
+    truth_in = away_from_border(truth, (256, 256), margin)
+    fi, ti = match_particles(found_in, truth_in, 3)
+    orient = np.median(axis_angle_error(found_in["orientation"][fi], truth_in["axis_angle"][ti]))
+    history = ensemble.history
+    return {
+        "iou_synthetic": iou,
+        "f1_synthetic": detection_scores(found_in, truth_in, 3)["f1"],
+        "f1_synthetic_all_particles": detection_scores(found, truth, 3)["f1"],
+        "orientation_median_error_deg": float(np.rad2deg(orient)),
+        "link_recall": link_recall(link(found, search_radius=21, max_gap=2), truth_in, 3),
+        "train_images_per_s": history["baseline"]["images_per_s"],
+        "train_images_per_s_members12": history["members"]["images_per_s"],
+        "baseline_best_step": history["baseline"]["best_step"],
+    }
+
+
+def c2c12() -> dict:
+    if not C2C12.is_file():
+        return {"iou_c2c12": None}
+    data = np.load(C2C12)
+    images, labels = data["images"].astype(np.float32), data["labels"] > 0
+    ensemble = train_ensemble(
+        images[:7],
+        labels[:7],
+        network="unet",
+        network_config={"filters": 16, "depth": 3},
+        n_members=12,
+        baseline_steps=600,
+        member_steps=40,
+        batch_size=8,
+        patch_size=96,
+        eval_every=50,
+        patience=4,
+        val_fraction=1 / 7,
+        progress=False,
+    )
+    mean, _ = ensemble.predict(images[7:])
+    return {"iou_c2c12": pixel_iou(mean[:, 0] > 0.5, labels[7:])}
+
+
+def main() -> dict:
+    torch.manual_seed(0)
+    threads = int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    results = {"torch_threads": threads}
+    results.update(speed())
+    print({k: round(v, 4) for k, v in results.items()}, flush=True)
+    results.update(synthetic())
+    print({k: v for k, v in results.items()}, flush=True)
+    results.update(c2c12())
+    results["wall_s"] = time.perf_counter() - start
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

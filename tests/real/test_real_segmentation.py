@@ -1,0 +1,76 @@
+"""Segmentation, localisation and linking on real images from ``../shared/data``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyrolatent.analysis.tracking import link, mean_squared_displacement, track_statistics
+from pyrolatent.data.io import read_movie
+from pyrolatent.segmentation import locate, train_ensemble
+from pyrolatent.segmentation.filters import bandpass_map, otsu_threshold
+from pyrolatent.segmentation.metrics import pixel_iou
+
+# Counted by eye on exp.png (overlay saved and inspected): 50 particles, +-2 for a
+# faint one at (row 127, col 295) and a chain near (row 40, col 150) of 2 or 3.
+AU_COUNT_BY_EYE = 50
+
+
+def test_au_watershed_separates_touching_particles(shared_data):
+    image = read_movie(shared_data / "au_assemblies_tem" / "exp.png", channel=0)
+    assert image.shape == (1, 300, 300)
+    feature = bandpass_map(image, noise_sigma=1.0, background_sigma=30, dark_particles=True)
+    threshold = otsu_threshold(feature)
+    plain = locate(feature, threshold=threshold, min_area=15)
+    split = locate(feature, threshold=threshold, min_area=15, watershed=True, min_distance=3)
+    n_plain, n_split = len(plain["row"]), len(split["row"])
+    assert n_split >= n_plain + 3, (n_plain, n_split)
+    assert abs(n_split - AU_COUNT_BY_EYE) <= 3, n_split
+    # the dimer near (row 70, col 150-163) becomes two particles
+    near = (np.abs(split["row"] - 70) < 6) & (split["col"] > 144) & (split["col"] < 168)
+    assert near.sum() == 2
+    plain_near = (np.abs(plain["row"] - 70) < 6) & (plain["col"] > 144) & (plain["col"] < 168)
+    assert plain_near.sum() == 1
+
+
+def test_bulk_water_localisation_and_linking(shared_data):
+    movie = read_movie(shared_data / "bulk_water" / "bulk_water_000-029.npy")[:8]
+    feature = bandpass_map(movie, noise_sigma=1.0, background_sigma=6, dark_particles=True)
+    found = locate(feature, threshold=otsu_threshold(feature), min_area=8, border_margin=3)
+    per_frame = np.bincount(found["frame"], minlength=8)
+    # hundreds of spheres per frame, the same number in every frame to within 5%
+    assert 400 <= per_frame.mean() <= 700, per_frame
+    assert per_frame.std() / per_frame.mean() < 0.05
+    tracks = link(found, search_radius=5, max_gap=2)
+    stats = track_statistics(tracks)
+    linked = np.isin(tracks["track"], stats["track"][stats["length"] > 1]).mean()
+    assert linked > 0.9, linked
+    # 1 um spheres at 24 fps, 2.85 px/um: D ~ 0.44 um^2/s, step ~ 0.2 um ~ 0.6 px
+    mean_step = np.nanmean(stats["mean_step"])
+    assert 0.2 < mean_step < 1.5, mean_step
+    msd = mean_squared_displacement(tracks, max_lag=4)["msd"]
+    assert 2.5 < msd[3] / msd[0] < 5.5, msd  # close to linear: free diffusion
+
+
+@pytest.mark.slow
+def test_c2c12_ensemble_iou_on_held_out_frames(shared_data):
+    data = np.load(shared_data / "c2c12_cells" / "data_small.npz")
+    images, labels = data["images"].astype(np.float32), data["labels"] > 0
+    ensemble = train_ensemble(
+        images[:7],
+        labels[:7],
+        network="unet",
+        network_config={"filters": 16, "depth": 3},
+        n_members=12,
+        baseline_steps=600,
+        member_steps=40,
+        batch_size=8,
+        patch_size=96,
+        eval_every=50,
+        patience=4,
+        val_fraction=1 / 7,
+        progress=False,
+    )
+    mean, var = ensemble.predict(images[7:])
+    iou = pixel_iou(mean[:, 0] > 0.5, labels[7:])
+    assert iou >= 0.7, iou
