@@ -11,9 +11,10 @@ detector edge masked out.
 
 The "melting series" imitates gold nanocubes that melt into spheres (Ayyer et al.,
 ``papers/spi-clpca-volume-vae.txt``): the morph parameter ``m`` in ``[0, 1]``
-maps to the superellipsoid exponent ``p = 2 (p_cube / 2)^(1 - m)``, so ``m = 0``
-is a cube (``p = p_cube``, 32 by default) and ``m = 1`` a sphere (``p = 2``), all
-of the same volume.
+maps to the superellipsoid exponent through ``1/p = 1/p_cube + m (1/2 - 1/p_cube)``
+(linear in ``1/p``, which makes the steps in shape, and in the intensity,
+roughly even), so ``m = 0`` is a cube (``p = p_cube``, 32 by default) and
+``m = 1`` a sphere (``p = 2``), all of the same volume.
 """
 
 from __future__ import annotations
@@ -51,9 +52,14 @@ def superellipsoid_half_width(p: float, volume: float) -> float:
 
 
 def morph_to_exponent(morph, p_cube: float = 32.0):
-    """Superellipsoid exponent ``p = 2 (p_cube / 2)^(1 - m)`` for morph ``m`` in [0, 1]."""
+    """Superellipsoid exponent for morph ``m`` in [0, 1]: ``1/p = 1/p_cube + m (1/2 - 1/p_cube)``.
+
+    ``m = 0`` gives ``p_cube`` (a cube), ``m = 1`` gives 2 (a sphere). Adjacent
+    levels of an even ``m`` grid differ by similar amounts in their intensities
+    (a grid even in ``log p`` would crowd near-identical cubes at one end).
+    """
     m = torch.as_tensor(morph, dtype=torch.float64)
-    return 2.0 * (p_cube / 2.0) ** (1.0 - m)
+    return 1.0 / (1.0 / p_cube + m * (0.5 - 1.0 / p_cube))
 
 
 def _rounded_cube_inner_edge(edge: float, rounding: float) -> tuple[float, float]:

@@ -1,0 +1,217 @@
+"""Building blocks of the volume VAE: a 2D pattern encoder and two 3D intensity decoders.
+
+* :class:`PatternEncoder`: a small CNN over a (log) pattern, whose features are
+  joined with an orientation descriptor (the 9 entries of the rotation
+  canonicalised into the fundamental zone) in an MLP head.
+* :class:`VoxelDecoder`: ``z`` -> a ``(S, S, S)`` volume by 3D transposed
+  convolutions (sizes ``5 -> 9 -> 17 -> 33 -> 65 -> ...``, cropped to ``S``).
+* :class:`ImplicitDecoder`: a coordinate MLP ``(z, q) -> I(q)`` over random
+  Fourier features of the *canonicalised* coordinate. With ``symmetry="Oh"`` the
+  coordinate is ``sort(|q|)``, which is invariant under all 48 signed
+  permutations, so the intensity is exactly O_h-symmetric with no averaging.
+
+Intensities are positive (softplus) and are meant in units of the dataset's
+radial average (see :class:`pyrolatent.spi.radial.RadialNormalizer`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..primitives.volumes import slice_coordinates, volume_coordinates
+
+__all__ = [
+    "ImplicitDecoder",
+    "PatternEncoder",
+    "VoxelDecoder",
+    "canonical_coordinates",
+]
+
+_SYMMETRIES = ("Oh", None)
+
+
+def canonical_coordinates(points: torch.Tensor, symmetry: str | None = "Oh") -> torch.Tensor:
+    """Map ``(..., 3)`` points into the fundamental domain of a symmetry.
+
+    ``"Oh"``: ``sort(|p|)`` in descending order, invariant under every signed
+    permutation of the axes (the 48 elements of O_h). ``None``: unchanged.
+    """
+    if symmetry is None:
+        return points
+    if symmetry != "Oh":
+        raise ValueError(f"symmetry: expected one of {_SYMMETRIES}, got {symmetry!r}")
+    return points.abs().sort(dim=-1, descending=True).values
+
+
+class PatternEncoder(nn.Module):
+    """CNN over ``(B, S, S)`` patterns plus ``(B, F)`` orientation features.
+
+    Parameters
+    ----------
+    out_dim : int
+        Output width (e.g. ``2 * latent_dim`` for a location and a scale).
+    orientation_dim : int
+        Width of the orientation descriptor (9 for a flattened rotation).
+    channels : tuple of int
+        Channels of the stride-2 convolutions.
+    hidden : int
+        Width of the MLP head.
+    """
+
+    def __init__(self, out_dim: int, orientation_dim: int = 9,
+                 channels: tuple[int, ...] = (16, 32, 64, 64), hidden: int = 128):  # fmt: skip
+        super().__init__()
+        layers = []
+        c_in = 1
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, kernel_size=3, stride=2, padding=1), nn.SiLU()]
+            c_in = c
+        self.conv = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(3), nn.Flatten())
+        self.head = nn.Sequential(
+            nn.Linear(c_in * 9 + orientation_dim, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, hidden),
+            nn.SiLU(),
+            nn.Linear(hidden, out_dim),
+        )
+
+    def forward(self, images: torch.Tensor, orientation: torch.Tensor) -> torch.Tensor:
+        """``(B, S, S)``, ``(B, F)`` -> ``(B, out_dim)``."""
+        h = self.conv(images.unsqueeze(1))
+        return self.head(torch.cat([h, orientation], dim=-1))
+
+
+class VoxelDecoder(nn.Module):
+    """``z`` -> ``(B, S, S, S)`` positive intensity volume by 3D transposed convolutions.
+
+    Each ``ConvTranspose3d(kernel 3, stride 2, padding 1)`` maps ``n`` voxels to
+    ``2 n - 1``, so from a ``5^3`` seed the sizes are ``9, 17, 33, 65, 129``; the
+    first of them ``>= size`` is centre-cropped to ``size`` (odd).
+
+    Parameters
+    ----------
+    latent_dim : int
+    size : int
+        Odd output size.
+    base_channels : int
+        Channels of the ``5^3`` seed; halved at each upsampling (min 4).
+    """
+
+    def __init__(self, latent_dim: int, size: int, base_channels: int = 64):
+        super().__init__()
+        if size % 2 == 0:
+            raise ValueError(f"size: {size} is even; volumes need an odd size")
+        self.size = int(size)
+        n, n_up = 5, 0
+        while n < size:
+            n, n_up = 2 * n - 1, n_up + 1
+        self.full = n
+        self.base_channels = int(base_channels)
+        self.seed = nn.Linear(latent_dim, self.base_channels * 125)
+        layers = []
+        c = self.base_channels
+        for _ in range(n_up):
+            c_out = max(c // 2, 4)
+            layers += [
+                nn.ConvTranspose3d(c, c_out, kernel_size=3, stride=2, padding=1),
+                nn.SiLU(),
+            ]
+            c = c_out
+        layers.append(nn.Conv3d(c, 1, kernel_size=3, padding=1))
+        self.up = nn.Sequential(*layers)
+        with torch.no_grad():  # start near a flat volume of 1 (normalised intensity)
+            self.up[-1].bias.fill_(math.log(math.e - 1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``(B, latent_dim)`` -> ``(B, S, S, S)``."""
+        h = F.silu(self.seed(z)).reshape(-1, self.base_channels, 5, 5, 5)
+        v = F.softplus(self.up(h)).squeeze(1)
+        lo = (self.full - self.size) // 2
+        return v[:, lo : lo + self.size, lo : lo + self.size, lo : lo + self.size]
+
+
+class ImplicitDecoder(nn.Module):
+    """Coordinate MLP ``I(q | z)`` with random Fourier features of the canonical ``q``.
+
+    Parameters
+    ----------
+    latent_dim : int
+    size : int
+        Odd volume size; coordinates are in voxels from the centre.
+    symmetry : {"Oh", None}
+        Exact symmetry by canonical coordinates (see :func:`canonical_coordinates`).
+    n_features : int
+        Number of random 3D frequencies (``2 n_features`` sine/cosine features).
+    fourier_scale : float
+        Standard deviation of the 3D frequencies, in cycles per voxel.
+    n_radial : int
+        Radial features: sine/cosine of ``|q|`` at ``n_radial`` frequencies evenly
+        spaced up to ``radial_max`` cycles per voxel (rings of spheres, envelopes),
+        plus ``|q|`` itself.
+    radial_max : float
+    hidden : int
+    depth : int
+        Hidden layers.
+    seed : int
+        Seed of the fixed random frequencies.
+    """
+
+    def __init__(self, latent_dim: int, size: int, symmetry: str | None = "Oh",
+                 n_features: int = 64, fourier_scale: float = 0.15, n_radial: int = 16,
+                 radial_max: float = 0.5, hidden: int = 128, depth: int = 3,
+                 seed: int = 0):  # fmt: skip
+        super().__init__()
+        if symmetry not in _SYMMETRIES:
+            raise ValueError(f"symmetry: expected one of {_SYMMETRIES}, got {symmetry!r}")
+        self.size = int(size)
+        self.symmetry = symmetry
+        g = torch.Generator().manual_seed(int(seed))
+        freqs = torch.randn(3, int(n_features), generator=g) * float(fourier_scale)
+        self.register_buffer("frequencies", freqs)
+        radial = torch.arange(1, int(n_radial) + 1, dtype=torch.float32) * (
+            float(radial_max) / max(int(n_radial), 1)
+        )
+        self.register_buffer("radial_frequencies", radial)
+        self.radius = (self.size - 1) / 2
+        layers = []
+        w = 2 * int(n_features) + 2 * int(n_radial) + 1 + latent_dim
+        for _ in range(int(depth)):
+            layers += [nn.Linear(w, hidden), nn.SiLU()]
+            w = hidden
+        layers.append(nn.Linear(w, 1))
+        self.mlp = nn.Sequential(*layers)
+        with torch.no_grad():
+            self.mlp[-1].bias.fill_(math.log(math.e - 1))
+
+    def encode_points(self, points: torch.Tensor) -> torch.Tensor:
+        """``(..., 3)`` voxel coordinates -> ``(..., 2 F + 2 F_r + 1)`` features."""
+        q = canonical_coordinates(points, self.symmetry)
+        phase = 2 * math.pi * q @ self.frequencies
+        r = points.norm(dim=-1, keepdim=True)
+        radial = 2 * math.pi * r * self.radial_frequencies
+        return torch.cat(
+            [phase.sin(), phase.cos(), radial.sin(), radial.cos(), r / self.radius], dim=-1
+        )
+
+    def forward(self, z: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Intensities at ``points`` ``(B, P, 3)`` (voxels) for latents ``(B, D)`` -> ``(B, P)``."""
+        feats = self.encode_points(points)
+        zz = z[:, None, :].expand(-1, points.shape[1], -1)
+        return F.softplus(self.mlp(torch.cat([feats, zz], dim=-1))).squeeze(-1)
+
+    def slices(self, z: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+        """Central slices ``(B, S, S)`` at ``(B, 3, 3)`` rotations, evaluated directly."""
+        plane = slice_coordinates(self.size, dtype=z.dtype, device=z.device).reshape(-1, 3)
+        pts = plane @ rotations.transpose(-1, -2)  # (B, S*S, 3): R p for each p
+        return self.forward(z, pts).reshape(-1, self.size, self.size)
+
+    def volume(self, z: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+        """Full volumes ``(B, S, S, S)`` (indexed ``[z, y, x]``)."""
+        pts = volume_coordinates(self.size, dtype=z.dtype, device=z.device).reshape(1, -1, 3)
+        out = [self.forward(z[i : i + chunk], pts.expand(z[i : i + chunk].shape[0], -1, -1))
+               for i in range(0, z.shape[0], chunk)]  # fmt: skip
+        return torch.cat(out).reshape(-1, self.size, self.size, self.size)
