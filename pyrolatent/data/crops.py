@@ -39,7 +39,8 @@ def extract_crops(
     pad_mode : {"constant", "reflect", "replicate"}
         How crops that reach past the frame edge are filled.
     pad_value : float, optional
-        Fill value for ``"constant"``; default: the median of that frame.
+        Fill value for ``"constant"``; default: the median of that frame (the lower
+        middle value for an even number of pixels).
 
     Returns
     -------
