@@ -150,13 +150,23 @@ def test_polyhedron_projections_integrate_to_the_volume(name, volume):
 
 def test_polyhedron_pairs_are_tilts_about_the_axis():
     g = torch.Generator().manual_seed(3)
-    pairs = make_polyhedron_pairs(6, "cube", delta=0.3, wobble=0.2, generator=g)
+    pairs = make_polyhedron_pairs(6, "cube", axis=(0, 1, 0), delta=0.3, wobble=0.2, generator=g)
+    assert pairs["order"] == 1  # a tilt turns the projection over: no symmetry in the angle
     rel = pairs["rotations_b"] @ pairs["rotations_a"].transpose(-1, -2)
     # the relative rotation is 0.3 rad about y
     assert torch.allclose(rel[:, 1, 1], torch.ones(6), atol=1e-5)
     cos = (rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
     assert torch.allclose(cos, torch.full((6,), math.cos(0.3)), atol=1e-5)
     assert pairs["images_a"].shape == (6, 32, 32)
+    # about the beam, a cube's projection is centrosymmetric: the angle is defined modulo pi
+    beam = make_polyhedron_pairs(
+        4, "cube", delta=math.pi, max_offset=0.0, dose=0.0, read_noise=0.0, generator=g
+    )
+    assert beam["order"] == 2
+    assert float((beam["clean_a"] - beam["clean_b"]).abs().max()) < 1e-4
+    tetra = make_polyhedron_pairs(4, "tetrahedron", delta=math.pi, max_offset=0.0, generator=g)
+    assert tetra["order"] == 1
+    assert float((tetra["clean_a"] - tetra["clean_b"]).abs().max()) > 0.1
     with pytest.raises(ValueError, match="axis"):
         make_polyhedron_pairs(2, "cube", axis=(0, 0, 0))
     with pytest.raises(ValueError, match="name"):

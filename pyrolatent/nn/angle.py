@@ -288,7 +288,11 @@ class AngleCNN1d(_AngleNet):
             raise ValueError(f"length: expected at least 8 samples, got {length}")
         layers, c_in = [nn.Conv1d(1, channels[0], 5, padding=2), nn.ReLU()], channels[0]
         for c_out in channels:
-            layers += [nn.Conv1d(c_in, c_out, 3, stride=2, padding=1), nn.ReLU()]
+            layers += [
+                nn.Conv1d(c_in, c_out, 3, stride=2, padding=1),
+                nn.BatchNorm1d(c_out),
+                nn.ReLU(),
+            ]
             c_in = c_out
         self.features = nn.Sequential(*layers)
         n = self.input_size[0]
@@ -429,8 +433,10 @@ def fit_stereo_pairs(
         Adam over shuffled mini-batches of pairs; the learning rate decays
         from ``lr`` to ``lr / 20`` on a cosine schedule.
     rotate_pairs : bool
-        Augment 2D pairs by turning both images by the same random angle,
-        which keeps ``delta`` (and needs no label).
+        Augment 2D pairs by turning both images by the same random in-plane
+        angle, which keeps ``delta`` (and needs no label). Valid only when the
+        pair's rotation is in the image plane (polygons); switch it off for
+        tilt pairs (polyhedra turned about an in-plane axis).
     spread_weight : float
         Weight of ``max(0, |mean of the batch's phase vectors|^2 - 1/4)``.
         Particles at random orientations have phases spread over the circle;

@@ -554,7 +554,7 @@ def make_polyhedron_pairs(
     n: int,
     name: str = "cube",
     image_size=(32, 32),
-    axis=(0.0, 1.0, 0.0),
+    axis=(0.0, 0.0, 1.0),
     base_rotation=None,
     wobble: float = 0.0,
     delta=None,
@@ -575,13 +575,21 @@ def make_polyhedron_pairs(
     ``angle_a + delta``: the pair is a tilt pair about ``axis``. ``angle_a``
     is the ground truth the angle network is asked for.
 
+    Symmetry order: a projection of a centrosymmetric solid (cube,
+    octahedron) is unchanged by a half turn in the image plane, so about the
+    beam axis its angle is defined modulo ``pi`` (``order`` 2); otherwise, and
+    for the tetrahedron, ``order`` is 1. This assumes the generic default
+    ``base_rotation`` (no symmetry axis of the solid along ``axis``).
+
     Parameters
     ----------
     name : str
         ``"cube"``, ``"tetrahedron"`` or ``"octahedron"``.
     axis : (float, float, float)
-        Tilt axis in the frame ``(x, y, z)``; ``z`` is the beam. The default
-        ``y`` axis lies in the image plane (a goniometer tilt).
+        Rotation axis in the frame ``(x, y, z)``; ``z`` is the beam. The
+        default ``z`` turns the particle in the image plane (the in-plane
+        angle of the paper, first for one axis, then with ``wobble`` for
+        several); ``(0, 1, 0)`` is a goniometer tilt about an in-plane axis.
     base_rotation : array_like, optional
         ``(3, 3)`` fixed starting orientation. Default: a fixed generic one
         (drawn with seed 7), so that no symmetry axis of the solid is aligned
@@ -602,17 +610,20 @@ def make_polyhedron_pairs(
         ``images_a``, ``images_b``, ``clean_a``, ``clean_b`` ``(n, H, W)``;
         ``angle_a``, ``angle_b``, ``delta`` ``(n,)``; ``rotations_a``,
         ``rotations_b`` ``(n, 3, 3)``; ``wobble_angles`` ``(n, 2)``;
-        ``offset_a``, ``offset_b``, ``size``, ``intensity``; ``order`` (1).
+        ``offset_a``, ``offset_b``, ``size``, ``intensity``; ``order``.
     """
     n = _check_count(n)
+    polyhedron_faces(name)  # validates the name
     axis_t = torch.as_tensor(axis, dtype=torch.float32).reshape(3)
     if not torch.isfinite(axis_t).all() or float(axis_t.norm()) < 1e-8:
         raise ValueError(f"axis: expected a non-zero 3-vector, got {axis}")
     axis_t = axis_t / axis_t.norm()
+    along_beam = float(axis_t[2].abs()) > 1 - 1e-6
+    order = 2 if along_beam and name in ("cube", "octahedron") else 1
+    delta = _draw_deltas(n, delta, delta_range, order, generator)
     if base_rotation is None:
         base_rotation = random_rotations(1, generator=torch.Generator().manual_seed(7))[0]
     base = torch.as_tensor(base_rotation, dtype=torch.float32).reshape(3, 3)
-    delta = _draw_deltas(n, delta, delta_range, 1, generator)
     angle_a = _uniform(n, 0.0, 2 * math.pi, generator)
     angle_b = angle_a + delta
     # two axes perpendicular to the tilt axis
@@ -651,5 +662,5 @@ def make_polyhedron_pairs(
         "offset_b": offset_b,
         "size": size,
         "intensity": intensity,
-        "order": 1,
+        "order": order,
     }
