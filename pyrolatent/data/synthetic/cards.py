@@ -27,7 +27,7 @@ import torch
 
 from ...primitives import pixel_grid, transform_points
 
-__all__ = ["SUITS", "render_cards", "make_cards"]
+__all__ = ["SUITS", "render_cards", "make_cards", "paper_split"]
 
 SUITS = ("clubs", "diamonds", "hearts", "spades")
 
@@ -188,7 +188,9 @@ def make_cards(
     if scale_jitter >= 1:
         raise ValueError(f"scale_jitter must be < 1, got {scale_jitter}")
     if max_offset > 0.5:
-        raise ValueError(f"max_offset is a fraction of the image and must be <= 0.5, got {max_offset}")
+        raise ValueError(
+            f"max_offset is a fraction of the image and must be <= 0.5, got {max_offset}"
+        )
     if not 0 <= contamination_density <= 1:
         raise ValueError(f"contamination_density must be in [0, 1], got {contamination_density}")
     g = torch.Generator().manual_seed(seed)
@@ -214,4 +216,40 @@ def make_cards(
         "scales": scales.numpy(),
         "offsets": offsets.numpy(),
         "suits": list(SUITS),
+    }
+
+
+def paper_split(
+    n_labelled_per_class: int = 200,
+    n_unlabelled_per_class: int = 3000,
+    n_test_per_class: int = 500,
+    image_size: int = 48,
+    angle_range: float = math.radians(60),
+    shear: float = 0.23,
+    max_offset: float = 0.1,
+    scale_jitter: float = 0.1,
+    labelled_angle_range: float = math.radians(4),
+    seed: int = 0,
+) -> dict[str, dict[str, np.ndarray]]:
+    """The labelled / unlabelled / test split of the ss-rVAE paper.
+
+    Labelled cards are centred and weakly rotated (``+-4 deg``); unlabelled and
+    test cards share the strong disorder (rotation ``+-angle_range``, shear
+    ``[0, shear]``, offsets up to ``max_offset`` of the image) and differ only
+    by their seed. All three sets have the same shear and scale jitter.
+
+    Returns
+    -------
+    dict
+        ``{"labelled": ..., "unlabelled": ..., "test": ...}``, each the output of
+        :func:`make_cards`.
+    """
+    common = {"image_size": image_size, "shear": shear, "scale_jitter": scale_jitter}
+    strong = {"angle_range": angle_range, "max_offset": max_offset, **common}
+    return {
+        "labelled": make_cards(
+            n_labelled_per_class, angle_range=labelled_angle_range, seed=seed, **common
+        ),
+        "unlabelled": make_cards(n_unlabelled_per_class, seed=seed + 1, **strong),
+        "test": make_cards(n_test_per_class, seed=seed + 2, **strong),
     }

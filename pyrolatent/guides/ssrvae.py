@@ -1,0 +1,96 @@
+"""Amortised guide of the semi-supervised rVAE (M2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from pyro.nn import PyroModule
+from torch import nn
+
+from ..models.ssrvae import Y, Z
+from ..nn.classifier import ImageClassifier
+from ..nn.encoders import make_encoder
+from ..nn.mlp import make_activation
+from .pose import PoseHeads
+
+__all__ = ["SSRVAEGuide"]
+
+
+class SSRVAEGuide(PyroModule):
+    """q(y | x) q(z, pose | x, y).
+
+    * ``classifier`` (the y-encoder) is a plain-torch
+      :class:`~pyrolatent.nn.classifier.ImageClassifier`; for unlabelled items
+      its ``y`` site is enumerated in parallel, so the class is summed exactly.
+    * The z/pose encoder computes image features ``h`` once per item and joins
+      them with ``onehot(y)`` in one small layer, so the class-conditioned
+      heads cost ``K`` times a ``width x width`` product, not ``K`` encoder
+      passes.
+
+    Parameters
+    ----------
+    image_size : (int, int)
+    n_classes : int
+    latent_dim : int
+    invariances : iterable of str
+    hidden : sequence of int
+        Encoder widths (classifier and z/pose encoder).
+    activation : str
+    encoder : {"mlp", "conv"}
+    offset_prior_scale : float
+        Pixels.
+    angle_symmetry : int
+    """
+
+    def __init__(
+        self,
+        image_size: tuple[int, int],
+        n_classes: int,
+        latent_dim: int = 2,
+        invariances=("rotation", "translation"),
+        hidden: Sequence[int] = (128, 128),
+        activation: str = "tanh",
+        encoder: str = "mlp",
+        offset_prior_scale: float = 2.0,
+        angle_symmetry: int = 1,
+    ):
+        super().__init__()
+        self.n_classes = int(n_classes)
+        self.classifier = ImageClassifier(image_size, n_classes, hidden, activation, encoder)
+        self.encoder = make_encoder(encoder, tuple(image_size), hidden, activation)
+        width = self.encoder.out_features
+        self.join = nn.Linear(width + n_classes, width)
+        self.act = make_activation(activation)
+        self.z_head = nn.Linear(width, 2 * latent_dim)
+        self.pose = PoseHeads(width, invariances, offset_prior_scale, angle_symmetry)
+
+    def _features(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Joint features ``(..., B, width)`` of images ``(B, H, W)`` and classes ``y``."""
+        h = self.encoder(x)
+        onehot = F.one_hot(y.long(), self.n_classes).to(h.dtype)
+        batch = torch.broadcast_shapes(h.shape[:-1], onehot.shape[:-1])
+        joint = torch.cat([h.expand(*batch, -1), onehot.expand(*batch, -1)], dim=-1)
+        return self.act(self.join(joint))
+
+    def posteriors(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, dist.Distribution]:
+        """Posteriors of z and pose given images ``(B, H, W)`` and classes ``y``."""
+        g = self._features(x, y)
+        loc, raw = self.z_head(g).chunk(2, dim=-1)
+        out = self.pose.posteriors(g)
+        out[Z] = dist.Normal(loc, F.softplus(raw) + 1e-4).to_event(1)
+        return out
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        with pyro.plate("data", x.shape[0]):
+            if y is None:
+                y = pyro.sample(
+                    Y,
+                    dist.Categorical(logits=self.classifier(x)),
+                    infer={"enumerate": "parallel"},
+                )
+            for name, d in self.posteriors(x, y).items():
+                pyro.sample(name, d)
