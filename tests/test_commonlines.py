@@ -111,6 +111,18 @@ def test_blocked_similarity_equals_brute_force():
         assert torch.equal(ia, ib.t())
 
 
+def test_friedel_half_lines_equal_full_lines_on_centrosymmetric_patterns():
+    x = torch.rand(5, 1, 9, 9, generator=torch.Generator().manual_seed(2))
+    x = torch.nn.functional.interpolate(x, size=(33, 33), mode="bicubic")[:, 0].abs()
+    x = x + torch.rot90(x, 2, dims=(-2, -1))  # I(q) = I(-q)
+    full = similarity_matrix(x, n_angles=60, progress=False)
+    half = similarity_matrix(x, n_angles=60, friedel=True, progress=False)
+    assert line_profiles(x, n_angles=60, friedel=True).shape[-1] == 15
+    assert torch.allclose(full.similarity, half.similarity, atol=1e-5)
+    off = ~torch.eye(5, dtype=torch.bool)
+    assert torch.equal(full.angle[off], half.angle[off])
+
+
 def test_rotated_copy_has_similarity_one_at_the_rotation_angle():
     g = torch.Generator().manual_seed(1)
     base = torch.rand(1, 1, 7, 7, generator=g)

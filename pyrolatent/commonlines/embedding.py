@@ -139,6 +139,9 @@ class CommonLinePCA:
         support :meth:`transform` of new patterns.
     block_size : int
         Patterns per block of the similarity matrix product.
+    friedel : bool
+        Correlate Friedel-averaged half-lines (half the work; exact for
+        centrosymmetric patterns).
     progress : bool
         Show tqdm progress bars.
     device : str or torch.device, optional
@@ -167,6 +170,7 @@ class CommonLinePCA:
         method: str = "pca",
         n_neighbors: int = 10,
         block_size: int = 4,
+        friedel: bool = False,
         random_state: int = 0,
         progress: bool = True,
         device=None,
@@ -184,6 +188,7 @@ class CommonLinePCA:
         self.method = method
         self.n_neighbors = n_neighbors
         self.block_size = block_size
+        self.friedel = friedel
         self.random_state = random_state
         self.progress = progress
         self.device = resolve_device(device)
@@ -198,6 +203,7 @@ class CommonLinePCA:
             log=self.log,
             log_floor=self.log_floor,
             normalize=True,
+            friedel=self.friedel,
             device=self.device,
         )
 

@@ -125,6 +125,7 @@ def line_profiles(
     log: bool = False,
     log_floor: float = 1e-3,
     normalize: bool = False,
+    friedel: bool = False,
     device=None,
 ) -> torch.Tensor:
     """Sample every pattern along ``n_angles`` lines through its centre.
@@ -148,13 +149,20 @@ def line_profiles(
     normalize : bool
         Return zero-mean, unit-norm profiles (:func:`normalize_profiles`), whose
         dot products are correlation coefficients.
+    friedel : bool
+        Average the two halves of every line, ``(I(t u) + I(-t u)) / 2`` for
+        ``t >= mask_radius``, and return half-lines. For centrosymmetric
+        (diffraction) patterns this is the same line with half the noise, and
+        its correlations equal those of the full symmetrised lines at half the
+        cost.
     device : str or torch.device, optional
         See :func:`pyrolatent.device.resolve_device`.
 
     Returns
     -------
     torch.Tensor
-        ``(N, L, P)`` profiles; the signed positions are :func:`line_radii`.
+        ``(N, L, P)`` profiles; the signed positions are :func:`line_radii`
+        (with ``friedel``, only its positive half).
     """
     device = resolve_device(device)
     x = as_patterns(patterns, device=device)
@@ -171,6 +179,9 @@ def line_profiles(
     prof = F.grid_sample(
         x.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
     ).squeeze(1)
+    if friedel:
+        half = t.numel() // 2  # positions are -r_k .. -r_1, r_1 .. r_k
+        prof = 0.5 * (prof[..., half:] + prof[..., :half].flip(-1))
     return normalize_profiles(prof) if normalize else prof
 
 

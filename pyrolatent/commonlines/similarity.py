@@ -151,6 +151,7 @@ def similarity_matrix(
     log: bool = False,
     log_floor: float = 1e-3,
     block_size: int = 4,
+    friedel: bool = False,
     progress: bool = True,
     device=None,
 ) -> CommonLineSimilarity:
@@ -173,6 +174,10 @@ def similarity_matrix(
         See :func:`~pyrolatent.commonlines.profiles.line_profiles`.
     block_size : int
         Patterns per block of the matrix product (memory ``~ 4 (block_size L)^2`` bytes).
+    friedel : bool
+        Correlate Friedel-averaged half-lines (half the work; exact for
+        centrosymmetric patterns), see
+        :func:`~pyrolatent.commonlines.profiles.line_profiles`.
     progress : bool
         Show a tqdm progress bar.
     device : str or torch.device, optional
@@ -189,7 +194,7 @@ def similarity_matrix(
     y = None if other is None else as_patterns(other, name="other", size=x.shape[-1], device=device)
     opts = dict(
         n_angles=n_angles, mask_radius=mask_radius, max_radius=max_radius,
-        log=log, log_floor=log_floor, normalize=True, device=device,
+        log=log, log_floor=log_floor, normalize=True, friedel=friedel, device=device,
     )  # fmt: skip
     prof = line_profiles(x, **opts)
     prof_other = None if y is None else line_profiles(y, **opts)
