@@ -142,9 +142,12 @@ class RVAE:
     decoder : {"spatial", "warp"}
     likelihood : {"bernoulli", "gaussian", "poisson"}
     hidden : sequence of int
-        Widths of the encoder and decoder MLPs (the papers: ``(128, 128)``).
+        Widths of the decoder MLP, the first being the joint coordinate/latent
+        layer of the spatial decoder (the papers: ``(128, 128)``).
     activation : str
     encoder : {"mlp", "conv"}
+    encoder_hidden : sequence of int, optional
+        Widths of the encoder MLP; defaults to ``hidden``.
     angle_prior, offset_prior, scale_prior, z_prior : optional
         Custom priors, see :class:`RVAEModel`.
     offset_prior_scale : float, optional
@@ -175,6 +178,7 @@ class RVAE:
         hidden: Sequence[int] = (128, 128),
         activation: str = "tanh",
         encoder: str = "mlp",
+        encoder_hidden: Sequence[int] | None = None,
         angle_prior=None,
         offset_prior=None,
         scale_prior=None,
@@ -198,6 +202,9 @@ class RVAE:
             "hidden": [int(h) for h in hidden],
             "activation": activation,
             "encoder": encoder,
+            "encoder_hidden": [
+                int(h) for h in (hidden if encoder_hidden is None else encoder_hidden)
+            ],
             "offset_prior_scale": float(offset_prior_scale),
             "angle_symmetry": int(angle_symmetry),
             "sigma": float(sigma),
@@ -238,7 +245,7 @@ class RVAE:
             image_size,
             latent_dim,
             invariances,
-            hidden,
+            self.config["encoder_hidden"],
             activation,
             encoder,
             offset_prior_scale,
