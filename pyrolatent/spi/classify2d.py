@@ -19,13 +19,20 @@ the EMC algorithm of Dragonfly (Ayyer et al. 2016):
 * ``phi_n = sum_p K_np / sum_{k,r} P_nkr sum_p W_kr,p``;
 * ``pi_k = mean_n sum_r P_nkr``.
 
-This is exactly EM on the Pyro model :func:`classify2d_model` (whose
-``"class"`` and ``"rotation"`` sites can be enumerated by
-``TraceEnum_ELBO``); the EM updates are used because they converge in tens of
-iterations and scale to ``10^5`` frames. Frames are streamed in batches, so the
-memory is ``O(batch_size * K * R + K * R * S^2)`` whatever the number of frames.
-The rotated class averages are precomputed once per iteration with the shared
+The E-step is the exact posterior of the Pyro model :func:`classify2d_model`
+(whose ``"class"`` and ``"rotation"`` sites ``TraceEnum_ELBO`` enumerates; the
+tests check the two agree); the M-step is the closed-form EMC update, exact up
+to the bilinear interpolation of the rotations. EM is used rather than SVI
+because it converges in tens of iterations and scales to ``10^5`` frames.
+Frames are streamed in batches (the input array is never converted to float as
+a whole), so the working memory is ``O(batch_size K R + K R S^2 + N K)``. The
+rotated class averages are precomputed once per iteration with the shared
 :func:`~pyrolatent.primitives.warp.warp_images`.
+
+EM finds local optima, so the start matters: frames are first clustered by
+k-means++ on rotation-invariant features (a few alignment-only iterations keep
+each frame in its cluster), the best of ``n_init`` starts is kept, and a class
+that empties is refilled by splitting the most populated one.
 """
 
 from __future__ import annotations
@@ -133,15 +140,18 @@ def _region(size: int, mask, device) -> torch.Tensor:
     return region
 
 
+def _take(frames, rows: np.ndarray):
+    """``frames[rows]`` for a numpy array or a tensor (without converting the rest)."""
+    if isinstance(frames, torch.Tensor):
+        return frames[torch.as_tensor(rows, device=frames.device)]
+    return frames[rows]
+
+
 def _frame_batches(frames, index: np.ndarray, pixels: torch.Tensor, batch_size: int, device):
     """Yield ``(start, counts (B, P) float32)`` for ``frames[index]`` in batches."""
     for start in range(0, len(index), batch_size):
-        idx = index[start : start + batch_size]
-        if isinstance(frames, torch.Tensor):
-            raw = frames[torch.as_tensor(idx, device=frames.device)]
-        else:
-            raw = frames[idx]
-        t = as_tensor(raw, name="frames", device=device)
+        rows = index[start : start + batch_size]
+        t = as_tensor(_take(frames, rows), name="frames", device=device)
         check_finite(t, "frames")
         check_nonnegative(t, "frames", why="photon counts")
         yield start, t.reshape(t.shape[0], -1)[:, pixels]
@@ -220,18 +230,22 @@ def _initial_averages(frames, index, size, n_classes, region, generator, device)
     frame. Returns the averages, the cluster fractions and the cluster labels.
     """
     region_f = region.float()
-    feats, sums = [], []
-    for start in range(0, len(index), 4096):
-        rows = index[start : start + 4096]
-        raw = frames[torch.as_tensor(rows)] if isinstance(frames, torch.Tensor) else frames[rows]
-        full = as_tensor(raw, name="frames", device=device) * region_f
-        feats.append(_frame_features(full, region_f, max_harmonic=4))
-        sums.append(full)
+
+    def batches():
+        for start in range(0, len(index), 4096):
+            rows = index[start : start + 4096]
+            yield start, as_tensor(_take(frames, rows), name="frames", device=device) * region_f
+
+    feats = [_frame_features(full, region_f, max_harmonic=4) for _, full in batches()]
     x = torch.cat(feats)
     x = torch.log(x + 1e-3 * x.mean(0).clamp_min(1e-12))
     x = (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
     labels = _kmeans(x, n_classes, generator)
-    frames_f = torch.cat(sums)
+    # cluster means, streamed (frames are never all held as float)
+    sums = torch.zeros(n_classes, size, size, device=device)
+    for start, full in batches():
+        sums.index_add_(0, labels[start : start + full.shape[0]], full)
+    counts = torch.bincount(labels, minlength=n_classes).to(sums.dtype)
     averages, fractions = [], []
     for j in range(n_classes):
         members = (labels == j).nonzero().squeeze(1)
@@ -239,11 +253,11 @@ def _initial_averages(frames, index, size, n_classes, region, generator, device)
             members = torch.randint(len(index), (1,), generator=generator).to(device)
         centre = x[members].mean(0, keepdim=True)
         medoid = members[torch.cdist(x[members], centre).argmin()]
-        mean = frames_f[members].mean(0)
         seed = _seed_images(frames, index[[int(medoid)]], device)[0] * region_f
+        mean = sums[j] / counts[j] if counts[j] > 0 else seed
         scale = mean.sum() / seed.sum().clamp_min(1e-12)
         averages.append(0.5 * mean + 0.5 * seed * scale)
-        fractions.append(members.numel() / len(index))
+        fractions.append(float(counts[j]) / len(index))
     return torch.stack(averages) * region_f, torch.tensor(fractions, device=device), labels
 
 
@@ -274,8 +288,7 @@ def _split_into_empty_classes(averages, class_mass, region, threshold, generator
 
 
 def _seed_images(frames, rows, device):
-    raw = frames[torch.as_tensor(rows)] if isinstance(frames, torch.Tensor) else frames[rows]
-    seeds = as_tensor(raw, name="frames", device=device)
+    seeds = as_tensor(_take(frames, rows), name="frames", device=device)
     kernel = torch.ones(1, 1, 3, 3, device=device) / 9.0
     return torch.nn.functional.conv2d(seeds.unsqueeze(1), kernel, padding=1).squeeze(1)
 
