@@ -181,12 +181,18 @@ def symmetrized_slices(volume, rotations, group) -> torch.Tensor:
     """
     v, r = _check_pair(volume, rotations)
     g = _group_matrices(group, v.dtype, v.device)
-    n, n_g = r.shape[0], g.shape[0]
-    gr = (g[None] @ r[:, None]).reshape(n * n_g, 3, 3)
+    n, n_g, size = r.shape[0], g.shape[0], v.shape[-1]
+    gr = g[None] @ r[:, None]  # (N, G, 3, 3)
+    plane = slice_coordinates(size, dtype=v.dtype, device=v.device)
+    pts = torch.einsum("ngab,ijb->ngija", gr, plane)  # (N, G, S, S, 3)
     if v.dim() == 4 and v.shape[0] == n and n != 1:
-        v = v.repeat_interleave(n_g, dim=0)
-    slices = _slice(v, gr)
-    return slices.reshape(n, n_g, *slices.shape[-2:]).mean(dim=1)
+        # one volume per rotation: its G planes are sampled in one grid_sample call
+        slices = _sample(v, pts, shared=False)
+    else:
+        shared = v if v.dim() == 3 else v[0]
+        slices = _sample(shared, pts.reshape(n * n_g, size, size, 3), shared=True)
+        slices = slices.reshape(n, n_g, size, size)
+    return slices.mean(dim=1)
 
 
 def _signed_permutation(m: torch.Tensor):
