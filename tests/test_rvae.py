@@ -27,39 +27,45 @@ def _offset_pearson(enc, data):
 
 
 @pytest.fixture(scope="module")
-def two_shapes_warp():
-    """A warp-decoder rVAE fitted to two asymmetric shapes with random poses."""
-    data = make_rotated_shapes(3000, shapes=("L", "arrow"), image_size=32, max_offset=2.0, seed=1)
+def sized_l_warp():
+    """A warp-decoder rVAE fitted to L shapes of random size, angle and offset.
+
+    The size is the content a rotation-invariant model should keep in ``z``.
+    """
+    data = make_rotated_shapes(
+        4000, shapes=("L",), image_size=32, max_offset=2.0, size_jitter=0.25, seed=1
+    )
     rvae = RVAE((32, 32), latent_dim=2, decoder="warp", seed=0)
-    rvae.fit(data["images"], epochs=30, batch_size=100, lr=3e-3, quiet=True)
+    rvae.fit(data["images"], epochs=40, batch_size=100, lr=3e-3, quiet=True)
     return rvae, data
 
 
-def test_warp_decoder_recovers_angles_and_offsets(two_shapes_warp):
-    rvae, data = two_shapes_warp
+def test_warp_decoder_recovers_angles_and_offsets(sized_l_warp):
+    rvae, data = sized_l_warp
     enc = rvae.encode(data["images"])
-    for k in range(2):  # each shape has its own canonical orientation (global offset)
-        sel = data["labels"] == k
-        rho = circular_correlation(enc["angle"]["loc"][sel], data["angles"][sel])
-        assert abs(rho) >= ANGLE_CORR, (data["shapes"][k], rho)
+    rho = circular_correlation(enc["angle"]["loc"], data["angles"])
+    assert abs(rho) >= ANGLE_CORR, rho
     assert min(_offset_pearson(enc, data)) >= OFFSET_PEARSON
 
 
-def test_content_latent_is_rotation_invariant(two_shapes_warp):
-    rvae, data = two_shapes_warp
-    z = rvae.encode(data["images"])["z"]["loc"]
+def test_content_latent_is_rotation_invariant(sized_l_warp):
+    rvae, data = sized_l_warp
+    enc = rvae.encode(data["images"])
+    z = enc["z"]["loc"]
+    # active dimensions carry information: their posterior is much narrower than the
+    # N(0, 1) prior; a collapsed dimension (scale ~ 1) has a loc that is pure noise
+    active = enc["z"]["scale"].mean(0) < 0.5
+    assert active.any()
+    # the content latent encodes the size
+    assert max(abs(np.corrcoef(z[:, d], data["sizes"])[0, 1]) for d in np.flatnonzero(active)) > 0.9
     g = torch.Generator().manual_seed(7)
     new_angles = (torch.rand(len(z), generator=g) * 2 - 1) * math.pi
-    rotated = torch.empty(len(z), 32, 32)
-    for k, shape in enumerate(data["shapes"]):
-        sel = torch.as_tensor(data["labels"] == k)
-        rotated[sel] = render_shapes(shape, new_angles[sel], torch.as_tensor(data["offsets"])[sel])
+    rotated = render_shapes(
+        "L", new_angles, torch.as_tensor(data["offsets"]), 32, scales=torch.as_tensor(data["sizes"])
+    )
     z_rot = rvae.encode(rotated)["z"]["loc"]
-    spread = np.linalg.norm(z - z.mean(0), axis=1).mean()
-    moved = np.linalg.norm(z_rot - z, axis=1).mean()
-    # the two shapes are separated in z: the spread is not just noise
-    assert spread > 0.3
-    assert moved / spread < Z_INVARIANCE, moved / spread
+    moved = np.abs(z_rot - z).mean(0)[active] / z.std(0)[active]
+    assert moved.max() < Z_INVARIANCE, moved
 
 
 def test_n_fold_symmetric_shape_angle_modulo_2pi_over_n():

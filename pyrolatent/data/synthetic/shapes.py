@@ -100,6 +100,7 @@ def render_shapes(
     image_size: int = 32,
     shape_size: float | None = None,
     edge_width: float = 0.5,
+    scales: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Render posed copies of one shape.
 
@@ -117,6 +118,9 @@ def render_shapes(
         Shape extent in pixels (default ``0.7 * image_size``).
     edge_width : float
         Softness of the edge, pixels.
+    scales : torch.Tensor, optional
+        ``(N,)`` per-image size factors (content that a rotation-invariant
+        model should keep in its content latent).
 
     Returns
     -------
@@ -128,8 +132,10 @@ def render_shapes(
     grid = pixel_grid(image_size, image_size).reshape(-1, 2)
     if offsets is None:
         offsets = torch.zeros(angles.shape[0], 2)
-    pts = transform_points(grid, angle=angles, offset=offsets, inverse=True)
+    pts = transform_points(grid, angle=angles, offset=offsets, scale=scales, inverse=True)
     sdf = _signed_distance(shape, pts, size)
+    if scales is not None:
+        sdf = sdf * scales.reshape(-1, 1)
     return torch.sigmoid(-sdf / edge_width).reshape(-1, image_size, image_size)
 
 
@@ -139,6 +145,7 @@ def make_rotated_shapes(
     image_size: int = 32,
     angle_range: float = math.pi,
     max_offset: float = 0.0,
+    size_jitter: float = 0.0,
     noise: float = 0.0,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
@@ -157,6 +164,8 @@ def make_rotated_shapes(
         the full circle).
     max_offset : float
         Offsets uniform in ``[-max_offset, max_offset]`` pixels on each axis.
+    size_jitter : float
+        Size factors uniform in ``[1 - size_jitter, 1 + size_jitter]``.
     noise : float
         Gaussian noise standard deviation added to the images (then clipped to
         ``[0, 1]``).
@@ -166,8 +175,8 @@ def make_rotated_shapes(
     -------
     dict
         ``images (N, S, S) float32``, ``angles (N,)`` radians, ``offsets (N, 2)``
-        pixels, ``labels (N,) int64`` (index into ``shapes``), ``shapes``,
-        ``symmetry (N,) int64``.
+        pixels, ``sizes (N,)`` size factors, ``labels (N,) int64`` (index into
+        ``shapes``), ``shapes``, ``symmetry (N,) int64``.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -176,17 +185,21 @@ def make_rotated_shapes(
     labels = torch.randint(len(shapes), (n,), generator=g)
     angles = (torch.rand(n, generator=g) * 2 - 1) * angle_range
     offsets = (torch.rand(n, 2, generator=g) * 2 - 1) * max_offset
+    sizes = 1 + (torch.rand(n, generator=g) * 2 - 1) * size_jitter
     images = torch.empty(n, image_size, image_size)
     for k, shape in enumerate(shapes):
         sel = labels == k
         if sel.any():
-            images[sel] = render_shapes(shape, angles[sel], offsets[sel], image_size)
+            images[sel] = render_shapes(
+                shape, angles[sel], offsets[sel], image_size, scales=sizes[sel]
+            )
     if noise > 0:
         images = (images + noise * torch.randn(images.shape, generator=g)).clamp(0, 1)
     return {
         "images": images.numpy().astype(np.float32),
         "angles": angles.numpy(),
         "offsets": offsets.numpy(),
+        "sizes": sizes.numpy(),
         "labels": labels.numpy(),
         "shapes": list(shapes),
         "symmetry": np.asarray([orders[i] for i in labels.tolist()], dtype=np.int64),
