@@ -211,3 +211,42 @@ def test_locate_multichannel_gives_one_table_per_channel():
     assert isinstance(tables, list) and len(tables) == 2
     assert tables[0]["frame"].tolist() == [10]
     assert sorted(tables[1]["frame"].tolist()) == [11, 11]
+
+
+def test_poisson_and_intensity_augmentations_keep_masks_and_finite_values():
+    img = torch.rand(8, 1, 24, 24) * 5
+    mask = (img > 2.5).float()
+    aug = Augmentation(max_rotation=0, zoom=(1, 1), rot90=False, flips=False,
+                       poisson_counts=(5, 20), gaussian_noise=0.2)
+    out, m = aug(img, mask, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out).all()
+    assert torch.equal(m, mask)  # intensity transforms leave masks alone
+    assert not torch.allclose(out, img)
+
+
+def test_two_channel_overlap_network_learns_layers():
+    # two overlapping layers: channel 0 = horizontal bars, channel 1 = vertical bars
+    from pyrolatent.segmentation import train_ensemble
+
+    rng = np.random.default_rng(0)
+    images, masks = [], []
+    for _ in range(4):
+        m = np.zeros((2, 32, 32), np.float32)
+        r, c = rng.integers(4, 24, 2)
+        m[0, r : r + 4, 2:30] = 1
+        m[1, 2:30, c : c + 4] = 1
+        images.append(m[0] * 1.0 + m[1] * 2.0 + rng.normal(0, 0.1, (32, 32)))
+        masks.append(m)
+    images, masks = np.stack(images), np.stack(masks)
+    ens = train_ensemble(
+        images, masks, network="unet", network_config={"filters": 8, "depth": 2},
+        n_members=2, baseline_steps=120, member_steps=10, batch_size=4, patch_size=32,
+        lr=3e-3, patience=None, val_fraction=0, eval_every=40, progress=False,
+        augmentation=Augmentation(max_rotation=0, zoom=(1, 1), gaussian_noise=0.05),
+    )
+    mean, _ = ens.predict(images)
+    assert mean.shape == (4, 2, 32, 32)
+    for ch in range(2):
+        inter = ((mean[:, ch] > 0.5) & (masks[:, ch] > 0)).sum()
+        union = ((mean[:, ch] > 0.5) | (masks[:, ch] > 0)).sum()
+        assert inter / union > 0.8, (ch, inter / union)

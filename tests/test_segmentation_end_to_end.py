@@ -14,7 +14,7 @@ import pytest
 
 from pyrolatent.analysis.tracking import link
 from pyrolatent.data.synthetic.self_assembly import make_self_assembly_movie
-from pyrolatent.segmentation import locate, train_ensemble
+from pyrolatent.segmentation import DeepEnsemble, locate, train_ensemble
 from pyrolatent.segmentation.metrics import (
     away_from_border,
     axis_angle_error,
@@ -47,7 +47,7 @@ def _score(movie, ensemble, test_frames):
     return {"iou": iou, "f1": f1, "orientation": orient, "link_recall": recall, "var": var}
 
 
-def test_small_ensemble_learns_to_segment_the_movie():
+def test_small_ensemble_learns_to_segment_the_movie(tmp_path):
     movie = make_self_assembly_movie(n_frames=12, size=128, n_particles=12, seed=5)
     ensemble = train_ensemble(
         movie.frames[:4],
@@ -61,9 +61,13 @@ def test_small_ensemble_learns_to_segment_the_movie():
         lr=3e-3,
         eval_every=25,
         patience=None,
+        checkpoint_dir=tmp_path,
         progress=False,
     )
     assert ensemble.n_members == 3
+    reloaded = DeepEnsemble.load(tmp_path / "ensemble.pt")
+    frame = movie.frames[6:7]
+    np.testing.assert_allclose(reloaded.predict(frame)[0], ensemble.predict(frame)[0], atol=1e-5)
     s = _score(movie, ensemble, list(range(6, 12)))
     # brief training (~150 steps): thresholds below the acceptance numbers
     assert s["iou"] >= 0.8, s["iou"]

@@ -287,13 +287,13 @@ def train_ensemble(
         raise ValueError(f"n_members must be >= 1, got {n_members}")
     dev = resolve_device(device)
     x, y = prepare_training_data(images, masks, multiclass, dev)
+    config = dict(network_config or {})
     if multiclass:
-        n_out = int(y.max()) + 1 if network_config is None else network_config.get(
-            "out_channels", int(y.max()) + 1
-        )
+        n_out = int(config.get("out_channels", int(y.max()) + 1))
+        if n_out < int(y.max()) + 1:
+            raise ValueError(f"masks: class {int(y.max())} needs out_channels > {n_out}")
     else:
         n_out = y.shape[1]
-    config = dict(network_config or {})
     config.update({"in_channels": x.shape[1], "out_channels": n_out, "members": 1})
     torch.manual_seed(seed)
     baseline = build_network(network, config).to(dev)
