@@ -1,6 +1,8 @@
 """Segmentation benchmark: ensemble speed, training throughput, synthetic and real accuracy.
 
-Run with no arguments (CPU). Writes ``benchmarks/results/segmentation.json``:
+Run with no arguments (CPU; one torch thread unless ``OMP_NUM_THREADS`` says
+otherwise, which also avoids OpenMP spin-waiting on a shared machine).
+Writes ``benchmarks/results/segmentation.json``:
 
 * ``frames_per_s_single``: 512x512 frames per second through ``DeepEnsemble.predict``
   with a one-member dilnet (the reference, measured in this run);
@@ -149,7 +151,7 @@ def c2c12() -> dict:
 
 def main() -> dict:
     torch.manual_seed(0)
-    threads = int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))
+    threads = int(os.environ.get("OMP_NUM_THREADS", 1))
     torch.set_num_threads(threads)
     start = time.perf_counter()
     results = {"torch_threads": threads}
