@@ -63,8 +63,10 @@ class AbsoluteEmbedding:
     dropout : float
         Dropout after every hidden layer.
     log_features : bool
-        Fit on ``log(feature + eps)`` (``eps`` from the training features);
-        ``|FFT|`` amplitudes span decades, so this is the default.
+        Fit on ``log(feature + eps)`` (``eps`` from the training features).
+        Useful for features of linear intensities, whose ``|FFT|`` amplitudes
+        span decades; with features of log intensities
+        (``rotation_invariant_features(..., log=True)``) it is not needed.
     device : str or torch.device, optional
         See :func:`pyrolatent.device.resolve_device`.
 
@@ -81,7 +83,7 @@ class AbsoluteEmbedding:
         self,
         hidden: tuple[int, ...] = (512, 128, 64, 32),
         dropout: float = 0.0,
-        log_features: bool = True,
+        log_features: bool = False,
         device=None,
     ):
         if not hidden or any(int(h) < 1 for h in hidden):
