@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..primitives import pixel_grid, rotation_matrix_2d, warp_images
+from .coordinate_mlp import coordinate_mlp
 from .mlp import MLP, make_activation
 
 __all__ = ["SpatialDecoder", "WarpDecoder", "make_decoder"]
@@ -35,7 +36,9 @@ class SpatialDecoder(nn.Module):
     evaluated as one batched product ``p @ A_b^T + c_b`` with per-item matrices
     ``A_b`` (pose folded into the coordinate weights) and biases ``c_b`` (latent
     and offset terms): the transformed grid and the latent are never copied to
-    every pixel. The function is the same as the textbook evaluation.
+    every pixel. With tanh or ReLU the whole MLP then runs through
+    :func:`~pyrolatent.nn.coordinate_mlp.coordinate_mlp`, which works a few items
+    at a time in cache. The function is the same as the textbook evaluation.
 
     Parameters
     ----------
@@ -69,6 +72,7 @@ class SpatialDecoder(nn.Module):
         self.fc_latent = nn.Linear(latent_dim, hidden[0], bias=False)
         self.rest = MLP(hidden[0], hidden[1:], out_features=1, activation=activation)
         self.act = make_activation(activation)
+        self.activation = activation
         self._inplace = {"tanh": torch.tanh_, "relu": torch.relu_}.get(activation)
         self.link = link
 
@@ -77,8 +81,11 @@ class SpatialDecoder(nn.Module):
         # by the backward pass of a matmul, only the activation's output is
         return self._inplace(x) if self._inplace is not None else self.act(x)
 
-    def first_layer(self, z, angle=None, offset=None, scale=None) -> torch.Tensor:
-        """Pre-activations of the joint layer, ``(B, H*W, hidden[0])``."""
+    def first_layer_affine(self, z, angle=None, offset=None, scale=None):
+        """Per-item weights ``A (B, K, 2)`` and biases ``c (B, K)`` of the joint layer.
+
+        Its pre-activation at pixel ``p`` is ``A_b p + c_b``.
+        """
         b = z.shape[0]
         weight = self.fc_coord.weight * self.coord_scale  # (K, 2)
         a = weight.expand(b, -1, -1)
@@ -89,15 +96,31 @@ class SpatialDecoder(nn.Module):
         bias = self.fc_latent(z) + self.fc_coord.bias
         if offset is not None:
             bias = bias - (a @ offset.unsqueeze(-1)).squeeze(-1)
-        grid = self.grid.expand(b, -1, -1)
+        return a, bias
+
+    def first_layer(self, z, angle=None, offset=None, scale=None) -> torch.Tensor:
+        """Pre-activations of the joint layer, ``(B, H*W, hidden[0])``."""
+        a, bias = self.first_layer_affine(z, angle, offset, scale)
+        grid = self.grid.expand(z.shape[0], -1, -1)
         return torch.baddbmm(bias.unsqueeze(1), grid, a.transpose(1, 2))
 
     def forward(self, z, angle=None, offset=None, scale=None) -> torch.Tensor:
         """Render ``(B, H, W)`` images for codes ``z (B, D)`` and poses (see module doc)."""
         b = z.shape[0]
+        linears = [m for m in self.rest if isinstance(m, nn.Linear)]
+        if self.activation in ("tanh", "relu"):
+            a, c = self.first_layer_affine(z, angle, offset, scale)
+            out = coordinate_mlp(
+                self.grid,
+                a,
+                c,
+                [m.weight for m in linears],
+                [m.bias for m in linears],
+                activation=self.activation,
+            )
+            return self.link(out.reshape(b, *self.image_size))
         x = self._activate(self.first_layer(z, angle, offset, scale))
         x = x.reshape(-1, x.shape[-1])
-        linears = [m for m in self.rest if isinstance(m, nn.Linear)]
         for layer in linears[:-1]:
             x = self._activate(torch.addmm(layer.bias, x, layer.weight.t()))
         out = torch.addmm(linears[-1].bias, x, linears[-1].weight.t())
