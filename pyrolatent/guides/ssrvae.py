@@ -44,6 +44,9 @@ class SSRVAEGuide(PyroModule):
     offset_prior_scale : float
         Pixels.
     angle_symmetry : int
+    class_conditioned_pose : bool
+        Whether the pose posterior depends on the class (``q(pose | x, y)``)
+        or only on the image (``q(pose | x)``, shared by all classes).
     """
 
     def __init__(
@@ -57,9 +60,11 @@ class SSRVAEGuide(PyroModule):
         encoder: str = "mlp",
         offset_prior_scale: float = 2.0,
         angle_symmetry: int = 1,
+        class_conditioned_pose: bool = True,
     ):
         super().__init__()
         self.n_classes = int(n_classes)
+        self.class_conditioned_pose = bool(class_conditioned_pose)
         self.classifier = ImageClassifier(image_size, n_classes, hidden, activation, encoder)
         self.encoder = make_encoder(encoder, tuple(image_size), hidden, activation)
         width = self.encoder.out_features
@@ -68,9 +73,8 @@ class SSRVAEGuide(PyroModule):
         self.z_head = nn.Linear(width, 2 * latent_dim)
         self.pose = PoseHeads(width, invariances, offset_prior_scale, angle_symmetry)
 
-    def _features(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Joint features ``(..., B, width)`` of images ``(B, H, W)`` and classes ``y``."""
-        h = self.encoder(x)
+    def _features(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Joint features ``(..., B, width)`` of image features ``(B, width)`` and classes."""
         onehot = F.one_hot(y.long(), self.n_classes).to(h.dtype)
         batch = torch.broadcast_shapes(h.shape[:-1], onehot.shape[:-1])
         joint = torch.cat([h.expand(*batch, -1), onehot.expand(*batch, -1)], dim=-1)
@@ -78,9 +82,10 @@ class SSRVAEGuide(PyroModule):
 
     def posteriors(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, dist.Distribution]:
         """Posteriors of z and pose given images ``(B, H, W)`` and classes ``y``."""
-        g = self._features(x, y)
+        h = self.encoder(x)
+        g = self._features(h, y)
         loc, raw = self.z_head(g).chunk(2, dim=-1)
-        out = self.pose.posteriors(g)
+        out = self.pose.posteriors(g if self.class_conditioned_pose else h)
         out[Z] = dist.Normal(loc, F.softplus(raw) + 1e-4).to_event(1)
         return out
 

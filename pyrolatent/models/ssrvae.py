@@ -285,10 +285,13 @@ class SSRVAE:
     decoder : {"warp", "spatial"}
     likelihood : {"bernoulli", "gaussian", "poisson"}
     hidden : sequence of int
-        Widths of the encoders and the decoder.
+        Widths of the encoders (classifier and z/pose encoder).
     activation : str
     encoder : {"mlp", "conv"}
         Image encoder of both the classifier and the z/pose encoder.
+    decoder_hidden : sequence of int, optional
+        Decoder widths (default ``hidden``; for ``"spatial"`` the first entry is
+        the joint coordinate/latent layer).
     angle_prior : str, Distribution or callable
         See :class:`SSRVAEModel`.
     angle_prior_scale : float
@@ -303,6 +306,8 @@ class SSRVAE:
         Weight alpha of the auxiliary classification loss.
     angle_symmetry : int
         Rotational symmetry order of the objects.
+    class_conditioned_pose : bool
+        ``q(pose | x, y)`` (default) or ``q(pose | x)`` shared by all classes.
     sigma, learn_sigma
         Gaussian likelihood options.
     device : str or torch.device, optional
@@ -326,6 +331,7 @@ class SSRVAE:
         hidden: Sequence[int] = (128, 128),
         activation: str = "tanh",
         encoder: str = "mlp",
+        decoder_hidden: Sequence[int] | None = None,
         angle_prior="projected_normal",
         angle_prior_scale: float = 1.0,
         offset_prior=None,
@@ -335,6 +341,7 @@ class SSRVAE:
         class_prior=None,
         aux_weight: float = 50.0,
         angle_symmetry: int = 1,
+        class_conditioned_pose: bool = True,
         sigma: float = 0.1,
         learn_sigma: bool = False,
         device=None,
@@ -357,12 +364,14 @@ class SSRVAE:
             "hidden": [int(h) for h in hidden],
             "activation": activation,
             "encoder": encoder,
+            "decoder_hidden": [int(h) for h in (decoder_hidden or hidden)],
             "angle_prior": "custom" if custom_angle else angle_prior,
             "angle_prior_scale": float(angle_prior_scale),
             "offset_prior_scale": float(offset_prior_scale),
             "class_prior": [float(p) for p in probs],
             "aux_weight": float(aux_weight),
             "angle_symmetry": int(angle_symmetry),
+            "class_conditioned_pose": bool(class_conditioned_pose),
             "sigma": float(sigma),
             "learn_sigma": bool(learn_sigma),
             "seed": int(seed),
@@ -386,7 +395,7 @@ class SSRVAE:
             invariances,
             decoder,
             likelihood,
-            hidden,
+            self.config["decoder_hidden"],
             activation,
             angle_prior=angle_prior,
             angle_prior_scale=angle_prior_scale,
@@ -409,6 +418,7 @@ class SSRVAE:
             encoder,
             offset_prior_scale,
             angle_symmetry,
+            class_conditioned_pose,
         ).to(self.device)
         self.model.attach_classifier(self.guide.classifier)
         self.trainer = None
@@ -676,12 +686,20 @@ class SSRVAE:
 
     # ------------------------------------------------------------- save/load
     def export_classifier(self, path) -> Path:
-        """Write the y-encoder as a plain-torch classifier (weights-only file).
+        """Write the y-encoder as a standalone ``torch.export`` archive.
 
-        Load it with :func:`pyrolatent.nn.classifier.load_classifier`, which
-        needs only torch.
+        A process with only torch loads it with
+        ``torch.export.load(path).module()``: images ``(B, H, W)`` -> logits
+        ``(B, n_classes)``, with the same predictions as :meth:`predict`.
         """
-        return save_checkpoint(self.guide.classifier.export_state(), path)
+        from ..nn.classifier import export_classifier
+
+        return export_classifier(self.guide.classifier, path, self.image_size)
+
+    @property
+    def classifier(self):
+        """The y-encoder, a plain-torch :class:`~pyrolatent.nn.classifier.ImageClassifier`."""
+        return self.guide.classifier
 
     def save(self, path) -> Path:
         """Write configuration and weights (atomically) to ``path``."""

@@ -1,12 +1,15 @@
 """A plain-torch image classifier: the y-encoder of the ss-rVAE, exportable.
 
 :class:`ImageClassifier` is an ``nn.Module`` with no Pyro in it. It is the
-y-encoder of :class:`~pyrolatent.guides.ssrvae.SSRVAEGuide`, and
-:meth:`ImageClassifier.export_state` / :func:`load_classifier` move it to a
-process that has only torch: the file is a dict of plain containers and tensors
-(``kind``, ``config``, ``state_dict``) readable with
-``torch.load(path, weights_only=True)``; importing this module imports only
-torch.
+y-encoder of :class:`~pyrolatent.guides.ssrvae.SSRVAEGuide`.
+
+* :func:`export_classifier` writes it as a ``torch.export`` archive (graph and
+  weights, batch size dynamic). A process with only torch loads it with
+  ``torch.export.load(path).module()`` (or :func:`load_classifier`); it needs
+  neither pyrolatent nor Pyro, and gives the same predictions.
+* :meth:`ImageClassifier.export_state` / :meth:`ImageClassifier.from_state`
+  round-trip architecture and weights as plain containers, for pyrolatent's
+  own checkpoints.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from torch import nn
 
 from .encoders import make_encoder
 
-__all__ = ["ImageClassifier", "load_classifier"]
+__all__ = ["ImageClassifier", "export_classifier", "load_classifier"]
 
 KIND = "ImageClassifier"
 
@@ -97,14 +100,52 @@ class ImageClassifier(nn.Module):
         return model
 
 
-def load_classifier(path, map_location="cpu") -> ImageClassifier:
-    """Load a classifier exported by ``SSRVAE.export_classifier`` (torch only).
+def export_classifier(classifier: nn.Module, path, image_size: tuple[int, int]):
+    """Write ``classifier`` (images ``(B, H, W)`` -> logits) as a ``torch.export`` archive.
 
-    The file is read with ``torch.load(weights_only=True)``, which never runs
-    code from it. The returned module is in eval mode.
+    Parameters
+    ----------
+    classifier : nn.Module
+        Plain-torch module; exported in eval mode, on the CPU.
+    path : path-like
+        Destination (conventionally ``*.pt2``); written atomically.
+    image_size : (int, int)
+        ``(H, W)`` of the inputs.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    import copy
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = copy.deepcopy(classifier).cpu().eval()
+    example = torch.zeros(2, *image_size)
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.export.save(program, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load_classifier(path) -> nn.Module:
+    """Load a classifier written by :func:`export_classifier`.
+
+    Equivalent to ``torch.export.load(path).module()``: only torch is needed.
+    The module maps images ``(B, H, W)`` to logits ``(B, n_classes)``.
     """
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.export.load(path).module()
     except FileNotFoundError as exc:
         raise ValueError(f"classifier file {path} does not exist") from exc
-    return ImageClassifier.from_state(state)

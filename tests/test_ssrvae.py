@@ -1,0 +1,219 @@
+"""ss-rVAE: model/guide structure under enumeration, one-objective auxiliary loss,
+labels used with few unlabelled batches, validation accuracy, export, save/load, bad input."""
+
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pyro
+import pytest
+import torch
+from pyro import poutine
+from pyro.infer import TraceEnum_ELBO, config_enumerate
+
+from pyrolatent.data.synthetic.cards import make_cards
+from pyrolatent.models.ssrvae import ANGLE, AUX, OBS, OFFSET, SSRVAE, SSRVAEModel, Y, Z
+
+S = 24
+
+
+@pytest.fixture(scope="module")
+def small():
+    lab = make_cards(8, image_size=S, angle_range=math.radians(4), seed=1)
+    un = make_cards(8, image_size=S, angle_range=1.0, max_offset=0.1, seed=2)
+    return lab, un
+
+
+def _model(**kw):
+    return SSRVAE((S, S), 4, hidden=(32, 32), seed=0, **kw)
+
+
+def test_enumeration_shapes_and_sites(small):
+    lab, un = small
+    m = _model()
+    x = torch.tensor(un["images"][:5])
+    elbo = TraceEnum_ELBO(max_plate_nesting=1)
+    # the loss traces: the guide enumerates y in parallel; the model scores every class
+    guide = config_enumerate(m.guide, "parallel", expand=False)
+    model_tr, guide_tr = next(iter(elbo._get_traces(m.model, guide, (x,), {})))
+    assert guide_tr.nodes[Y]["value"].shape == (4, 1)
+    assert guide_tr.nodes[Z]["value"].shape == (4, 5, 2)
+    assert guide_tr.nodes[ANGLE]["value"].shape == (4, 5)
+    model_tr.compute_log_prob()
+    assert model_tr.nodes[OBS]["log_prob"].shape == (4, 5)
+    assert AUX not in model_tr.nodes  # unlabelled: no auxiliary term
+    loss = elbo.differentiable_loss(m.model, m.guide, x)
+    assert torch.isfinite(loss)
+
+
+def test_auxiliary_term_is_part_of_the_labelled_elbo(small):
+    lab, _ = small
+    m = _model(aux_weight=7.0)
+    x, y = torch.tensor(lab["images"][:6]), torch.tensor(lab["labels"][:6])
+    guide_tr = poutine.trace(m.guide).get_trace(x, y)
+    model_tr = poutine.trace(poutine.replay(m.model, trace=guide_tr)).get_trace(x, y)
+    assert Y not in guide_tr.nodes  # observed, not inferred
+    node = model_tr.nodes[AUX]
+    assert node["is_observed"] and node["scale"] == 7.0
+    # the auxiliary likelihood is the exported classifier's cross-entropy
+    logits = m.guide.classifier(x)
+    expected = torch.log_softmax(logits, -1)[torch.arange(6), y].sum()
+    assert torch.allclose(node["fn"].log_prob(y).sum(), expected, atol=1e-5)
+    # and it changes the one loss that each step minimises
+    elbo = TraceEnum_ELBO(max_plate_nesting=1)
+    pyro.set_rng_seed(0)
+    with_aux = elbo.differentiable_loss(m.model, m.guide, x, y)
+    m.model.aux_weight = 0.0
+    pyro.set_rng_seed(0)
+    without = elbo.differentiable_loss(m.model, m.guide, x, y)
+    assert torch.allclose(with_aux - without, -7.0 * expected, rtol=1e-4)
+
+
+def test_one_optimiser_step_per_interleaved_step(small):
+    lab, un = small
+    m = _model()
+    m.fit(un["images"][:16], lab["images"], lab["labels"], epochs=2, batch_size=8,
+          labelled_batch_size=8, quiet=True)
+    # 2 unlabelled and 4 labelled batches: max(2, 4) = 4 steps per epoch, 8 in all,
+    # each one Adam step (the auxiliary loss takes no second pass)
+    steps = {int(s["step"]) for s in m.trainer.optimizer.state.values()}
+    assert steps == {8}
+
+
+def test_labels_are_used_with_fewer_unlabelled_batches():
+    """One unlabelled batch, many labelled ones: the classifier still learns the labels."""
+    lab = make_cards(60, image_size=S, angle_range=math.radians(4), seed=11)
+    test = make_cards(50, image_size=S, angle_range=math.radians(4), seed=12)
+    un = make_cards(4, image_size=S, angle_range=1.0, seed=13)
+    m = _model()
+    m.fit(un["images"], lab["images"], lab["labels"], epochs=6, batch_size=16,
+          labelled_batch_size=16, quiet=True)
+    acc = (m.predict(test["images"]) == test["labels"]).mean()
+    # 15 labelled batches per epoch against 1 unlabelled: with pyroVED's
+    # `i % p == 1` rule no labelled batch would ever be used (accuracy ~ 0.25)
+    assert acc >= 0.9, acc
+
+
+def test_validation_accuracy_goes_into_history(small):
+    lab, un = small
+    m = _model()
+    h = m.fit(un["images"], lab["images"], lab["labels"], epochs=2, batch_size=16,
+              val_images=un["images"], val_labels=un["labels"], quiet=True)
+    assert len(h["val_accuracy"]) == 2
+    assert all(0 <= a <= 1 for a in h["val_accuracy"])
+    pred = m.predict(un["images"])
+    assert h["val_accuracy"][-1] == pytest.approx((pred == un["labels"]).mean())
+
+
+@pytest.mark.parametrize("prior", ["projected_normal", "von_mises", "uniform", "normal"])
+def test_angle_priors(prior, small):
+    _, un = small
+    m = _model(angle_prior=prior)
+    x = torch.tensor(un["images"][:4])
+    tr = poutine.trace(m.model).get_trace(x)
+    tr.compute_log_prob()
+    lp = tr.nodes[ANGLE]["log_prob"]
+    assert lp.shape == (4,) and torch.isfinite(lp).all()
+    # the angle prior is centred at 0 except the uniform one
+    d = tr.nodes[ANGLE]["fn"]
+    at0, atpi = d.log_prob(torch.zeros(4)), d.log_prob(torch.full((4,), 3.0))
+    assert (at0 > atpi).all() if prior != "uniform" else torch.allclose(at0, atpi)
+
+
+def test_custom_angle_prior_and_class_prior(small):
+    _, un = small
+    m = _model(angle_prior=pyro.distributions.VonMises(torch.tensor(0.5), torch.tensor(4.0)),
+               class_prior=[4, 2, 1, 1])
+    assert torch.allclose(m.model.class_probs, torch.tensor([0.5, 0.25, 0.125, 0.125]))
+    tr = poutine.trace(m.model).get_trace(torch.tensor(un["images"][:3]))
+    assert isinstance(tr.nodes[ANGLE]["fn"], pyro.distributions.VonMises)
+    assert torch.allclose(tr.nodes[Y]["fn"].probs[0], m.model.class_probs)
+    with pytest.raises(ValueError, match="angle_prior"):
+        _model(angle_prior="cauchy")
+    with pytest.raises(ValueError, match="class_prior"):
+        _model(class_prior=[1, 0, 1, 1])
+    with pytest.raises(ValueError, match="class_prior"):
+        _model(class_prior=[1, 1, 1])
+
+
+def test_plain_ssvae_has_no_pose_and_spatial_decoder_runs(small):
+    lab, un = small
+    m = _model(invariances=())
+    tr = poutine.trace(m.model).get_trace(torch.tensor(un["images"][:3]))
+    assert ANGLE not in tr.nodes and OFFSET not in tr.nodes
+    sp = SSRVAE((S, S), 4, hidden=(16, 16), decoder="spatial", seed=0)
+    h = sp.fit(un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, quiet=True)
+    assert np.isfinite(h["loss"][0])
+    assert sp.manifold(2, grid_size=3).shape == (3, 3, S, S)
+
+
+def test_encode_decode_shapes(small):
+    _, un = small
+    m = _model()
+    enc = m.encode(un["images"])
+    assert enc[Y]["probs"].shape == (32, 4)
+    assert np.allclose(enc[Y]["probs"].sum(1), 1, atol=1e-5)
+    assert enc[Z]["loc"].shape == (32, 2) and enc[ANGLE]["loc"].shape == (32,)
+    assert enc[OFFSET]["loc"].shape == (32, 2)
+    imgs = m.decode(np.zeros((3, 2)), [0, 1, 2], angle=0.3, offset=[1.0, 0.0])
+    assert imgs.shape == (3, S, S) and (imgs >= 0).all() and (imgs <= 1).all()
+
+
+def test_save_load_and_exported_classifier_in_torch_only_process(small, tmp_path):
+    lab, un = small
+    m = _model()
+    m.fit(un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, quiet=True)
+    proba = m.predict_proba(un["images"])
+    m.save(tmp_path / "m.pt")
+    again = SSRVAE.load(tmp_path / "m.pt")
+    np.testing.assert_array_equal(again.predict_proba(un["images"]), proba)
+
+    m.export_classifier(tmp_path / "clf.pt2")
+    np.save(tmp_path / "x.npy", un["images"])
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        import torch
+        clf = torch.export.load({str(tmp_path / "clf.pt2")!r}).module()
+        x = torch.from_numpy(np.load({str(tmp_path / "x.npy")!r}))
+        with torch.no_grad():
+            p = torch.softmax(clf(x), -1)
+            assert torch.equal(clf(x[:1]), clf(x)[:1])
+        np.save({str(tmp_path / "p.npy")!r}, p.numpy())
+        assert not any(m.split(".")[0] in ("pyro", "pyrolatent") for m in sys.modules)
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path)
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), proba)
+
+
+def test_bad_input(small):
+    lab, un = small
+    m = _model()
+    x, y = lab["images"], lab["labels"]
+    with pytest.raises(ValueError, match=r"outside \[0, 4\)"):
+        m.fit(un["images"], x, np.where(y == 3, 4, y), epochs=1, quiet=True)
+    with pytest.raises(ValueError, match=r"outside \[0, 4\)"):
+        m.fit(un["images"], x, np.where(y == 3, -1, y), epochs=1, quiet=True)
+    with pytest.raises(ValueError, match="lengths must match"):
+        m.fit(un["images"], x, y[:-1], epochs=1, quiet=True)
+    with pytest.raises(ValueError, match="labelled set is empty"):
+        m.fit(un["images"], x[:0], y[:0], epochs=1, quiet=True)
+    with pytest.raises(ValueError, match="val_images and val_labels"):
+        m.fit(un["images"], x, y, epochs=1, val_images=x, quiet=True)
+    with pytest.raises(ValueError, match="n_classes"):
+        SSRVAE((S, S), 1)
+    keep = y != 2
+    with pytest.warns(UserWarning, match=r"classes \[2\] have no labelled examples"):
+        h = m.fit(un["images"], x[keep], y[keep], epochs=1, batch_size=16, quiet=True)
+    assert np.isfinite(h["loss"][0])
+
+
+def test_model_is_a_plain_pyromodule():
+    model = SSRVAEModel((S, S), 3, hidden=(8,))
+    assert model.default_loss().max_plate_nesting == 1
+    out = model(num_items=5)  # prior sampling: every class is drawn from the class prior
+    assert out.shape == (5, S, S)
