@@ -1,0 +1,173 @@
+"""The report of a workflow folder: figures (PNG), a Markdown/HTML page and ``summary.json``."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_write, is_valid_file, load_json, load_npy, load_table, save_json
+
+__all__ = ["FIGURES", "SUMMARY_KEYS", "write_report"]
+
+FIGURES = {
+    "joint_latents.png": "Joint latent distributions with KDE contours (Fig. 4)",
+    "kde_over_time.png": "KDE(L, t) of angle, z0 and z1 (Fig. 5a-c)",
+    "nmf_components.png": "NMF components w_i(angle) and time behaviours e_i(t) with 5-95 % bands "
+    "(Fig. 5d-g)",
+    "frames_by_angle.png": "Frames with particles coloured by the encoded angle (Fig. 6a-c)",
+    "trajectory_latents.png": "Latents along the longest trajectories (Fig. 6d-e)",
+}
+SUMMARY_KEYS = (
+    "planted_transition_frame",
+    "transition_frame",
+    "transition_frame_uncertainty",
+    "angle_peaks_before",
+    "angle_peaks_after",
+    "n_particles",
+    "n_trajectories",
+    "segmentation_iou",
+)
+
+
+def _save_figure(fig, path: Path) -> Path:
+    return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=90))
+
+
+def write_report(folder, *, timings: dict | None = None) -> list[Path]:
+    """Figures, ``report.md``, ``report.html`` and ``summary.json`` of a workflow folder.
+
+    Needs the outputs of ``locate``, ``train`` and ``analyze`` in ``folder``;
+    ``movie.npy`` (frames for Fig. 6), ``movie.json`` (planted transition) and
+    ``segment.json`` (IoU) are used when present (null otherwise).
+
+    Returns
+    -------
+    list of Path
+        The written files.
+    """
+    from ..analysis.trajectories import latents_along_trajectories, longest_tracks
+    from ..plot.dynamics import (
+        plot_frames_by_latent,
+        plot_joint_latents,
+        plot_kde_over_time,
+        plot_nmf_components,
+        plot_trajectory_latents,
+    )
+
+    folder = Path(folder)
+    for name in ("analysis.json", "latents.csv", "trajectories.csv", "kde_grids.json"):
+        if not is_valid_file(folder / name):
+            raise ValueError(f"{folder / name} is missing or invalid: run 'analyze' first")
+    analysis = load_json(folder / "analysis.json")
+    movie_meta = load_json(folder / "movie.json") if is_valid_file(folder / "movie.json") else {}
+    seg = load_json(folder / "segment.json") if is_valid_file(folder / "segment.json") else {}
+    planted = movie_meta.get("planted_transition_frame")
+    lat = load_table(folder / "latents.csv")
+    traj = load_table(folder / "trajectories.csv")
+    grids = {k: np.asarray(v) for k, v in load_json(folder / "kde_grids.json").items()}
+    figdir = folder / "figures"
+    paths = []
+
+    latents = {"angle": lat["angle"], "z_0": lat.get("z_0"), "z_1": lat.get("z_1")}
+    latents = {k: v for k, v in latents.items() if v is not None}
+    if "offset_0" in lat:
+        latents["offset_0"] = lat["offset_0"]
+    paths.append(_save_figure(plot_joint_latents(latents), figdir / "joint_latents.png"))
+    kdes = {k: load_npy(folder / f"kde_{k}.npy") for k in grids}
+    paths.append(
+        _save_figure(
+            plot_kde_over_time(kdes, grids, transition=analysis["transition_frame"]),
+            figdir / "kde_over_time.png",
+        )
+    )
+    paths.append(
+        _save_figure(
+            plot_nmf_components(
+                load_npy(folder / "nmf_weights.npy"),
+                load_npy(folder / "nmf_loadings.npy"),
+                grids["angle"],
+                weights_band=load_npy(folder / "nmf_weights_band.npy"),
+                loadings_band=load_npy(folder / "nmf_loadings_band.npy"),
+                transition=analysis["transition_frame"],
+                planted=planted,
+            ),
+            figdir / "nmf_components.png",
+        )
+    )
+    n_frames = int(analysis["n_frames"])
+    if is_valid_file(folder / "movie.json") and is_valid_file(folder / "movie.npy"):
+        movie = load_npy(folder / "movie.npy", mmap=True)
+    else:
+        movie = None
+    shown = sorted({0, min(analysis["transition_frame"], n_frames - 1), n_frames - 1})
+    if movie is not None:
+        fig = plot_frames_by_latent(
+            movie,
+            traj,
+            np.rad2deg(traj["angle"]),
+            shown,
+            label="angle (deg)",
+            vmin=-180,
+            vmax=180,
+        )
+    else:  # no frames in the folder: positions on a blank background
+        size = int(max(traj["row"].max(initial=1), traj["col"].max(initial=1))) + 1
+        fig = plot_frames_by_latent(
+            np.zeros((n_frames, size, size)),
+            traj,
+            np.rad2deg(traj["angle"]),
+            shown,
+            label="angle (deg)",
+            vmin=-180,
+            vmax=180,
+        )
+    paths.append(_save_figure(fig, figdir / "frames_by_angle.png"))
+    traces = latents_along_trajectories(
+        traj, {k: traj[k] for k in ("angle", "z_0", "z_1") if k in traj}, min_length=2
+    )
+    tracks = longest_tracks(traces, 4)
+    names = [k for k in ("angle", "z_0") if k in traces]
+    paths.append(
+        _save_figure(
+            plot_trajectory_latents(traces, tracks, names), figdir / "trajectory_latents.png"
+        )
+    )
+
+    summary = {
+        "planted_transition_frame": planted,
+        "transition_frame": analysis["transition_frame"],
+        "transition_frame_uncertainty": analysis["transition_frame_uncertainty"],
+        "angle_peaks_before": analysis["angle_peaks_before"],
+        "angle_peaks_after": analysis["angle_peaks_after"],
+        "n_particles": analysis["n_particles"],
+        "n_trajectories": analysis["n_trajectories"],
+        "segmentation_iou": seg.get("segmentation_iou"),
+        "transition_interval": analysis.get("transition_interval"),
+        "n_frames": n_frames,
+    }
+    if timings:
+        summary["stage_seconds"] = timings
+    paths.append(save_json(folder / "summary.json", summary))
+
+    rows = "\n".join(f"| {k} | {summary[k]} |" for k in SUMMARY_KEYS)
+    md = ["# pyrolatent self-assembly report", "", "| quantity | value |", "|---|---|", rows, ""]
+    for name, caption in FIGURES.items():
+        md += [f"## {caption}", "", f"![{caption}](figures/{name})", ""]
+    paths.append(atomic_write(folder / "report.md", lambda p: Path(p).write_text("\n".join(md))))
+    body = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(summary[k]))}</td></tr>"
+        for k in SUMMARY_KEYS
+    )
+    figs = "".join(
+        f"<h2>{html.escape(c)}</h2><img src='figures/{n}' style='max-width:100%'>"
+        for n, c in FIGURES.items()
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>pyrolatent report</title>"
+        f"</head><body><h1>pyrolatent self-assembly report</h1><table>{body}</table>{figs}"
+        "</body></html>"
+    )
+    paths.append(atomic_write(folder / "report.html", lambda p: Path(p).write_text(page)))
+    return paths
