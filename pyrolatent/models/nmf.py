@@ -1,0 +1,412 @@
+"""Non-negative matrix factorisation ``X ~ H W`` as a Pyro model.
+
+Rows of ``X`` are items (time frames for ``KDE(L, t)``), columns are features
+(the latent grid). With ``K`` components:
+
+* ``weights`` ``W`` ``(K, F)`` -- global site, the components ``w_i(L)``;
+* ``loadings`` ``H`` ``(T, K)`` -- one per row inside the ``rows`` plate, the
+  time behaviours ``e_i(t)``;
+* ``sigma`` -- global noise scale (Gaussian likelihood only);
+* ``obs`` -- ``(T, F)`` observed matrix.
+
+Priors are arguments (Pyro distributions with batch shape ``()`` on the
+positive reals, default ``Exponential(1)``). The model takes the mini-batch
+``(x, index)`` with row numbers ``index``, so the shared
+:class:`~pyrolatent.infer.Trainer` can shuffle and sub-sample rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.infer import Trace_ELBO
+from pyro.nn import PyroModule
+
+from ..device import resolve_device
+from ..validation import as_tensor, check_finite, check_nonnegative
+
+__all__ = ["NMFModel", "NMF", "WEIGHTS", "LOADINGS", "SIGMA", "check_nmf_input", "nndsvd"]
+
+WEIGHTS = "weights"
+LOADINGS = "loadings"
+SIGMA = "sigma"
+
+
+def check_nmf_input(x, name: str = "x", device=None) -> torch.Tensor:
+    """Validate a non-negative 2-D matrix and return it as float32.
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, empty, NaN/Inf or negative entries.
+    """
+    t = as_tensor(x, name=name, dtype=torch.float32, device=device)
+    if t.dim() != 2:
+        raise ValueError(f"{name}: expected a 2-D (rows, features) matrix, got {tuple(t.shape)}")
+    check_finite(t, name)
+    check_nonnegative(t, name, why="NMF needs a non-negative matrix")
+    return t
+
+
+def nndsvd(x: torch.Tensor, n_components: int, eps: float = 1e-6):
+    """NNDSVD-a initialisation (Boutsidis & Gallopoulos 2008).
+
+    Returns
+    -------
+    h : torch.Tensor
+        ``(T, K)`` non-negative loadings.
+    w : torch.Tensor
+        ``(K, F)`` non-negative weights; zeros replaced by the mean of ``x``.
+    """
+    u, s, vt = torch.linalg.svd(x.double(), full_matrices=False)
+    t, f = x.shape
+    h = torch.zeros(t, n_components, dtype=torch.float64)
+    w = torch.zeros(n_components, f, dtype=torch.float64)
+    h[:, 0] = s[0].sqrt() * u[:, 0].abs()
+    w[0] = s[0].sqrt() * vt[0].abs()
+    for k in range(1, n_components):
+        a, b = u[:, k], vt[k]
+        ap, an, bp, bn = a.clamp(min=0), (-a).clamp(min=0), b.clamp(min=0), (-b).clamp(min=0)
+        mp = ap.norm() * bp.norm()
+        mn = an.norm() * bn.norm()
+        if mp >= mn:
+            uu, vv, m = ap / (ap.norm() + 1e-30), bp / (bp.norm() + 1e-30), mp
+        else:
+            uu, vv, m = an / (an.norm() + 1e-30), bn / (bn.norm() + 1e-30), mn
+        h[:, k] = (s[k] * m).sqrt() * uu
+        w[k] = (s[k] * m).sqrt() * vv
+    avg = float(x.mean())
+    h = torch.where(h < eps, torch.full_like(h, avg), h)
+    w = torch.where(w < eps, torch.full_like(w, avg), w)
+    return h.float(), w.float()
+
+
+def _prior(p, name: str) -> dist.Distribution:
+    if not isinstance(p, dist.Distribution):
+        raise ValueError(f"{name}: expected a pyro Distribution, got {type(p).__name__}")
+    if p.batch_shape != () or p.event_shape != ():
+        raise ValueError(f"{name}: expected a scalar distribution (batch and event shape ())")
+    lower = getattr(p.support, "lower_bound", None)
+    if lower is None or float(lower) < 0:
+        raise ValueError(f"{name}: the support must be the (non-negative) reals, got {p.support}")
+    return p
+
+
+class NMFModel(PyroModule):
+    """p(W, H, sigma, X) of non-negative matrix factorisation.
+
+    Parameters
+    ----------
+    n_rows : int
+        ``T``, number of rows of ``X`` (size of the ``rows`` plate).
+    n_features : int
+        ``F``, number of columns.
+    n_components : int
+        ``K``.
+    likelihood : {"gaussian", "poisson"}
+        ``Normal(H W, sigma)`` or ``Poisson(H W)``; Poisson counts may be
+        non-integer (the density is evaluated without support checks).
+    weights_prior, loadings_prior : Distribution, optional
+        Scalar priors on the positive reals, applied to every entry of ``W``
+        and ``H``; default ``Exponential(1.0)`` (a ``Gamma(a, b)`` works too).
+    sigma_prior : Distribution, optional
+        Prior of the Gaussian noise scale; default ``HalfCauchy(1.0)``.
+    """
+
+    def __init__(
+        self,
+        n_rows: int,
+        n_features: int,
+        n_components: int = 2,
+        likelihood: str = "gaussian",
+        weights_prior: dist.Distribution | None = None,
+        loadings_prior: dist.Distribution | None = None,
+        sigma_prior: dist.Distribution | None = None,
+    ):
+        super().__init__()
+        if min(n_rows, n_features, n_components) < 1:
+            raise ValueError("n_rows, n_features and n_components must be >= 1")
+        if likelihood not in ("gaussian", "poisson"):
+            raise ValueError(f"likelihood must be 'gaussian' or 'poisson', got {likelihood!r}")
+        self.n_rows, self.n_features, self.n_components = n_rows, n_features, n_components
+        self.likelihood = likelihood
+        self._weights_prior = _prior(weights_prior or dist.Exponential(1.0), "weights_prior")
+        self._loadings_prior = _prior(loadings_prior or dist.Exponential(1.0), "loadings_prior")
+        self._sigma_prior = _prior(sigma_prior or dist.HalfCauchy(1.0), "sigma_prior")
+        self.register_buffer("_zero", torch.tensor(0.0))
+
+    @staticmethod
+    def _on_device(p: dist.Distribution, shape) -> dist.Distribution:
+        return p.expand(shape)
+
+    def weights_dist(self) -> dist.Distribution:
+        """Prior of ``W``, event shape ``(K, F)``."""
+        return self._on_device(self._weights_prior, (self.n_components, self.n_features)).to_event(
+            2
+        )
+
+    def loadings_dist(self, n: int) -> dist.Distribution:
+        """Prior of ``H`` for ``n`` rows: batch ``(n,)``, event ``(K,)``."""
+        return self._on_device(self._loadings_prior, (n, self.n_components)).to_event(1)
+
+    def sigma_dist(self) -> dist.Distribution:
+        return self._on_device(self._sigma_prior, ())
+
+    def obs_dist(self, mean: torch.Tensor, sigma) -> dist.Distribution:
+        """Likelihood of rows: batch ``(B,)``, event ``(F,)``."""
+        if self.likelihood == "gaussian":
+            return dist.Normal(mean, sigma).to_event(1)
+        return dist.Poisson(mean.clamp(min=1e-8), validate_args=False).to_event(1)
+
+    def forward(self, x: torch.Tensor | None = None, index: torch.Tensor | None = None):
+        """Run the model on rows ``x (B, F)`` with row numbers ``index (B,)``."""
+        if index is None:
+            index = torch.arange(self.n_rows if x is None else x.shape[0], device=self._zero.device)
+        w = pyro.sample(WEIGHTS, self.weights_dist())
+        sigma = pyro.sample(SIGMA, self.sigma_dist()) if self.likelihood == "gaussian" else None
+        with pyro.plate("rows", self.n_rows, subsample=index):
+            h = pyro.sample(LOADINGS, self.loadings_dist(index.shape[0]))
+            mean = h @ w
+            pyro.sample("obs", self.obs_dist(mean, sigma), obs=x)
+        return mean
+
+    def default_loss(self):
+        return Trace_ELBO()
+
+
+def order_by_time_centroid(loadings: np.ndarray) -> np.ndarray:
+    """Component order by the time centroid of the loadings (earliest first).
+
+    Parameters
+    ----------
+    loadings : numpy.ndarray
+        ``(..., T, K)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., K)`` permutation: component ``order[..., 0]`` has the smallest
+        ``sum_t t H[t, k] / sum_t H[t, k]``.
+    """
+    h = np.asarray(loadings, dtype=np.float64)
+    t = np.arange(h.shape[-2], dtype=np.float64)
+    centroid = (h * t[:, None]).sum(-2) / np.maximum(h.sum(-2), 1e-300)
+    return np.argsort(centroid, axis=-1, kind="stable")
+
+
+def normalise_components(loadings: np.ndarray, weights: np.ndarray):
+    """Move the scale of each component into its loadings: rows of ``W`` sum to 1.
+
+    ``H W`` is unchanged. Shapes ``(..., T, K)`` and ``(..., K, F)``.
+    """
+    s = np.maximum(np.asarray(weights).sum(-1), 1e-300)  # (..., K)
+    return np.asarray(loadings) * s[..., None, :], np.asarray(weights) / s[..., :, None]
+
+
+class NMF:
+    """User-facing Bayesian NMF: fit by MAP or SVI (shared Trainer) or by NUTS.
+
+    Parameters
+    ----------
+    n_components : int
+        ``K`` (``N`` in the paper).
+    likelihood : {"gaussian", "poisson"}
+    weights_prior, loadings_prior, sigma_prior : Distribution, optional
+        See :class:`NMFModel`.
+    seed : int
+    device : str or torch.device, optional
+
+    Attributes (after ``fit``)
+    --------------------------
+    weights_ : numpy.ndarray
+        ``(K, F)``, rows summing to 1, components ordered by the time centroid
+        of their loadings (earliest first).
+    loadings_ : numpy.ndarray
+        ``(T, K)`` time behaviours in the same order.
+    weights_band_, loadings_band_ : numpy.ndarray or None
+        ``(2, K, F)`` / ``(2, T, K)`` 5 % and 95 % posterior quantiles (SVI and
+        NUTS; None for MAP).
+    samples_ : dict or None
+        Ordered, normalised posterior draws ``{"weights": (C, S, K, F),
+        "loadings": (C, S, T, K), ...}`` after NUTS.
+
+    Examples
+    --------
+    >>> nmf = NMF(n_components=2).fit(kde_matrix, method="map")  # doctest: +SKIP
+    >>> nmf.loadings_[:, 0]                                      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        likelihood: str = "gaussian",
+        weights_prior=None,
+        loadings_prior=None,
+        sigma_prior=None,
+        seed: int = 0,
+        device=None,
+    ):
+        if n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {n_components}")
+        self.n_components = int(n_components)
+        self.likelihood = likelihood
+        self.priors = (weights_prior, loadings_prior, sigma_prior)
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.model = self.guide = None
+        self.weights_ = self.loadings_ = None
+        self.weights_band_ = self.loadings_band_ = None
+        self.samples_ = None
+        self.history_: dict = {}
+
+    def _build(self, x: torch.Tensor) -> NMFModel:
+        return NMFModel(
+            x.shape[0], x.shape[1], self.n_components, self.likelihood, *self.priors
+        ).to(self.device)
+
+    def fit(
+        self,
+        x,
+        method: str = "map",
+        steps: int = 3000,
+        lr: float = 0.02,
+        batch_size: int | None = None,
+        num_samples: int = 500,
+        warmup_steps: int = 500,
+        num_chains: int = 4,
+        checkpoint_path=None,
+        quiet: bool = True,
+    ) -> NMF:
+        """Fit to a non-negative ``(T, F)`` matrix.
+
+        Parameters
+        ----------
+        x : array_like
+            ``(T, F)`` non-negative matrix (e.g. ``KDE(L, t)`` with time on rows).
+        method : {"map", "svi", "nuts"}
+            MAP (Delta guide) or mean-field SVI (log-normal guide), both through
+            the shared :class:`~pyrolatent.infer.Trainer`; or NUTS (small
+            matrices, see :func:`pyrolatent.infer.mcmc.run_nuts`).
+        steps : int
+            MAP/SVI: epochs of the Trainer. With ``batch_size = T`` (default,
+            full batch) one epoch is one optimiser step on all rows.
+        lr : float
+            Adam learning rate (MAP/SVI).
+        batch_size : int, optional
+            Rows per mini-batch; default all rows.
+        num_samples, warmup_steps, num_chains : int
+            NUTS settings (chains run one after another).
+        checkpoint_path : path-like, optional
+            Trainer checkpoint (MAP/SVI resume).
+        quiet : bool
+
+        Returns
+        -------
+        NMF
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            Negative, NaN or non-2-D input; unknown method.
+        """
+        from ..guides.nmf import NMFGuide
+        from ..infer.trainer import Trainer
+
+        xt = check_nmf_input(x, "x", device=self.device)
+        if method not in ("map", "svi", "nuts"):
+            raise ValueError(f"method must be 'map', 'svi' or 'nuts', got {method!r}")
+        self.model = self._build(xt)
+        if method == "nuts":
+            from ..infer.mcmc import run_nuts
+
+            h0, w0 = nndsvd(xt.cpu(), self.n_components)
+            samples = run_nuts(
+                self.model,
+                (xt,),
+                num_samples=num_samples,
+                warmup_steps=warmup_steps,
+                num_chains=num_chains,
+                seed=self.seed,
+                init={WEIGHTS: w0, LOADINGS: h0},
+                quiet=quiet,
+            )
+            self.samples_ = order_samples(samples)
+            self._summarise_draws(
+                self.samples_[LOADINGS].reshape(-1, *self.samples_[LOADINGS].shape[2:]),
+                self.samples_[WEIGHTS].reshape(-1, *self.samples_[WEIGHTS].shape[2:]),
+            )
+            return self
+        self.guide = NMFGuide(
+            xt.shape[0], xt.shape[1], self.n_components, kind=method, likelihood=self.likelihood
+        ).to(self.device)
+        self.guide.initialize(xt)
+        trainer = Trainer(
+            self.model,
+            self.guide,
+            lr=lr,
+            seed=self.seed,
+            device=self.device,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every=max(1, steps // 10),
+            quiet=quiet,
+        )
+        index = torch.arange(xt.shape[0], device=self.device)
+        self.history_ = trainer.fit((xt, index), epochs=steps, batch_size=batch_size or len(xt))
+        if method == "map":
+            h, w = (t.detach().cpu().numpy() for t in self.guide.point_estimates())
+            h, w = self._order(h[None], w[None])
+            self.loadings_, self.weights_ = h[0], w[0]
+            self.weights_band_ = self.loadings_band_ = None
+        else:
+            h, w = self.guide.sample_posterior(num_samples, seed=self.seed)
+            self._summarise_draws(*self._order(h, w))
+        return self
+
+    @staticmethod
+    def _order(h: np.ndarray, w: np.ndarray):
+        order = order_by_time_centroid(h)  # (S, K)
+        h = np.take_along_axis(h, order[:, None, :], axis=-1)
+        w = np.take_along_axis(w, order[:, :, None], axis=-2)
+        return normalise_components(h, w)
+
+    def _summarise_draws(self, h: np.ndarray, w: np.ndarray) -> None:
+        self.loadings_ = h.mean(0)
+        self.weights_ = w.mean(0)
+        self.loadings_band_ = np.quantile(h, [0.05, 0.95], axis=0)
+        self.weights_band_ = np.quantile(w, [0.05, 0.95], axis=0)
+
+    def reconstruction(self) -> np.ndarray:
+        """``H W`` of the point estimate, ``(T, F)``."""
+        if self.weights_ is None:
+            raise ValueError("fit the model first")
+        return self.loadings_ @ self.weights_
+
+    def reconstruction_error(self, x) -> float:
+        """Frobenius norm ``||X - H W||`` (scikit-learn's ``reconstruction_err_``)."""
+        xt = check_nmf_input(x, "x").numpy().astype(np.float64)
+        return float(np.linalg.norm(xt - self.reconstruction()))
+
+
+def order_samples(samples: dict) -> dict:
+    """Order and normalise NUTS draws per draw (label switching).
+
+    Rule: in every draw, components are sorted by the time centroid of their
+    loadings (earliest first), then each weight row is scaled to sum to 1 and
+    the scale moved into the loadings (``H W`` unchanged).
+
+    Parameters
+    ----------
+    samples : dict
+        ``{"weights": (C, S, K, F), "loadings": (C, S, T, K), ...}`` arrays.
+    """
+    h = np.asarray(samples[LOADINGS], dtype=np.float64)
+    w = np.asarray(samples[WEIGHTS], dtype=np.float64)
+    c, s = h.shape[:2]
+    hf, wf = NMF._order(h.reshape(c * s, *h.shape[2:]), w.reshape(c * s, *w.shape[2:]))
+    out = {k: np.asarray(v) for k, v in samples.items()}
+    out[LOADINGS] = hf.reshape(h.shape)
+    out[WEIGHTS] = wf.reshape(w.shape)
+    return out
