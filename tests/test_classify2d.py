@@ -155,7 +155,7 @@ def test_bootstrap_runs_on_subsets(four_classes):
     frames, labels, _, mask = four_classes
     frames_u8 = frames.clamp_max(255).to(torch.uint8).numpy()  # counts as a compact array
     runs = bootstrap_classify2d(
-        frames_u8, 4, n_runs=2, fraction=0.8, n_iterations=20, mask=mask, progress=False
+        frames_u8, 4, n_runs=2, fraction=0.8, n_iterations=20, n_init=1, mask=mask, progress=False
     )
     assert len(runs) == 2
     for run in runs:
