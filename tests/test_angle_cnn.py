@@ -190,8 +190,8 @@ def test_method1_learns_square_angles_without_labels():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", ["triangle", "square", "hexagon"])
-@pytest.mark.parametrize("method", ["pair", "render"])
-def test_both_methods_reach_95_percent_on_polygons(shape, method):
+def test_method1_reaches_95_percent_on_polygons(shape):
+    """The issue's acceptance criterion (the benchmark's configuration)."""
     torch.manual_seed(0)
     train = make_stereo_pairs(4000, shape, generator=torch.Generator().manual_seed(1))
     test = make_polygons(500, shape, generator=torch.Generator().manual_seed(2))
@@ -202,11 +202,11 @@ def test_both_methods_reach_95_percent_on_polygons(shape, method):
         preprocess(train["images_a"]),
         preprocess(train["images_b"]),
         train["delta"],
-        method=method,
+        method="pair",
         epochs=10,
         progress=False,
     )
     net.calibrate(_reference(shape), 0.0)
     pred = net.predict(preprocess(test["images"]))
     frac = fraction_within(pred, test["angle"], order=order, tolerance_deg=3.0)
-    assert frac >= 0.95, f"{shape}/{method}: only {frac:.3f} within 3 deg"
+    assert frac >= 0.95, f"{shape}: only {frac:.3f} within 3 deg"

@@ -223,6 +223,9 @@ class AngleCNN(_AngleNet):
         The inputs cannot tell ``theta`` from ``-theta`` (calibration then
         only chooses between the two fold points, see
         :func:`pyrolatent.analysis.angles.calibrate_offset`).
+    batch_norm : bool
+        Batch normalisation after each strided convolution (faster escape
+        from the initial plateau of the pair loss).
     device : str or torch.device, optional
         See :func:`pyrolatent.device.resolve_device`.
     """
@@ -234,6 +237,7 @@ class AngleCNN(_AngleNet):
         channels=(32, 64, 64),
         hidden: int = 128,
         mirror: bool = False,
+        batch_norm: bool = True,
         device=None,
     ):
         super().__init__()
@@ -244,11 +248,9 @@ class AngleCNN(_AngleNet):
             raise ValueError(f"image_size: expected (H, W) of at least 8x8, got {image_size}")
         layers, c_in = [nn.Conv2d(1, channels[0], 3, padding=1), nn.ReLU()], channels[0]
         for c_out in channels:
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(),
-            ]
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)]
+            layers += [nn.BatchNorm2d(c_out)] if batch_norm else []
+            layers += [nn.ReLU()]
             c_in = c_out
         self.features = nn.Sequential(*layers)
         h, w = self.input_size
