@@ -41,7 +41,7 @@ class NMFGuide(PyroModule):
         n_components: int,
         kind: str = "map",
         likelihood: str = "gaussian",
-        init_scale: float = 0.05,
+        init_scale: float = 0.005,
     ):
         super().__init__()
         if kind not in ("map", "svi"):
@@ -65,6 +65,13 @@ class NMFGuide(PyroModule):
         self.w_loc = w.log().to(x.device)
         resid = (x.detach().cpu() - h @ w).std().clamp(min=1e-4)
         self.sigma_loc = resid.log().to(x.device)
+
+    @torch.no_grad()
+    def initialize_from(self, other: NMFGuide) -> None:
+        """Copy the locations of another guide (e.g. a fitted MAP guide)."""
+        self.h_loc = other.h_loc.detach().clone()
+        self.w_loc = other.w_loc.detach().clone()
+        self.sigma_loc = other.sigma_loc.detach().clone()
 
     def _site(self, name, loc, scale, event_dim):
         if self.kind == "map":

@@ -17,6 +17,8 @@ positive reals, default ``Exponential(1)``). The model takes the mini-batch
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyro
 import pyro.distributions as dist
@@ -222,7 +224,8 @@ class NMF:
     --------------------------
     weights_ : numpy.ndarray
         ``(K, F)``, rows summing to 1, components ordered by the time centroid
-        of their loadings (earliest first).
+        of their loadings (earliest first). MAP: the MAP point; SVI: the
+        posterior median of the guide; NUTS: the posterior mean.
     loadings_ : numpy.ndarray
         ``(T, K)`` time behaviours in the same order.
     weights_band_, loadings_band_ : numpy.ndarray or None
@@ -259,6 +262,7 @@ class NMF:
         self.weights_ = self.loadings_ = None
         self.weights_band_ = self.loadings_band_ = None
         self.samples_ = None
+        self._reconstruction = None
         self.history_: dict = {}
 
     def _build(self, x: torch.Tensor) -> NMFModel:
@@ -271,9 +275,9 @@ class NMF:
         x,
         method: str = "map",
         steps: int = 3000,
-        lr: float = 0.02,
+        lr: float | None = None,
         batch_size: int | None = None,
-        num_samples: int = 500,
+        num_samples: int = 200,
         warmup_steps: int = 500,
         num_chains: int = 4,
         checkpoint_path=None,
@@ -286,14 +290,18 @@ class NMF:
         x : array_like
             ``(T, F)`` non-negative matrix (e.g. ``KDE(L, t)`` with time on rows).
         method : {"map", "svi", "nuts"}
-            MAP (Delta guide) or mean-field SVI (log-normal guide), both through
+            MAP (Delta guide) or mean-field SVI (log-normal guide, started at
+            the MAP point), both through
             the shared :class:`~pyrolatent.infer.Trainer`; or NUTS (small
             matrices, see :func:`pyrolatent.infer.mcmc.run_nuts`).
         steps : int
             MAP/SVI: epochs of the Trainer. With ``batch_size = T`` (default,
             full batch) one epoch is one optimiser step on all rows.
-        lr : float
-            Adam learning rate (MAP/SVI).
+        lr : float, optional
+            Adam learning rate of the MAP fit (default 0.03). SVI starts the
+            log-normal guide at the MAP point and refines it for ``steps // 2``
+            epochs at a third of this rate (Monte-Carlo gradients), from
+            log-normal scales of ``init_scale`` (0.005).
         batch_size : int, optional
             Rows per mini-batch; default all rows.
         num_samples, warmup_steps, num_chains : int
@@ -313,7 +321,6 @@ class NMF:
             Negative, NaN or non-2-D input; unknown method.
         """
         from ..guides.nmf import NMFGuide
-        from ..infer.trainer import Trainer
 
         xt = check_nmf_input(x, "x", device=self.device)
         if method not in ("map", "svi", "nuts"):
@@ -334,36 +341,70 @@ class NMF:
                 quiet=quiet,
             )
             self.samples_ = order_samples(samples)
+            hh, ww = self.samples_[LOADINGS], self.samples_[WEIGHTS]
+            self._reconstruction = np.einsum("cstk,cskf->tf", hh, ww) / (
+                hh.shape[0] * hh.shape[1]
+            )
             self._summarise_draws(
                 self.samples_[LOADINGS].reshape(-1, *self.samples_[LOADINGS].shape[2:]),
                 self.samples_[WEIGHTS].reshape(-1, *self.samples_[WEIGHTS].shape[2:]),
             )
             return self
+        index = torch.arange(xt.shape[0], device=self.device)
+        # MAP first; SVI then starts its log-normal locations at the MAP point
         self.guide = NMFGuide(
-            xt.shape[0], xt.shape[1], self.n_components, kind=method, likelihood=self.likelihood
+            xt.shape[0], xt.shape[1], self.n_components, kind="map", likelihood=self.likelihood
         ).to(self.device)
         self.guide.initialize(xt)
+        self.history_ = self._train(xt, index, steps, lr or 0.03, batch_size, checkpoint_path,
+                                    "map", quiet)
+        if method == "svi":
+            point = self.guide
+            self.guide = NMFGuide(
+                xt.shape[0], xt.shape[1], self.n_components, kind="svi",
+                likelihood=self.likelihood,
+            ).to(self.device)
+            self.guide.initialize_from(point)
+            self.history_ = self._train(
+                xt, index, max(1, steps // 2), 0.01 if lr is None else lr / 3, batch_size,
+                checkpoint_path, "svi", quiet,
+            )
+        # point estimate: the MAP point, or the posterior median of the log-normal guide
+        h, w = (t.detach().cpu().numpy() for t in self.guide.point_estimates())
+        order = order_by_time_centroid(h)
+        h, w = normalise_components(h[:, order], w[order])
+        self.loadings_, self.weights_ = h, w
+        self.weights_band_ = self.loadings_band_ = None
+        self._reconstruction = None
+        if method == "svi":
+            hs, ws = self.guide.sample_posterior(num_samples, seed=self.seed)
+            # draws are aligned to the point estimate's order (the guide is unimodal)
+            hs, ws = normalise_components(hs[..., order], ws[:, order])
+            # posterior mean of H W (Bayes prediction under squared loss; the product of
+            # the medians is biased low by exp((s_h^2 + s_w^2) / 2))
+            self._reconstruction = np.einsum("stk,skf->tf", hs, ws) / len(hs)
+            self.loadings_band_ = np.quantile(hs, [0.05, 0.95], axis=0)
+            self.weights_band_ = np.quantile(ws, [0.05, 0.95], axis=0)
+        return self
+
+    def _train(self, xt, index, steps, lr, batch_size, checkpoint_path, tag, quiet) -> dict:
+        from ..infer.trainer import Trainer
+
+        ckpt = None
+        if checkpoint_path is not None:
+            p = Path(checkpoint_path)
+            ckpt = p.with_name(f"{p.stem}_{tag}{p.suffix}")
         trainer = Trainer(
             self.model,
             self.guide,
             lr=lr,
             seed=self.seed,
             device=self.device,
-            checkpoint_path=checkpoint_path,
+            checkpoint_path=ckpt,
             checkpoint_every=max(1, steps // 10),
             quiet=quiet,
         )
-        index = torch.arange(xt.shape[0], device=self.device)
-        self.history_ = trainer.fit((xt, index), epochs=steps, batch_size=batch_size or len(xt))
-        if method == "map":
-            h, w = (t.detach().cpu().numpy() for t in self.guide.point_estimates())
-            h, w = self._order(h[None], w[None])
-            self.loadings_, self.weights_ = h[0], w[0]
-            self.weights_band_ = self.loadings_band_ = None
-        else:
-            h, w = self.guide.sample_posterior(num_samples, seed=self.seed)
-            self._summarise_draws(*self._order(h, w))
-        return self
+        return trainer.fit((xt, index), epochs=steps, batch_size=batch_size or len(xt))
 
     @staticmethod
     def _order(h: np.ndarray, w: np.ndarray):
@@ -379,9 +420,12 @@ class NMF:
         self.weights_band_ = np.quantile(w, [0.05, 0.95], axis=0)
 
     def reconstruction(self) -> np.ndarray:
-        """``H W`` of the point estimate, ``(T, F)``."""
+        """``(T, F)``: ``H W`` at the point estimate (MAP); the posterior mean of ``H W``
+        (SVI, NUTS)."""
         if self.weights_ is None:
             raise ValueError("fit the model first")
+        if getattr(self, "_reconstruction", None) is not None:
+            return self._reconstruction
         return self.loadings_ @ self.weights_
 
     def reconstruction_error(self, x) -> float:

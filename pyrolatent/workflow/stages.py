@@ -323,7 +323,7 @@ def stage_analyze(
     paths = [save_npy(out / f"kde_{k}.npy", v) for k, v in kdes.items()]
     paths.append(save_json(out / "kde_grids.json", {k: v.tolist() for k, v in grids.items()}))
     nmf = NMF(n_components=n_components, seed=seed).fit(
-        kdes["angle"], method=nmf_method, steps=nmf_steps, lr=0.03, quiet=quiet
+        kdes["angle"], method=nmf_method, steps=nmf_steps, quiet=quiet
     )
     wb = nmf.weights_band_ if nmf.weights_band_ is not None else np.stack([nmf.weights_] * 2)
     lb = nmf.loadings_band_ if nmf.loadings_band_ is not None else np.stack([nmf.loadings_] * 2)
