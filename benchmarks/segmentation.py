@@ -115,7 +115,7 @@ def synthetic() -> dict:
     history = ensemble.history
     return {
         "iou_synthetic": iou,
-        "f1_synthetic": detection_scores(found_in, truth_in, 3)["f1"],
+        "f1_synthetic": detection_scores(found, truth, 3, shape=(256, 256), margin=margin)["f1"],
         "f1_synthetic_all_particles": detection_scores(found, truth, 3)["f1"],
         "orientation_median_error_deg": float(np.rad2deg(orient)),
         "link_recall": link_recall(link(found, search_radius=21, max_gap=2), truth_in, 3),

@@ -250,3 +250,19 @@ def test_two_channel_overlap_network_learns_layers():
         inter = ((mean[:, ch] > 0.5) & (masks[:, ch] > 0)).sum()
         union = ((mean[:, ch] > 0.5) | (masks[:, ch] > 0)).sum()
         assert inter / union > 0.8, (ch, inter / union)
+
+
+def test_detection_scores_count_edge_particles_only_when_matched():
+    from pyrolatent.segmentation.metrics import detection_scores
+
+    def table(rows):
+        return {"frame": np.zeros(len(rows), int), "row": np.array([r for r, _ in rows], float),
+                "col": np.array([c for _, c in rows], float)}
+
+    truth = table([(50, 50), (30, 70), (2, 50)])  # inside+found, inside+missed, edge+missed
+    found = table([(51, 51), (60, 20), (50, 1)])  # match, inside false positive, edge extra
+    plain = detection_scores(found, truth, 3)
+    assert plain["n_matched"] == 1 and plain["precision"] == pytest.approx(1 / 3)
+    edge = detection_scores(found, truth, 3, shape=(100, 100), margin=10)
+    # TP 1, FN 1 (the inside miss), FP 1 (the inside extra); edge rows are not scored
+    assert edge["precision"] == pytest.approx(0.5) and edge["recall"] == pytest.approx(0.5)

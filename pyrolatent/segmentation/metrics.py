@@ -58,14 +58,46 @@ def match_particles(found: dict, truth: dict, max_distance: float = 3.0) -> tupl
     return np.concatenate(fi).astype(np.int64), np.concatenate(ti).astype(np.int64)
 
 
-def detection_scores(found: dict, truth: dict, max_distance: float = 3.0) -> dict:
-    """Precision, recall and F1 of detections matched within ``max_distance`` pixels."""
-    fi, _ = match_particles(found, truth, max_distance)
-    n_found, n_true, n_match = len(found["frame"]), len(truth["frame"]), len(fi)
-    precision = n_match / n_found if n_found else 0.0
-    recall = n_match / n_true if n_true else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if n_match else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "n_matched": n_match}
+def detection_scores(
+    found: dict,
+    truth: dict,
+    max_distance: float = 3.0,
+    shape: tuple[int, int] | None = None,
+    margin: float = 0.0,
+) -> dict:
+    """Precision, recall and F1 of detections matched within ``max_distance`` pixels.
+
+    Parameters
+    ----------
+    found, truth : dict
+        Tables with ``frame``, ``row`` and ``col``.
+    max_distance : float
+        Largest centre distance of a match, pixels.
+    shape : (int, int), optional
+        Frame size; with ``margin``, particles near the edge are matched but not
+        scored: a true particle counts only if its centre is at least ``margin``
+        inside the frame, and an unmatched detection is a false positive only if it
+        is itself that far inside (a matched pair is scored by its true particle).
+    margin : float
+        Width of the edge band left out of the scores, pixels.
+    """
+    fi, ti = match_particles(found, truth, max_distance)
+    n_found, n_true = len(found["frame"]), len(truth["frame"])
+    if shape is None or margin <= 0:
+        true_in = np.ones(n_true, bool)
+        found_in = np.ones(n_found, bool)
+    else:
+        true_in = _inside(truth, shape, margin)
+        found_in = _inside(found, shape, margin)
+    matched_found = np.zeros(n_found, bool)
+    matched_found[fi] = True
+    tp = int(true_in[ti].sum())
+    fn = int(true_in.sum()) - tp
+    fp = int((found_in & ~matched_found).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "n_matched": tp}
 
 
 def axis_angle_error(a, b) -> np.ndarray:
@@ -107,13 +139,17 @@ def link_recall(trajectories: dict, truth: dict, max_distance: float = 3.0) -> f
     return hits / len(links)
 
 
+def _inside(table: dict, shape: tuple[int, int], margin: float) -> np.ndarray:
+    h, w = shape
+    r, c = np.asarray(table["row"]), np.asarray(table["col"])
+    return (r >= margin) & (c >= margin) & (r <= h - 1 - margin) & (c <= w - 1 - margin)
+
+
 def away_from_border(table: dict, shape: tuple[int, int], margin: float) -> dict:
     """Rows of ``table`` whose centre lies at least ``margin`` pixels inside a frame of ``shape``.
 
-    Used to score detections without particles cut by the frame edge, whose
-    visible centroid differs from their true centre.
+    Used to score particles without those cut by the frame edge, whose visible
+    centroid differs from their true centre.
     """
-    h, w = shape
-    r, c = np.asarray(table["row"]), np.asarray(table["col"])
-    keep = (r >= margin) & (c >= margin) & (r <= h - 1 - margin) & (c <= w - 1 - margin)
+    keep = _inside(table, shape, margin)
     return {k: np.asarray(v)[keep] for k, v in table.items()}
