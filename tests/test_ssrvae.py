@@ -40,7 +40,7 @@ def test_enumeration_shapes_and_sites(small):
     model_tr, guide_tr = next(iter(elbo._get_traces(m.model, guide, (x,), {})))
     assert guide_tr.nodes[Y]["value"].shape == (4, 1)
     assert guide_tr.nodes[Z]["value"].shape == (4, 5, 2)
-    assert guide_tr.nodes[ANGLE]["value"].shape == (4, 5)
+    assert guide_tr.nodes[ANGLE]["value"].shape == (5,)  # pose shared by the classes
     model_tr.compute_log_prob()
     assert model_tr.nodes[OBS]["log_prob"].shape == (4, 5)
     assert AUX not in model_tr.nodes  # unlabelled: no auxiliary term
@@ -58,7 +58,7 @@ def test_auxiliary_term_is_part_of_the_labelled_elbo(small):
     node = model_tr.nodes[AUX]
     assert node["is_observed"] and node["scale"] == 7.0
     # the auxiliary likelihood is the exported classifier's cross-entropy
-    logits = m.guide.classifier(x)
+    logits = m.guide.classify(x)
     expected = torch.log_softmax(logits, -1)[torch.arange(6), y].sum()
     assert torch.allclose(node["fn"].log_prob(y).sum(), expected, atol=1e-5)
     # and it changes the one loss that each step minimises
@@ -212,8 +212,73 @@ def test_bad_input(small):
     assert np.isfinite(h["loss"][0])
 
 
+def test_class_conditioned_pose_and_plain_classifier(small):
+    _, un = small
+    m = _model(class_conditioned_pose=True, canonical_classifier=False)
+    x = torch.tensor(un["images"][:5])
+    guide = config_enumerate(m.guide, "parallel", expand=False)
+    elbo = TraceEnum_ELBO(max_plate_nesting=1)
+    _, guide_tr = next(iter(elbo._get_traces(m.model, guide, (x,), {})))
+    assert guide_tr.nodes[ANGLE]["value"].shape == (4, 5)  # one pose per class hypothesis
+    assert m.classifier is m.guide.classifier
+    with pytest.raises(ValueError, match="class_conditioned_pose=False"):
+        _model(class_conditioned_pose=True, canonical_classifier=True)
+
+
+def test_canonical_classifier_undoes_the_pose():
+    """With a pose head that reads the true pose, posed and canonical images classify alike."""
+    from pyrolatent.data.synthetic.cards import render_cards
+    from pyrolatent.nn.classifier import ImageClassifier, PoseCanonicalClassifier
+
+    n = 6
+    labels = torch.arange(n) % 4
+    angle = torch.linspace(-1.0, 1.0, n)
+    offset = torch.stack([torch.linspace(-2, 2, n), torch.linspace(1, -1, n)], -1)
+    one, zero = torch.ones(n), torch.zeros(n)
+    posed = render_cards(labels, angle, zero, one, offset, image_size=32)
+    canon = render_cards(labels, zero, zero, one, torch.zeros(n, 2), image_size=32)
+    feats = torch.cat([torch.cos(angle)[:, None], torch.sin(angle)[:, None], offset], -1)
+    lookup = {tuple(p.flatten()[:8].tolist()): f for p, f in zip(posed, feats, strict=True)}
+
+    class Oracle(torch.nn.Module):  # "encoder" that returns the true pose features
+        def forward(self, x):
+            return torch.stack([lookup[tuple(p.flatten()[:8].tolist())] for p in x])
+
+    angle_head, offset_head = torch.nn.Linear(4, 2), torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        angle_head.weight.copy_(torch.eye(2, 4))
+        angle_head.bias.zero_()
+        rows = torch.eye(4)[:, [2, 3, 0, 1]]  # loc reads the true (dx, dy); raw scale 0
+        offset_head.weight.copy_(rows * torch.tensor([1, 1, 0, 0.0])[:, None])
+        offset_head.bias.zero_()
+    clf = ImageClassifier((32, 32), 4, (16,))
+    model = PoseCanonicalClassifier(Oracle(), angle_head, offset_head, 1.0, 1, clf)
+    back = model.canonicalize(posed)
+    err = (back - canon).abs().mean()
+    assert err < 0.2 * (posed - canon).abs().mean(), err
+
+
 def test_model_is_a_plain_pyromodule():
     model = SSRVAEModel((S, S), 3, hidden=(8,))
     assert model.default_loss().max_plate_nesting == 1
     out = model(num_items=5)  # prior sampling: every class is drawn from the class prior
     assert out.shape == (5, S, S)
+
+
+# Acceptance (fast split): labelled 50 per suit at +-4 deg, unlabelled 250 per suit and test
+# 100 per suit at +-60 deg, shear [0, 0.23], offsets up to 0.1, 32x32 pixels.
+# Measured 2026-11-22 on the shared 2-core machine: see the reason below.
+@pytest.mark.xfail(
+    strict=True,
+    reason="acceptance not met yet: test accuracy measured ~0.3 (chance 0.25) after 15 epochs; "
+    "the generative ELBO does not separate the classes on strongly rotated cards",
+)
+def test_fast_split_accuracy_at_least_75_percent():
+    from pyrolatent.data.synthetic.cards import paper_split
+
+    sp = paper_split(50, 250, 100, image_size=32, seed=0)
+    m = SSRVAE((32, 32), 4, hidden=(128, 128), seed=0)
+    m.fit(sp["unlabelled"]["images"], sp["labelled"]["images"], sp["labelled"]["labels"],
+          epochs=15, batch_size=64, quiet=True)
+    acc = (m.predict(sp["test"]["images"]) == sp["test"]["labels"]).mean()
+    assert acc >= 0.75, acc

@@ -12,7 +12,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from ..models.ssrvae import Y, Z
-from ..nn.classifier import ImageClassifier
+from ..nn.classifier import ImageClassifier, PoseCanonicalClassifier
 from ..nn.encoders import make_encoder
 from ..nn.mlp import make_activation
 from .pose import PoseHeads
@@ -44,6 +44,9 @@ class SSRVAEGuide(PyroModule):
     offset_prior_scale : float
         Pixels.
     angle_symmetry : int
+    canonical_classifier : bool
+        Classify the image moved back by its inferred (class-free) pose, see
+        :class:`~pyrolatent.nn.classifier.PoseCanonicalClassifier`.
     class_conditioned_pose : bool
         Whether the pose posterior depends on the class (``q(pose | x, y)``)
         or only on the image (``q(pose | x)``, shared by all classes).
@@ -60,11 +63,18 @@ class SSRVAEGuide(PyroModule):
         encoder: str = "mlp",
         offset_prior_scale: float = 2.0,
         angle_symmetry: int = 1,
-        class_conditioned_pose: bool = True,
+        class_conditioned_pose: bool = False,
+        canonical_classifier: bool = True,
     ):
         super().__init__()
+        if canonical_classifier and class_conditioned_pose:
+            raise ValueError(
+                "canonical_classifier=True needs class_conditioned_pose=False (the pose used "
+                "to canonicalise the image must not depend on the class)"
+            )
         self.n_classes = int(n_classes)
         self.class_conditioned_pose = bool(class_conditioned_pose)
+        self.canonical_classifier = bool(canonical_classifier)
         self.classifier = ImageClassifier(image_size, n_classes, hidden, activation, encoder)
         self.encoder = make_encoder(encoder, tuple(image_size), hidden, activation)
         width = self.encoder.out_features
@@ -72,6 +82,26 @@ class SSRVAEGuide(PyroModule):
         self.act = make_activation(activation)
         self.z_head = nn.Linear(width, 2 * latent_dim)
         self.pose = PoseHeads(width, invariances, offset_prior_scale, angle_symmetry)
+        if self.canonical_classifier:
+            self._y_encoder = [PoseCanonicalClassifier(
+                self.encoder,
+                getattr(self.pose, "angle", None),
+                getattr(self.pose, "offset", None),
+                offset_prior_scale,
+                angle_symmetry,
+                self.classifier,
+            )]
+        else:
+            self._y_encoder = [self.classifier]
+
+    @property
+    def y_encoder(self) -> nn.Module:
+        """The plain-torch classifier ``images -> logits`` (shares this guide's weights)."""
+        return self._y_encoder[0]
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(B, n_classes)`` of images ``(B, H, W)``."""
+        return self._y_encoder[0](x)
 
     def _features(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Joint features ``(..., B, width)`` of image features ``(B, width)`` and classes."""
@@ -94,7 +124,7 @@ class SSRVAEGuide(PyroModule):
             if y is None:
                 y = pyro.sample(
                     Y,
-                    dist.Categorical(logits=self.classifier(x)),
+                    dist.Categorical(logits=self.classify(x)),
                     infer={"enumerate": "parallel"},
                 )
             for name, d in self.posteriors(x, y).items():

@@ -307,7 +307,10 @@ class SSRVAE:
     angle_symmetry : int
         Rotational symmetry order of the objects.
     class_conditioned_pose : bool
-        ``q(pose | x, y)`` (default) or ``q(pose | x)`` shared by all classes.
+        ``q(pose | x, y)`` or ``q(pose | x)`` shared by all classes (default).
+    canonical_classifier : bool
+        Classify images moved back by their inferred pose (default; needs
+        ``class_conditioned_pose=False``).
     sigma, learn_sigma
         Gaussian likelihood options.
     device : str or torch.device, optional
@@ -341,7 +344,8 @@ class SSRVAE:
         class_prior=None,
         aux_weight: float = 50.0,
         angle_symmetry: int = 1,
-        class_conditioned_pose: bool = True,
+        class_conditioned_pose: bool = False,
+        canonical_classifier: bool = True,
         sigma: float = 0.1,
         learn_sigma: bool = False,
         device=None,
@@ -372,6 +376,7 @@ class SSRVAE:
             "aux_weight": float(aux_weight),
             "angle_symmetry": int(angle_symmetry),
             "class_conditioned_pose": bool(class_conditioned_pose),
+            "canonical_classifier": bool(canonical_classifier),
             "sigma": float(sigma),
             "learn_sigma": bool(learn_sigma),
             "seed": int(seed),
@@ -419,8 +424,9 @@ class SSRVAE:
             offset_prior_scale,
             angle_symmetry,
             class_conditioned_pose,
+            canonical_classifier,
         ).to(self.device)
-        self.model.attach_classifier(self.guide.classifier)
+        self.model.attach_classifier(self.guide.classify)
         self.trainer = None
 
     # ----------------------------------------------------------------- input
@@ -569,7 +575,7 @@ class SSRVAE:
     # --------------------------------------------------------------- predict
     @torch.no_grad()
     def _proba_tensor(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        clf = self.guide.classifier
+        clf = self.guide.y_encoder
         was_training = clf.training
         clf.eval()
         try:
@@ -694,12 +700,12 @@ class SSRVAE:
         """
         from ..nn.classifier import export_classifier
 
-        return export_classifier(self.guide.classifier, path, self.image_size)
+        return export_classifier(self.guide.y_encoder, path, self.image_size)
 
     @property
     def classifier(self):
-        """The y-encoder, a plain-torch :class:`~pyrolatent.nn.classifier.ImageClassifier`."""
-        return self.guide.classifier
+        """The y-encoder, a plain-torch ``nn.Module`` (images -> logits)."""
+        return self.guide.y_encoder
 
     def save(self, path) -> Path:
         """Write configuration and weights (atomically) to ``path``."""

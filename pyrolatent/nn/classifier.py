@@ -19,9 +19,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..primitives import rotation_matrix_2d, warp_images
 from .encoders import make_encoder
 
-__all__ = ["ImageClassifier", "export_classifier", "load_classifier"]
+__all__ = ["ImageClassifier", "PoseCanonicalClassifier", "export_classifier", "load_classifier"]
 
 KIND = "ImageClassifier"
 
@@ -98,6 +99,66 @@ class ImageClassifier(nn.Module):
         model.load_state_dict(state["state_dict"])
         model.eval()
         return model
+
+
+class PoseCanonicalClassifier(nn.Module):
+    """Classify images after undoing their inferred pose.
+
+    ``logits = classifier(warp(x, T^{-1}))`` where ``T`` (angle, offset) is the
+    posterior-mean pose of the ss-rVAE's class-free pose encoder. The pose is
+    detached: only the ELBO trains the pose encoder. Plain torch.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Image features ``(B, H, W) -> (B, F)``.
+    angle_head : nn.Linear or None
+        ``F -> 2`` (the projected-normal concentration; mean direction = angle).
+    offset_head : nn.Linear or None
+        ``F -> 4`` (offset loc and raw scale, in units of ``offset_unit`` pixels).
+    offset_unit : float
+        Pixels.
+    angle_symmetry : int
+    classifier : ImageClassifier
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        angle_head: nn.Module | None,
+        offset_head: nn.Module | None,
+        offset_unit: float,
+        angle_symmetry: int,
+        classifier: ImageClassifier,
+    ):
+        super().__init__()
+        self.encoder, self.angle_head, self.offset_head = encoder, angle_head, offset_head
+        self.offset_unit, self.angle_symmetry = float(offset_unit), int(angle_symmetry)
+        self.classifier = classifier
+
+    def canonicalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, H, W)`` moved back by their inferred pose."""
+        with torch.no_grad():
+            h = self.encoder(x)
+            angle = offset = None
+            if self.angle_head is not None:
+                v = self.angle_head(h)
+                angle = torch.atan2(v[..., 1], v[..., 0]) / self.angle_symmetry
+            if self.offset_head is not None:
+                offset = self.offset_head(h)[..., :2] * self.offset_unit
+        if angle is None and offset is None:
+            return x
+        inv_angle = None if angle is None else -angle
+        inv_offset = None
+        if offset is not None:
+            inv_offset = -offset
+            if angle is not None:
+                inv_offset = -(rotation_matrix_2d(-angle) @ offset.unsqueeze(-1)).squeeze(-1)
+        return warp_images(x, angle=inv_angle, offset=inv_offset)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, n_classes)``."""
+        return self.classifier(self.canonicalize(x))
 
 
 def export_classifier(classifier: nn.Module, path, image_size: tuple[int, int]):
