@@ -1,0 +1,85 @@
+"""The ``pyrolatent`` command: subcommands chained through plain files, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pyrolatent.cli import build_parser, main
+from pyrolatent.workflow import FIGURES, stage_movie
+from pyrolatent.workflow.io import load_npy, load_table
+
+
+def test_subcommands_chain_on_a_users_movie(tmp_path, capsys):
+    src = tmp_path / "user"
+    stage_movie(src, n_frames=12, size=96, n_particles=8, transition_frame=6, seed=2)
+    movie = src / "movie.npy"
+    prob = (load_npy(src / "masks.npy") > 0).astype(np.float32)
+    np.save(src / "probability.npy", prob)
+    out = tmp_path / "run"
+    assert main(["locate", str(src / "probability.npy"), "--out", str(out)]) == 0
+    assert len(load_table(out / "particles.csv")["frame"]) > 20
+    assert main(["crops", str(movie), str(out / "particles.csv"), "--out", str(out)]) == 0
+    assert load_npy(out / "crops.npy").shape[1:] == (32, 32)
+    assert (
+        main(
+            [
+                "train",
+                str(out / "crops.npy"),
+                str(out / "crops_index.csv"),
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "analyze",
+                str(out / "latents.csv"),
+                str(out / "particles.csv"),
+                "--n-frames",
+                "12",
+                "--kde-window",
+                "1",
+                "--nmf",
+                "map",
+                "--nmf-steps",
+                "50",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert main(["report", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["planted_transition_frame"] is None  # a user's movie: no ground truth
+    assert summary["n_frames"] == 12
+    for name in FIGURES:
+        assert (out / "figures" / name).stat().st_size > 1000
+
+
+def test_clear_errors(tmp_path, capsys):
+    src = tmp_path / "user"
+    stage_movie(src, n_frames=4, size=64, n_particles=4, transition_frame=2, seed=0)
+    # segmentation without labels or a trained ensemble
+    assert main(["segment", str(src / "movie.npy"), "--out", str(tmp_path / "o")]) == 2
+    assert "masks" in capsys.readouterr().err
+    # report before analyze
+    assert main(["report", str(tmp_path / "o")]) == 2
+    assert "run 'analyze' first" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--bogus"])
+
+
+def test_demo_defaults_match_the_readme_command():
+    args = build_parser().parse_args(["demo"])
+    assert args.out == "pyrolatent-report" and not args.quick and args.seed == 0
