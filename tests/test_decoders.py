@@ -1,5 +1,6 @@
 """The fast decoder paths compute exactly the textbook functions and gradients."""
 
+import pytest
 import torch
 
 from pyrolatent.nn.coordinate_mlp import coordinate_mlp
@@ -13,9 +14,11 @@ def _textbook(dec, z, angle, offset, scale):
     return dec.link(dec.rest(h).squeeze(-1)).reshape(z.shape[0], *dec.image_size)
 
 
-def test_spatial_decoder_matches_textbook_evaluation_and_gradients():
+@pytest.mark.parametrize("chunked", [False, True])
+def test_spatial_decoder_matches_textbook_evaluation_and_gradients(chunked):
     torch.manual_seed(0)
-    dec = SpatialDecoder((12, 10), 3, (16, 16, 16), "tanh", torch.sigmoid).double()
+    dec = SpatialDecoder((12, 10), 3, (16, 16, 16), "tanh", torch.sigmoid, chunked=chunked)
+    dec = dec.double()
     z = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     angle = torch.rand(5, dtype=torch.float64, requires_grad=True)
     offset = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
