@@ -106,8 +106,9 @@ def plot_nmf_components(
         ax = axes[i, 1]
         ax.plot(t, h[:, i], color=f"C{i}")
         if loadings_band is not None:
-            ax.fill_between(t, loadings_band[0][:, i], loadings_band[1][:, i], color=f"C{i}",
-                            alpha=0.3)
+            ax.fill_between(
+                t, loadings_band[0][:, i], loadings_band[1][:, i], color=f"C{i}", alpha=0.3
+            )
         if transition is not None:
             ax.axvline(transition, color="k", ls="--", lw=1, label="detected")
         if planted is not None:
@@ -160,8 +161,15 @@ def plot_frames_by_latent(
         ax.imshow(mov[t], cmap="gray")
         sel = (f == t) & np.isfinite(v)
         sc = ax.scatter(
-            particles["col"][sel], particles["row"][sel], c=v[sel], cmap=cmap, vmin=vmin,
-            vmax=vmax, s=18, edgecolors="k", linewidths=0.3,
+            particles["col"][sel],
+            particles["row"][sel],
+            c=v[sel],
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            s=18,
+            edgecolors="k",
+            linewidths=0.3,
         )
         ax.set_title(f"frame {t}")
         ax.set_axis_off()
@@ -237,8 +245,9 @@ def plot_joint_latents(latents: dict, names=None, max_points: int = 4000, seed: 
                 ax.scatter(x[sub], y[sub], s=2, alpha=0.3, color="C0")
                 if x.size > 5 and np.ptp(x) > 0 and np.ptp(y) > 0:
                     kde = gaussian_kde(np.vstack([x[sub], y[sub]]))
-                    gx, gy = np.meshgrid(np.linspace(x.min(), x.max(), 60),
-                                         np.linspace(y.min(), y.max(), 60))
+                    gx, gy = np.meshgrid(
+                        np.linspace(x.min(), x.max(), 60), np.linspace(y.min(), y.max(), 60)
+                    )
                     zz = kde(np.vstack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
                     ax.contour(gx, gy, zz, levels=6, colors="k", linewidths=0.5)
             else:

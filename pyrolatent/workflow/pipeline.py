@@ -44,8 +44,8 @@ class DemoConfig:
     baseline_steps: int = 300
     member_steps: int = 30
     window: int = 32
-    rvae_epochs: int = 20
-    rvae_batch_size: int = 128
+    rvae_epochs: int = 30
+    rvae_batch_size: int = 64
     kde_window: int = 3
     nmf_steps: int = 1500
     seed: int = 0
@@ -65,6 +65,7 @@ class DemoConfig:
                 baseline_steps=150,
                 member_steps=20,
                 rvae_epochs=8,
+                rvae_batch_size=128,
                 nmf_steps=600,
                 seed=seed,
             )
