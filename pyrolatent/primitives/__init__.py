@@ -7,10 +7,30 @@ from .grids import (
     rotation_matrix_2d,
     transform_points,
 )
+from .so3 import (
+    canonicalize,
+    matrix_to_quaternion,
+    misorientation,
+    orientation_grid,
+    point_group,
+    quaternion_to_matrix,
+    random_rotations,
+)
+from .volumes import slice_volume, symmetrize_volume, symmetrized_slices
 from .warp import affine_theta, warp_images
 
 __all__ = [
     "affine_theta",
+    "canonicalize",
+    "matrix_to_quaternion",
+    "misorientation",
+    "orientation_grid",
+    "point_group",
+    "quaternion_to_matrix",
+    "random_rotations",
+    "slice_volume",
+    "symmetrize_volume",
+    "symmetrized_slices",
     "normalized_to_pixel",
     "pixel_grid",
     "pixel_to_normalized",
