@@ -1,0 +1,35 @@
+"""The package surface: top-level names resolve, the device policy, validation."""
+
+import pytest
+import torch
+
+import pyrolatent
+from pyrolatent.device import resolve_device
+from pyrolatent.validation import as_images
+
+
+def test_every_top_level_name_resolves():
+    for name in pyrolatent.__all__:
+        assert getattr(pyrolatent, name) is not None
+    with pytest.raises(AttributeError):
+        pyrolatent.not_a_name  # noqa: B018
+
+
+def test_device_policy(monkeypatch):
+    monkeypatch.delenv("PYROLATENT_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device().type == expected
+    monkeypatch.setenv("PYROLATENT_DEVICE", "cpu")
+    assert resolve_device() == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            resolve_device("cuda")
+
+
+def test_image_validation_messages():
+    with pytest.raises(ValueError, match="numeric"):
+        as_images([["a"]])
+    with pytest.raises(ValueError, match="3-D"):
+        as_images(torch.zeros(4, 4))
+    assert as_images(torch.zeros(2, 4, 4, dtype=torch.uint8)).dtype == torch.float32
