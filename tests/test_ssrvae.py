@@ -181,7 +181,7 @@ def test_save_load_and_exported_classifier_in_torch_only_process(small, tmp_path
         x = torch.from_numpy(np.load({str(tmp_path / "x.npy")!r}))
         with torch.no_grad():
             p = torch.softmax(clf(x), -1)
-            assert torch.equal(clf(x[:1]), clf(x)[:1])
+            assert torch.allclose(clf(x[:1]), clf(x)[:1], atol=1e-5)  # any batch size
         np.save({str(tmp_path / "p.npy")!r}, p.numpy())
         assert not any(m.split(".")[0] in ("pyro", "pyrolatent") for m in sys.modules)
         """
@@ -265,7 +265,7 @@ def test_model_is_a_plain_pyromodule():
     assert out.shape == (5, S, S)
 
 
-# Acceptance (fast split): labelled 50 per suit at +-4 deg, unlabelled 250 per suit and test
+# Acceptance (fast split): labelled 50 per suit at +-4 deg, unlabelled 150 per suit and test
 # 100 per suit at +-60 deg, shear [0, 0.23], offsets up to 0.1, 32x32 pixels.
 # Measured 2026-11-22 on the shared 2-core machine: see the reason below.
 @pytest.mark.xfail(
@@ -276,9 +276,10 @@ def test_model_is_a_plain_pyromodule():
 def test_fast_split_accuracy_at_least_75_percent():
     from pyrolatent.data.synthetic.cards import paper_split
 
-    sp = paper_split(50, 250, 100, image_size=32, seed=0)
+    sp = paper_split(50, 150, 100, image_size=32, seed=0)
     m = SSRVAE((32, 32), 4, hidden=(128, 128), seed=0)
     m.fit(sp["unlabelled"]["images"], sp["labelled"]["images"], sp["labelled"]["labels"],
-          epochs=15, batch_size=64, quiet=True)
+          epochs=10, batch_size=64, quiet=True)
     acc = (m.predict(sp["test"]["images"]) == sp["test"]["labels"]).mean()
+    print("fast-split test accuracy", acc)
     assert acc >= 0.75, acc

@@ -188,7 +188,7 @@ def export_classifier(classifier: nn.Module, path, image_size: tuple[int, int]):
     example = torch.zeros(2, *image_size)
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.pt2", dir=path.parent)
     os.close(fd)
     try:
         torch.export.save(program, tmp)
