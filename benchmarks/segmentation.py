@@ -94,12 +94,12 @@ def synthetic() -> dict:
         movie.masks[train],
         network_config={"filters": 16},
         n_members=12,
-        baseline_steps=600,
-        member_steps=40,
+        baseline_steps=1500,
+        member_steps=60,
         batch_size=8,
         patch_size=64,
         eval_every=50,
-        patience=4,
+        patience=6,
         progress=False,
     )
     mean, var = ensemble.predict(movie.frames[test])
