@@ -157,3 +157,18 @@ def test_bad_arguments_are_refused():
         t.fit(torch.full((10, 8), float("nan")), epochs=1)
     with pytest.raises(ValueError, match="same length"):
         t.fit((torch.zeros(10, 8), torch.zeros(9)), epochs=1)
+
+
+def test_models_with_the_same_parameter_names_do_not_collide():
+    # AutoNormal keeps its variational parameters as PyroParams named after the
+    # sites; two guides of different sizes share those names in Pyro's global
+    # parameter store unless each trainer keeps its own scope.
+    from pyro.infer.autoguide import AutoNormal
+
+    trainers = []
+    for n in (64, 32):
+        model = FactorModel()
+        trainers.append(Trainer(model, AutoNormal(model), lr=1e-2, quiet=True))
+        trainers[-1].fit(factor_data(n=n), epochs=3, batch_size=n)
+    history = trainers[0].fit(factor_data(n=64), epochs=6, batch_size=64)
+    assert history["loss"][-1] < history["loss"][0]

@@ -138,6 +138,32 @@ class Trainer:
         self.stop_training = False
         self.optimizer: torch.optim.Optimizer | None = None
         self._seeded = False
+        # PyroModule parameters are mirrored in Pyro's global parameter store
+        # under their attribute names; two models with the same names (two
+        # NMFs of different sizes, two AutoGuides) would overwrite each other.
+        # Each trainer therefore works in a parameter-store scope of its own.
+        self._param_scope: dict = {"params": {}, "constraints": {}}
+        self._in_scope = False
+
+    def _scope(self):
+        """Context manager: this trainer's own Pyro parameter-store scope."""
+        from contextlib import nullcontext
+
+        if self._in_scope:
+            return nullcontext()
+        trainer = self
+
+        class _Scope:
+            def __enter__(self):
+                self._ctx = pyro.get_param_store().scope(trainer._param_scope)
+                self._ctx.__enter__()
+                trainer._in_scope = True
+
+            def __exit__(self, *exc):
+                trainer._in_scope = False
+                return self._ctx.__exit__(*exc)
+
+        return _Scope()
 
     # ------------------------------------------------------------------ setup
     def parameters(self) -> list[torch.nn.Parameter]:
@@ -227,6 +253,14 @@ class Trainer:
         dict of list
             The history.
         """
+        with self._scope():
+            return self._fit(
+                data, epochs, batch_size, val_data, labelled_data, labelled_batch_size, resume
+            )
+
+    def _fit(
+        self, data, epochs, batch_size, val_data, labelled_data, labelled_batch_size, resume
+    ) -> dict[str, list]:
         if epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
         if batch_size < 1:
@@ -324,6 +358,10 @@ class Trainer:
         Parameters, optimiser state, the global RNG state and train/eval modes
         are left exactly as they were.
         """
+        with self._scope():
+            return self._evaluate(data, batch_size)
+
+    def _evaluate(self, data, batch_size: int) -> float:
         source = data if isinstance(data, tuple) and data and isinstance(
             data[0], torch.Tensor
         ) else _as_source(data, "data", self.device)
