@@ -18,9 +18,7 @@ wrapper with ``fit``, ``encode``, ``decode``, ``reconstruct``, ``manifold``,
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pyro
@@ -29,11 +27,11 @@ import torch
 from pyro.nn import PyroModule
 
 from ..device import resolve_device
-from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..nn.decoders import make_decoder
-from ..validation import as_images, as_tensor
+from ..validation import as_tensor
 from .likelihoods import make_likelihood
 from .pose import ANGLE, OFFSET, SCALE, PosePrior, expand_prior, parse_invariances
+from .wrapper import ImageModelWrapper
 
 __all__ = ["Z", "ANGLE", "OFFSET", "SCALE", "OBS", "RVAEModel", "RVAE"]
 
@@ -130,7 +128,7 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-class RVAE:
+class RVAE(ImageModelWrapper):
     """User-facing rotationally invariant VAE: model + guide + fitting and analysis.
 
     Parameters
@@ -253,16 +251,6 @@ class RVAE:
         ).to(self.device)
         self.trainer = None
 
-    # ----------------------------------------------------------------- input
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return tuple(self.config["image_size"])
-
-    def _images(self, images, name: str = "images") -> torch.Tensor:
-        x = as_images(images, name=name, shape=self.image_size, device=self.device)
-        self.model.likelihood.check(x, name)
-        return x
-
     # ------------------------------------------------------------------- fit
     def fit(
         self,
@@ -317,10 +305,6 @@ class RVAE:
                 quiet=quiet,
             )
         return self.trainer.fit(x, epochs=epochs, batch_size=batch_size, val_data=val)
-
-    @property
-    def history(self) -> dict:
-        return self.trainer.history if self.trainer is not None else {}
 
     # -------------------------------------------------------------- analysis
     @torch.no_grad()
@@ -448,22 +432,6 @@ class RVAE:
         return imgs.reshape(grid_size, grid_size, *self.image_size)
 
     # ------------------------------------------------------------- save/load
-    def save(self, path) -> Path:
-        """Write configuration and weights (atomically) to ``path``."""
-        if self.custom_priors:
-            warnings.warn(
-                f"custom priors ({', '.join(self.custom_priors)}) are not stored; "
-                "pass them again to RVAE.load",
-                stacklevel=2,
-            )
-        state = {
-            "kind": "RVAE",
-            "config": self.config,
-            "model": self.model.state_dict(),
-            "guide": self.guide.state_dict(),
-        }
-        return save_checkpoint(state, path)
-
     @classmethod
     def load(
         cls,
@@ -475,9 +443,7 @@ class RVAE:
         z_prior=None,
     ) -> RVAE:
         """Rebuild an :class:`RVAE` saved with :meth:`save` (weights-only loading)."""
-        state = load_checkpoint(path)
-        if state.get("kind") != "RVAE":
-            raise CheckpointError(f"{path} holds a {state.get('kind')!r}, not an RVAE")
+        state = cls._read_checkpoint(path)
         cfg = dict(state["config"])
         obj = cls(
             **cfg,
@@ -487,6 +453,4 @@ class RVAE:
             scale_prior=scale_prior,
             z_prior=z_prior,
         )
-        obj.model.load_state_dict(state["model"])
-        obj.guide.load_state_dict(state["guide"])
-        return obj
+        return obj._load_weights(state)

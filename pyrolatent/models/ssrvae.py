@@ -38,12 +38,12 @@ from pyro.nn import PyroModule
 
 from ..device import resolve_device
 from ..distributions import ProjectedNormalAngle, VonMises
-from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..nn.decoders import make_decoder
-from ..validation import as_images, as_tensor
+from ..validation import as_tensor
 from .likelihoods import make_likelihood
 from .pose import ANGLE, OFFSET, SCALE, PosePrior, expand_prior, parse_invariances
 from .rvae import OBS, Z
+from .wrapper import ImageModelWrapper
 
 __all__ = [
     "Y",
@@ -272,7 +272,7 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-class SSRVAE:
+class SSRVAE(ImageModelWrapper):
     """Semi-supervised rotationally invariant VAE: model + guide + fitting and analysis.
 
     Parameters
@@ -431,17 +431,8 @@ class SSRVAE:
 
     # ----------------------------------------------------------------- input
     @property
-    def image_size(self) -> tuple[int, int]:
-        return tuple(self.config["image_size"])
-
-    @property
     def n_classes(self) -> int:
         return self.config["n_classes"]
-
-    def _images(self, images, name: str = "images") -> torch.Tensor:
-        x = as_images(images, name=name, shape=self.image_size, device=self.device)
-        self.model.likelihood.check(x, name)
-        return x
 
     def _labels(self, labels, n: int, name: str = "labels") -> torch.Tensor:
         arr = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
@@ -567,10 +558,6 @@ class SSRVAE:
                 labelled_data=(xl, yl),
                 labelled_batch_size=labelled_batch_size,
             )
-
-    @property
-    def history(self) -> dict:
-        return self.trainer.history if self.trainer is not None else {}
 
     # --------------------------------------------------------------- predict
     @torch.no_grad()
@@ -707,22 +694,6 @@ class SSRVAE:
         """The y-encoder, a plain-torch ``nn.Module`` (images -> logits)."""
         return self.guide.y_encoder
 
-    def save(self, path) -> Path:
-        """Write configuration and weights (atomically) to ``path``."""
-        if self.custom_priors:
-            warnings.warn(
-                f"custom priors ({', '.join(self.custom_priors)}) are not stored; "
-                "pass them again to SSRVAE.load",
-                stacklevel=2,
-            )
-        state = {
-            "kind": "SSRVAE",
-            "config": self.config,
-            "model": self.model.state_dict(),
-            "guide": self.guide.state_dict(),
-        }
-        return save_checkpoint(state, path)
-
     @classmethod
     def load(
         cls,
@@ -734,9 +705,7 @@ class SSRVAE:
         z_prior=None,
     ) -> SSRVAE:
         """Rebuild an :class:`SSRVAE` saved with :meth:`save` (weights-only loading)."""
-        state = load_checkpoint(path)
-        if state.get("kind") != "SSRVAE":
-            raise CheckpointError(f"{path} holds a {state.get('kind')!r}, not an SSRVAE")
+        state = cls._read_checkpoint(path)
         cfg = dict(state["config"])
         stored_angle = cfg.pop("angle_prior")
         if angle_prior is None:
@@ -751,7 +720,5 @@ class SSRVAE:
             z_prior=z_prior,
             device=device,
         )
-        obj.model.load_state_dict(state["model"])
-        obj.guide.load_state_dict(state["guide"])
-        return obj
+        return obj._load_weights(state)
 
