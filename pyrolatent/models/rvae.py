@@ -31,7 +31,7 @@ from ..nn.decoders import make_decoder
 from ..validation import as_tensor
 from .likelihoods import make_likelihood
 from .pose import ANGLE, OFFSET, SCALE, PosePrior, expand_prior, parse_invariances
-from .wrapper import ImageModelWrapper
+from .wrapper import ImageModelWrapper, custom_prior_names
 
 __all__ = ["Z", "ANGLE", "OFFSET", "SCALE", "OBS", "RVAEModel", "RVAE"]
 
@@ -209,16 +209,9 @@ class RVAE(ImageModelWrapper):
             "learn_sigma": bool(learn_sigma),
             "seed": int(seed),
         }
-        self.custom_priors = [
-            name
-            for name, p in (
-                ("angle_prior", angle_prior),
-                ("offset_prior", offset_prior),
-                ("scale_prior", scale_prior),
-                ("z_prior", z_prior),
-            )
-            if p is not None
-        ]
+        self.custom_priors = custom_prior_names(
+            angle_prior, offset_prior, scale_prior, z_prior
+        )
         self.device = resolve_device(device)
         torch.manual_seed(seed)
         from ..guides.rvae import RVAEGuide

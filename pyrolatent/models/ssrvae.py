@@ -43,7 +43,7 @@ from ..validation import as_tensor
 from .likelihoods import make_likelihood
 from .pose import ANGLE, OFFSET, SCALE, PosePrior, expand_prior, parse_invariances
 from .rvae import OBS, Z
-from .wrapper import ImageModelWrapper
+from .wrapper import ImageModelWrapper, custom_prior_names
 
 __all__ = [
     "Y",
@@ -381,16 +381,9 @@ class SSRVAE(ImageModelWrapper):
             "learn_sigma": bool(learn_sigma),
             "seed": int(seed),
         }
-        self.custom_priors = [
-            name
-            for name, p in (
-                ("angle_prior", angle_prior if custom_angle else None),
-                ("offset_prior", offset_prior),
-                ("scale_prior", scale_prior),
-                ("z_prior", z_prior),
-            )
-            if p is not None
-        ]
+        self.custom_priors = custom_prior_names(
+            angle_prior if custom_angle else None, offset_prior, scale_prior, z_prior
+        )
         self.device = resolve_device(device)
         torch.manual_seed(seed)
         self.model = SSRVAEModel(

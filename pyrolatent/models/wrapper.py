@@ -17,7 +17,18 @@ import torch
 from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..validation import as_images
 
-__all__ = ["ImageModelWrapper"]
+__all__ = ["ImageModelWrapper", "custom_prior_names"]
+
+
+def custom_prior_names(angle_prior, offset_prior, scale_prior, z_prior) -> list[str]:
+    """Names of the priors the user supplied (they are not stored in checkpoints)."""
+    given = {
+        "angle_prior": angle_prior,
+        "offset_prior": offset_prior,
+        "scale_prior": scale_prior,
+        "z_prior": z_prior,
+    }
+    return [name for name, prior in given.items() if prior is not None]
 
 
 class ImageModelWrapper:
