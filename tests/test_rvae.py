@@ -78,9 +78,10 @@ def test_n_fold_symmetric_shape_angle_modulo_2pi_over_n():
     assert abs(rho) >= ANGLE_CORR, rho
 
 
-def test_spatial_decoder_recovers_angles_and_offsets():
+@pytest.mark.parametrize("compute_dtype", ["float32", "bfloat16"])
+def test_spatial_decoder_recovers_angles_and_offsets(compute_dtype):
     data = make_rotated_shapes(1000, shapes=("L",), image_size=24, max_offset=1.5, seed=3)
-    rvae = RVAE((24, 24), decoder="spatial", seed=0)
+    rvae = RVAE((24, 24), decoder="spatial", compute_dtype=compute_dtype, seed=0)
     rvae.fit(data["images"], epochs=30, batch_size=25, lr=3e-3, quiet=True)
     enc = rvae.encode(data["images"])
     rho = circular_correlation(enc["angle"]["loc"], data["angles"])

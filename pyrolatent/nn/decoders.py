@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..primitives import pixel_grid, rotation_matrix_2d, warp_images
-from .coordinate_mlp import coordinate_mlp
+from .coordinate_mlp import COMPUTE_DTYPES, coordinate_mlp
 from .mlp import MLP, make_activation
 
 __all__ = ["SpatialDecoder", "WarpDecoder", "make_decoder"]
@@ -42,6 +42,10 @@ class SpatialDecoder(nn.Module):
     in cache: about 15% faster with one thread per process, but much slower
     with several threads on a loaded machine, so it is off by default. The
     function is the same as the textbook evaluation either way.
+    ``compute_dtype="bfloat16"`` runs the hidden-to-hidden products of that
+    kernel in bfloat16 (float32 accumulation, float32 biases, activations and
+    parameters): 2-4x faster training on CPUs with AMX/AVX512-BF16, at the
+    cost of bfloat16 rounding (relative ~0.4%) in activations and gradients.
 
     Parameters
     ----------
@@ -55,6 +59,8 @@ class SpatialDecoder(nn.Module):
         Maps the MLP's raw output to the likelihood's mean space.
     chunked : bool
         Evaluate through the cache-friendly chunked kernel (see above).
+    compute_dtype : {"float32", "bfloat16"}
+        Precision of the hidden-layer products; ``"bfloat16"`` implies ``chunked``.
     """
 
     def __init__(
@@ -65,11 +71,22 @@ class SpatialDecoder(nn.Module):
         activation: str,
         link: Callable[[torch.Tensor], torch.Tensor],
         chunked: bool = False,
+        compute_dtype: str = "float32",
     ):
         super().__init__()
         if not hidden:
             raise ValueError("SpatialDecoder needs at least one hidden layer")
-        self.chunked = chunked
+        if compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(
+                f"compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {compute_dtype!r}"
+            )
+        if compute_dtype != "float32" and activation not in ("tanh", "relu"):
+            raise ValueError(
+                f"compute_dtype={compute_dtype!r} needs a tanh or relu activation, "
+                f"got {activation!r}"
+            )
+        self.compute_dtype = compute_dtype
+        self.chunked = chunked or compute_dtype != "float32"
         self.image_size = tuple(image_size)
         h, w = self.image_size
         # coordinates are scaled isotropically so that rotations stay rotations
@@ -124,6 +141,7 @@ class SpatialDecoder(nn.Module):
                 [m.weight for m in linears],
                 [m.bias for m in linears],
                 activation=self.activation,
+                compute_dtype=self.compute_dtype,
             )
             return self.link(out.reshape(b, *self.image_size))
         x = self._activate(self.first_layer(z, angle, offset, scale))
@@ -175,10 +193,21 @@ def make_decoder(
     hidden: Sequence[int],
     activation: str,
     link: Callable[[torch.Tensor], torch.Tensor],
+    compute_dtype: str = "float32",
 ) -> nn.Module:
-    """``kind`` is ``"spatial"`` or ``"warp"``."""
+    """``kind`` is ``"spatial"`` or ``"warp"``.
+
+    ``compute_dtype`` (``"float32"`` or ``"bfloat16"``) applies to the spatial
+    decoder; the warp decoder's products are small and stay in float32.
+    """
     if kind == "spatial":
-        return SpatialDecoder(image_size, latent_dim, hidden, activation, link)
+        return SpatialDecoder(
+            image_size, latent_dim, hidden, activation, link, compute_dtype=compute_dtype
+        )
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(
+            f"compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {compute_dtype!r}"
+        )
     if kind == "warp":
         return WarpDecoder(image_size, latent_dim, hidden, activation, link)
     raise ValueError(f"unknown decoder {kind!r}; choose 'spatial' or 'warp'")
