@@ -113,3 +113,27 @@ def test_afm_artefacts_are_present(movie):
     assert row_means.std() > 0.03
     with pytest.raises(ValueError):
         make_self_assembly_movie(n_frames=10, transition_frame=20)
+
+
+def test_head_contrast_sets_how_visible_the_polarity_is():
+    def head_minus_tail(contrast):
+        m = make_self_assembly_movie(
+            n_frames=2, size=128, n_particles=10, seed=2, head_width_ratio=2.0,
+            head_contrast=contrast,
+        )
+        p, diffs = m.particles, []
+        for k in np.flatnonzero(p["frame"] == 0):
+            a, r0, c0 = p["angle"][k], p["row"][k], p["col"][k]
+            direction = np.array([-np.sin(a), np.cos(a)])
+            head = np.rint(np.array([r0, c0]) + 7 * direction).astype(int)
+            tail = np.rint(np.array([r0, c0]) - 7 * direction).astype(int)
+            if np.all(head >= 0) and np.all(head < 128) and np.all(tail >= 0) and np.all(
+                tail < 128
+            ):
+                diffs.append(m.clean[0][tuple(head)] - m.clean[0][tuple(tail)])
+        return np.median(diffs)
+
+    weak, strong = head_minus_tail(0.45), head_minus_tail(0.9)
+    assert strong > weak + 0.2 and weak > 0.1
+    with pytest.raises(ValueError, match="head_contrast"):
+        make_self_assembly_movie(n_frames=2, size=64, head_contrast=-0.1)

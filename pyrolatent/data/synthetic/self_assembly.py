@@ -103,8 +103,12 @@ def _place_domains(rng, size, n_sites_wanted, spacing_u, spacing_v, reach, gap):
     return np.array(centres), np.array(radii), sites
 
 
-def _render(centres_xy, angles, size, length, width_tail, width_head, patch):
-    """Rod heights and masks for one frame; ``centres_xy`` ``(N, 2)`` centred pixels."""
+def _render(centres_xy, angles, size, length, width_tail, width_head, head_contrast, patch):
+    """Rod heights and masks for one frame; ``centres_xy`` ``(N, 2)`` centred pixels.
+
+    The height rises linearly along the rod from 0.75 at the tail to
+    ``0.75 + head_contrast`` at the head.
+    """
     n = len(angles)
     height = torch.zeros(size * size, dtype=torch.float32)
     label_index = torch.full((size * size,), -1, dtype=torch.long)
@@ -127,7 +131,7 @@ def _render(centres_xy, angles, size, length, width_tail, width_head, patch):
     t = ((u / a + 1) / 2).clamp(0, 1)  # 0 at the tail, 1 at the head
     b = (width_tail + (width_head - width_tail) * t) / 2
     r = ((u.abs() / a) ** 4 + (v.abs() / b) ** 4) ** 0.25
-    profile = torch.sigmoid((1 - r) * 8.0) * (0.75 + 0.45 * t)
+    profile = torch.sigmoid((1 - r) * 8.0) * (0.75 + head_contrast * t)
     inside = r <= 1
     ok = (cols >= 0) & (cols < size) & (rows >= 0) & (rows < size)
     ok = ok.reshape(n, -1)
@@ -148,6 +152,7 @@ def make_self_assembly_movie(
     rod_length: float = 22.0,
     aspect_ratio: float = 5.0,
     head_width_ratio: float = 1.4,
+    head_contrast: float = 0.45,
     domain_diffusion: float = 0.4,
     jitter: float = 0.3,
     angle_jitter_deg: float = 3.0,
@@ -178,6 +183,10 @@ def make_self_assembly_movie(
         Length over mean width.
     head_width_ratio : float
         Head width over tail width (head/tail asymmetry; the head is also brighter).
+    head_contrast : float
+        Height added from tail to head (the tail is 0.75 high, the head
+        ``0.75 + head_contrast``); with ``head_width_ratio`` it sets how visible
+        the rod's polarity (its directed angle) is.
     domain_diffusion : float
         Standard deviation of a domain's displacement per frame, pixels.
     jitter : float
@@ -202,6 +211,8 @@ def make_self_assembly_movie(
     """
     if n_frames < 1 or size < 32 or n_particles < 1:
         raise ValueError("need n_frames >= 1, size >= 32 and n_particles >= 1")
+    if head_width_ratio <= 0 or head_contrast < 0:
+        raise ValueError("need head_width_ratio > 0 and head_contrast >= 0")
     if transition_frame is None:
         transition_frame = n_frames // 2
     if not 0 <= transition_frame <= n_frames:
@@ -282,7 +293,7 @@ def make_self_assembly_movie(
         visible = occupied & np.all(np.abs(world) <= half_frame, axis=1)
         idx = np.flatnonzero(visible)
         height, owner = _render(
-            world[idx], angle[idx], size, rod_length, width_tail, width_head, patch
+            world[idx], angle[idx], size, rod_length, width_tail, width_head, head_contrast, patch
         )
         clean[t] = height.numpy()
         owner = owner.numpy()
@@ -322,6 +333,7 @@ def make_self_assembly_movie(
         "rod_length": rod_length,
         "aspect_ratio": aspect_ratio,
         "head_width_ratio": head_width_ratio,
+        "head_contrast": head_contrast,
         "tip_blur": tip_blur,
         "scan_line_offset": scan_line_offset,
         "noise": noise,
