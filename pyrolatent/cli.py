@@ -7,7 +7,7 @@ npy/csv/json tables, checkpoints), so the chain can be entered anywhere::
 
     pyrolatent segment movie.tif --masks masks.npy --train-frames 0 1 2 --out run
     pyrolatent locate run/probability.npy --out run
-    pyrolatent crops movie.tif run/particles.csv --window 32 --out run
+    pyrolatent crops movie.tif run/particles.csv --window 32 --align --mask auto --out run
     pyrolatent train run/crops.npy run/crops_index.csv --epochs 30 --out run
     pyrolatent analyze run/latents.csv run/particles.csv --out run
     pyrolatent report run
@@ -55,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("movie")
     c.add_argument("particles", help="particles.csv (frame, row, col)")
     c.add_argument("--window", type=int, default=32)
+    c.add_argument(
+        "--align",
+        action="store_true",
+        help="rotate each crop so its particle's ellipse axis lies along +x "
+        "(train then writes directed angles: axis + rVAE residual + polarity)",
+    )
+    c.add_argument(
+        "--mask",
+        default=None,
+        help="with --align: keep a band |y| <= MASK pixels around the particle axis "
+        "('auto': median minor axis + 1)",
+    )
     c.add_argument("--out", required=True)
 
     t = sub.add_parser("train", help="train the rVAE -> rvae.pt, latents.csv")
@@ -118,7 +130,15 @@ def main(argv: list[str] | None = None) -> int:
                 min_area=args.min_area,
             )
         elif args.command == "crops":
-            paths = wf.stage_crops(args.out, args.movie, args.particles, window=args.window)
+            mask = args.mask if args.mask in (None, "auto") else float(args.mask)
+            paths = wf.stage_crops(
+                args.out,
+                args.movie,
+                args.particles,
+                window=args.window,
+                align=args.align,
+                mask_half_width=mask,
+            )
         elif args.command == "train":
             paths = wf.stage_train(
                 args.out,

@@ -21,8 +21,10 @@ def test_subcommands_chain_on_a_users_movie(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["locate", str(src / "probability.npy"), "--out", str(out)]) == 0
     assert len(load_table(out / "particles.csv")["frame"]) > 20
-    assert main(["crops", str(movie), str(out / "particles.csv"), "--out", str(out)]) == 0
+    crops_args = ["crops", str(movie), str(out / "particles.csv"), "--align", "--mask", "auto"]
+    assert main([*crops_args, "--out", str(out)]) == 0
     assert load_npy(out / "crops.npy").shape[1:] == (32, 32)
+    assert "orientation" in load_table(out / "crops_index.csv")
     assert (
         main(
             [
@@ -59,6 +61,7 @@ def test_subcommands_chain_on_a_users_movie(tmp_path, capsys):
         )
         == 0
     )
+    assert set(np.unique(load_table(out / "latents.csv")["polarity"])) <= {-1, 1}
     assert main(["report", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["planted_transition_frame"] is None  # a user's movie: no ground truth

@@ -67,6 +67,24 @@ def test_stages_write_plain_files_and_report(tiny_run):
     assert all(f"figures/{n}" in (out / "report.md").read_text() for n in FIGURES)
 
 
+def test_angles_are_scored_against_the_truth_when_it_exists(tiny_run):
+    from pyrolatent.workflow.io import load_table
+    from pyrolatent.workflow.report import TRUTH_KEYS, angle_vs_truth
+
+    summary = load_json(tiny_run / "summary.json")
+    assert all(k in summary for k in TRUTH_KEYS)
+    assert summary["angle_n_matched"] > 100
+    truth = load_table(tiny_run / "truth.csv")
+    n = len(truth["frame"])
+    latents = {"particle": np.arange(n), "angle": truth["angle"] + 0.7}  # a global offset
+    perfect = angle_vs_truth(truth, truth, latents)
+    assert perfect["angle_error_median_deg"] < 1e-6 and perfect["angle_polarity_accuracy"] == 1
+    flipped = dict(latents, angle=latents["angle"] + np.pi * (np.arange(n) % 4 == 0))
+    assert abs(angle_vs_truth(truth, truth, flipped)["angle_polarity_accuracy"] - 0.75) < 0.02
+    none = angle_vs_truth(truth, truth, {"particle": np.zeros(0, int), "angle": np.zeros(0)})
+    assert none["angle_n_matched"] is None
+
+
 def test_empty_frame_is_carried_as_empty_row(tiny_run):
     kde = load_npy(tiny_run / "kde_angle.npy")
     assert kde.shape[0] == 24
@@ -84,6 +102,46 @@ def test_analyze_errors_when_movie_is_shorter_than_the_window(tiny_run, tmp_path
             kde_window=30,
             quiet=True,
         )
+
+
+def test_aligned_crops_give_directed_angles(tiny_run, tmp_path):
+    from pyrolatent.workflow.io import load_table
+
+    with pytest.raises(ValueError, match="align"):
+        stage_crops(
+            tmp_path, tiny_run / "movie.npy", tiny_run / "particles.csv", mask_half_width=4.0
+        )
+    particles = load_table(tiny_run / "particles.csv")
+    for mask in (None, "auto"):
+        stage_crops(
+            tmp_path,
+            tiny_run / "movie.npy",
+            tiny_run / "particles.csv",
+            window=32,
+            align=True,
+            mask_half_width=mask,
+        )
+        crops = load_npy(tmp_path / "crops.npy")
+        index = load_table(tmp_path / "crops_index.csv")
+        assert crops.shape == (len(particles["frame"]), 32, 32)
+        np.testing.assert_allclose(index["orientation"], particles["orientation"])
+        if mask is None:  # aligned: the mean particle lies along x, with gaps above and below
+            m = crops.mean(0) - np.median(crops)
+            along = m[15:17, 10:22].mean()
+            across = m[[10, 11, 20, 21], 14:18].mean()
+            assert along > 2 * across, (along, across)
+        else:  # masked: the side bands are empty
+            assert np.abs(crops[:, :4]).mean() < 0.1 * np.abs(crops[:, 14:18]).mean()
+    stage_train(
+        tmp_path, tmp_path / "crops.npy", tmp_path / "crops_index.csv", epochs=1, quiet=True
+    )
+    lat = load_table(tmp_path / "latents.csv")
+    assert set(np.unique(lat["polarity"])) <= {-1, 1}
+    ref = np.angle(np.mean(np.exp(1j * lat["angle_latent"])))
+    residual = np.remainder(lat["angle_latent"] - ref + np.pi / 2, np.pi) - np.pi / 2
+    expected = index["orientation"] + residual + np.where(lat["polarity"] < 0, np.pi, 0)
+    diff = np.angle(np.exp(1j * (lat["angle"] - expected)))
+    assert np.abs(diff).max() < 1e-4
 
 
 def test_stage_is_done_checks_config_and_files(tmp_path):

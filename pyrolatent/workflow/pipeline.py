@@ -38,12 +38,16 @@ class DemoConfig:
     size: int = 256
     n_particles: int = 60
     transition_frame: int = 90
+    head_width_ratio: float = 2.0
+    head_contrast: float = 0.9
     train_frames: tuple = (0, 1, 2, 3, 4, 5)
     n_members: int = 4
     filters: int = 8
     baseline_steps: int = 300
     member_steps: int = 30
     window: int = 32
+    align_crops: bool = True
+    crop_mask: str | None = "auto"
     rvae_epochs: int = 30
     rvae_batch_size: int = 64
     kde_window: int = 3
@@ -64,8 +68,8 @@ class DemoConfig:
                 n_members=3,
                 baseline_steps=150,
                 member_steps=20,
-                rvae_epochs=8,
-                rvae_batch_size=128,
+                rvae_epochs=100,  # ~1800 steps: fewer leave the polarity out of z
+                rvae_batch_size=64,
                 nmf_steps=600,
                 seed=seed,
             )
@@ -114,13 +118,26 @@ def run_demo(out="pyrolatent-report", quick: bool = False, seed: int = 0, quiet:
     stages = [
         (
             "movie",
-            {k: c[k] for k in ("n_frames", "size", "n_particles", "transition_frame", "seed")},
+            {
+                k: c[k]
+                for k in (
+                    "n_frames",
+                    "size",
+                    "n_particles",
+                    "transition_frame",
+                    "head_width_ratio",
+                    "head_contrast",
+                    "seed",
+                )
+            },
             lambda: stage_movie(
                 out,
                 n_frames=cfg.n_frames,
                 size=cfg.size,
                 n_particles=cfg.n_particles,
                 transition_frame=cfg.transition_frame,
+                head_width_ratio=cfg.head_width_ratio,
+                head_contrast=cfg.head_contrast,
                 seed=cfg.seed,
             ),
         ),
@@ -157,8 +174,15 @@ def run_demo(out="pyrolatent-report", quick: bool = False, seed: int = 0, quiet:
         ),
         (
             "crops",
-            {"window": cfg.window},
-            lambda: stage_crops(out, out / "movie.npy", out / "particles.csv", window=cfg.window),
+            {k: c[k] for k in ("window", "align_crops", "crop_mask")},
+            lambda: stage_crops(
+                out,
+                out / "movie.npy",
+                out / "particles.csv",
+                window=cfg.window,
+                align=cfg.align_crops,
+                mask_half_width=cfg.crop_mask,
+            ),
         ),
         (
             "train",

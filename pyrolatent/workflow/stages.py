@@ -55,9 +55,15 @@ def stage_movie(
     size: int,
     n_particles: int,
     transition_frame: int,
+    head_width_ratio: float = 1.4,
+    head_contrast: float = 0.45,
     seed: int,
 ) -> list[Path]:
     """Generate the synthetic self-assembly movie with its planted transition.
+
+    ``head_width_ratio`` and ``head_contrast`` set how visible the rods'
+    head/tail polarity is (see
+    :func:`pyrolatent.data.synthetic.self_assembly.make_self_assembly_movie`).
 
     Writes ``movie.npy`` ``(T, H, W)``, ``masks.npy`` (instance labels, the
     "manual labels"), ``truth.csv`` (true particles) and ``movie.json``
@@ -71,6 +77,8 @@ def stage_movie(
         size=size,
         n_particles=n_particles,
         transition_frame=transition_frame,
+        head_width_ratio=head_width_ratio,
+        head_contrast=head_contrast,
         seed=seed,
     )
     paths = [
@@ -179,14 +187,68 @@ def stage_locate(
     return [save_table(Path(out) / "particles.csv", table)]
 
 
-def stage_crops(out, movie_path, particles_path, *, window: int = 32) -> list[Path]:
-    """Crops around every particle: ``crops.npy`` ``(N, w, w)`` and ``crops_index.csv``."""
-    from ..data.crops import extract_crops
+def stage_crops(
+    out,
+    movie_path,
+    particles_path,
+    *,
+    window: int = 32,
+    align: bool = False,
+    mask_half_width: float | str | None = None,
+) -> list[Path]:
+    """Crops around every particle: ``crops.npy`` ``(N, w, w)`` and ``crops_index.csv``.
+
+    Parameters
+    ----------
+    window : int
+        Crop edge ``w`` in pixels.
+    align : bool
+        Pre-align each crop by its particle's ellipse axis (the ``orientation``
+        column of the particle table, radians): the crop is cut from a
+        ``1.5 w`` window, centred on the sub-pixel particle centre and rotated
+        so that the axis lies along +x (:func:`pyrolatent.data.crops.align_crops`).
+        The index then gets an ``orientation`` column, and :func:`stage_train`
+        combines it with the rVAE latents into directed angles
+        (:mod:`pyrolatent.analysis.polarity`).
+    mask_half_width : float or "auto", optional
+        Only with ``align``: multiply the aligned crops by a soft band
+        ``|y| <= mask_half_width`` pixels (:func:`pyrolatent.data.crops.band_mask`),
+        which keeps the particle and removes its side-by-side neighbours.
+        ``"auto"`` uses the median ``minor_axis`` of the table plus 1 pixel.
+        ``None`` (default) keeps the whole crop.
+    """
+    from ..data.crops import align_crops, band_mask, extract_crops
     from ..data.io import read_movie
 
     frames = read_movie(movie_path)
     particles = {k: np.array(v) for k, v in load_table(particles_path).items()}
-    crops, index = extract_crops(frames, particles, window)
+    if mask_half_width is not None and not align:
+        raise ValueError("mask_half_width needs align=True (the band follows the particle axis)")
+    if not align:
+        crops, index = extract_crops(frames, particles, window)
+    else:
+        if "orientation" not in particles:
+            raise ValueError("align=True needs an 'orientation' column in the particle table")
+        big = int(math.ceil(1.5 * window))
+        big += (big - window) % 2  # same parity: the centre cut is symmetric
+        big = min(big, min(frames.shape[1:]))
+        crops, index = extract_crops(frames, particles, big)
+        centre = big // 2 - (big - 1) / 2  # crop-centre pixel minus geometric centre
+        shifts = np.stack(
+            [particles["col"] - index["col"] + centre, particles["row"] - index["row"] + centre],
+            axis=1,
+        ) if len(crops) else np.zeros((0, 2))
+        crops = align_crops(crops, particles["orientation"], shifts=shifts, window=window)
+        h, w = frames.shape[1:]
+        top, left = index["row"] - window // 2, index["col"] - window // 2
+        index["valid"] = (top >= 0) & (left >= 0) & (top + window <= h) & (left + window <= w)
+        index["orientation"] = np.asarray(particles["orientation"], dtype=np.float64)
+        if mask_half_width is not None:
+            if mask_half_width == "auto":
+                if "minor_axis" not in particles or not len(crops):
+                    raise ValueError("mask_half_width='auto' needs a 'minor_axis' column")
+                mask_half_width = float(np.median(particles["minor_axis"])) + 1.0
+            crops = crops * band_mask(window, float(mask_half_width))[None]
     out = Path(out)
     return [save_npy(out / "crops.npy", crops), save_table(out / "crops_index.csv", index)]
 
@@ -218,6 +280,13 @@ def stage_train(
     previous run was interrupted. Writes ``rvae.pt``, ``rvae_history.json`` and
     ``latents.csv`` (``frame``, ``particle``, ``angle`` (radians),
     ``offset_0``/``offset_1`` (dx, dy pixels), ``z_0``.., ``valid``).
+
+    When the index has an ``orientation`` column (crops pre-aligned by
+    :func:`stage_crops` with ``align=True``), ``angle`` is the directed angle
+    in the movie frame: the axis plus the rVAE's residual rotation plus the
+    polarity read from the rVAE reconstruction
+    (:func:`pyrolatent.analysis.polarity.directed_angles`); the raw latent is
+    kept as ``angle_latent``, with ``polarity`` (+1/-1) and ``polarity_moment``.
     """
     from ..models.rvae import RVAE
 
@@ -253,6 +322,16 @@ def stage_train(
         "z": enc["z"]["loc"],
         "valid": index["valid"],
     }
+    if "orientation" in index:
+        # pre-aligned crops: directed angle = axis + residual + polarity (see analysis.polarity)
+        from ..analysis.polarity import directed_angles
+
+        recon = rvae.decode(enc["z"]["loc"], angle=enc["angle"]["loc"])
+        d = directed_angles(index["orientation"], enc["angle"]["loc"], recon)
+        table["angle"] = d["angle"]
+        table["angle_latent"] = enc["angle"]["loc"]
+        table["polarity"] = d["polarity"]
+        table["polarity_moment"] = d["moment"]
     return [
         rvae.save(out / "rvae.pt"),
         save_table(out / "latents.csv", table),
