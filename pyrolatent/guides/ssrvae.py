@@ -50,6 +50,13 @@ class SSRVAEGuide(PyroModule):
     class_conditioned_pose : bool
         Whether the pose posterior depends on the class (``q(pose | x, y)``)
         or only on the image (``q(pose | x)``, shared by all classes).
+    identity_pose_init : bool
+        Start the pose posteriors concentrated at the identity pose (see
+        :class:`~pyrolatent.guides.pose.PoseHeads`). Then the decoder first
+        learns sharp class templates from the (weakly rotated) labelled images,
+        and those templates give the pose encoder informative gradients; from a
+        nearly uniform initial angle posterior the templates start blurred and
+        pose learning stalls.
     """
 
     def __init__(
@@ -65,6 +72,7 @@ class SSRVAEGuide(PyroModule):
         angle_symmetry: int = 1,
         class_conditioned_pose: bool = False,
         canonical_classifier: bool = True,
+        identity_pose_init: bool = False,
     ):
         super().__init__()
         if canonical_classifier and class_conditioned_pose:
@@ -81,7 +89,9 @@ class SSRVAEGuide(PyroModule):
         self.join = nn.Linear(width + n_classes, width)
         self.act = make_activation(activation)
         self.z_head = nn.Linear(width, 2 * latent_dim)
-        self.pose = PoseHeads(width, invariances, offset_prior_scale, angle_symmetry)
+        self.pose = PoseHeads(
+            width, invariances, offset_prior_scale, angle_symmetry, identity_pose_init
+        )
         if self.canonical_classifier:
             self._y_encoder = [PoseCanonicalClassifier(
                 self.encoder,
