@@ -53,11 +53,6 @@ def test_map_reconstruction_error_within_2_percent_of_sklearn(sklearn_error):
     np.testing.assert_allclose(nmf.weights_.sum(1), 1.0, rtol=1e-5)
 
 
-@pytest.mark.xfail(
-    reason="not met yet: mean-field SVI (posterior mean of H W) measured 5-9 % above "
-    "scikit-learn's error on this matrix (MAP meets it)",
-    strict=False,
-)
 def test_svi_reconstruction_error_within_2_percent_of_sklearn(sklearn_error):
     x, _, ref = sklearn_error
     nmf = NMF(n_components=2, seed=0).fit(x, method="svi", steps=1500)

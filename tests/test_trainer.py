@@ -11,6 +11,7 @@ from pyrolatent.infer import (
     CheckpointError,
     EarlyStopping,
     LatentScaleMessenger,
+    LearningRateDecay,
     Trainer,
     load_checkpoint,
     save_checkpoint,
@@ -83,6 +84,20 @@ def test_beta_schedule_scales_latent_sites_only():
         tr = poutine.trace(FactorModel()).get_trace(x)
     assert tr.nodes["z"]["scale"] == pytest.approx(0.3)
     assert tr.nodes["obs"]["scale"] == 1.0
+
+
+def test_learning_rate_decay_is_geometric_and_survives_resume(tmp_path):
+    ckpt = tmp_path / "lr.pt"
+    t = _trainer(callbacks=[LearningRateDecay(epochs=4, final_factor=0.01)],
+                 checkpoint_path=ckpt)  # fmt: skip
+    h = t.fit(factor_data(), epochs=3, batch_size=64)
+    assert h["lr"] == pytest.approx([1e-2, 1e-2 * 0.01**0.25, 1e-2 * 0.01**0.5])
+    resumed = _trainer(callbacks=[LearningRateDecay(epochs=4, final_factor=0.01)],
+                       checkpoint_path=ckpt)  # fmt: skip
+    h = resumed.fit(factor_data(), epochs=6, batch_size=64)
+    assert h["lr"][3:] == pytest.approx([1e-2 * 0.01**0.75, 1e-4, 1e-4])
+    with pytest.raises(ValueError, match="final_factor"):
+        LearningRateDecay(epochs=4, final_factor=0.0)
 
 
 def test_early_stopping_stops_after_patience():

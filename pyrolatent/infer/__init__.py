@@ -1,6 +1,6 @@
 """Inference: the shared SVI Trainer, callbacks, checkpoints and DDP helpers."""
 
-from .callbacks import BetaSchedule, Callback, EarlyStopping
+from .callbacks import BetaSchedule, Callback, EarlyStopping, LearningRateDecay
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .scaling import LatentScaleMessenger
 from .trainer import Trainer
@@ -11,6 +11,7 @@ __all__ = [
     "CheckpointError",
     "EarlyStopping",
     "LatentScaleMessenger",
+    "LearningRateDecay",
     "Trainer",
     "load_checkpoint",
     "save_checkpoint",

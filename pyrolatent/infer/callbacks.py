@@ -1,4 +1,4 @@
-"""Trainer callbacks: KL (beta) schedules and early stopping.
+"""Trainer callbacks: KL (beta) and learning-rate schedules, and early stopping.
 
 A callback may implement any of ``on_fit_start(trainer)``,
 ``on_epoch_start(trainer, epoch)`` and ``on_epoch_end(trainer, epoch, logs)``,
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["Callback", "BetaSchedule", "EarlyStopping"]
+__all__ = ["Callback", "BetaSchedule", "EarlyStopping", "LearningRateDecay"]
 
 
 class Callback:
@@ -66,6 +66,42 @@ class BetaSchedule(Callback):
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
         logs["beta"] = trainer.beta
+
+
+class LearningRateDecay(Callback):
+    """Decay the Adam learning rate geometrically from the Trainer's ``lr``.
+
+    At epoch ``e`` the rate is ``lr * final_factor ** min(e / epochs, 1)``: a
+    straight line in log scale down to ``lr * final_factor`` at ``epochs``,
+    then constant. Useful where Monte-Carlo gradient noise keeps a constant
+    rate from settling (mean-field SVI). The rate depends on the epoch only,
+    so resumed runs continue exactly.
+
+    Parameters
+    ----------
+    epochs : int
+        Length of the decay, in epochs.
+    final_factor : float
+        Final rate as a fraction of the initial one, in ``(0, 1]``.
+    """
+
+    def __init__(self, epochs: int, final_factor: float = 0.01):
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}")
+        if not 0 < final_factor <= 1:
+            raise ValueError(f"final_factor must be in (0, 1], got {final_factor}")
+        self.epochs, self.final_factor = epochs, final_factor
+
+    def value(self, base_lr: float, epoch: int) -> float:
+        return base_lr * self.final_factor ** min(epoch / self.epochs, 1.0)
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        lr = self.value(trainer.lr, epoch)
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = lr
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
+        logs["lr"] = trainer.optimizer.param_groups[0]["lr"]
 
 
 class EarlyStopping(Callback):

@@ -27,6 +27,7 @@ from pyro.infer import Trace_ELBO
 from pyro.nn import PyroModule
 
 from ..device import resolve_device
+from ..infer.callbacks import LearningRateDecay
 from ..validation import as_tensor, check_finite, check_nonnegative
 
 __all__ = ["NMFModel", "NMF", "WEIGHTS", "LOADINGS", "SIGMA", "check_nmf_input", "nndsvd"]
@@ -365,9 +366,11 @@ class NMF:
                 likelihood=self.likelihood,
             ).to(self.device)
             self.guide.initialize_from(point)
+            svi_steps = max(1, steps // 2)
             self.history_ = self._train(
-                xt, index, max(1, steps // 2), 0.01 if lr is None else lr / 3, batch_size,
+                xt, index, svi_steps, 0.01 if lr is None else lr / 3, batch_size,
                 checkpoint_path, "svi", quiet,
+                callbacks=(LearningRateDecay(svi_steps, final_factor=0.01),),
             )
         # point estimate: the MAP point, or the posterior median of the log-normal guide
         h, w = (t.detach().cpu().numpy() for t in self.guide.point_estimates())
@@ -387,7 +390,9 @@ class NMF:
             self.weights_band_ = np.quantile(ws, [0.05, 0.95], axis=0)
         return self
 
-    def _train(self, xt, index, steps, lr, batch_size, checkpoint_path, tag, quiet) -> dict:
+    def _train(
+        self, xt, index, steps, lr, batch_size, checkpoint_path, tag, quiet, callbacks=()
+    ) -> dict:
         from ..infer.trainer import Trainer
 
         ckpt = None
@@ -402,6 +407,7 @@ class NMF:
             device=self.device,
             checkpoint_path=ckpt,
             checkpoint_every=max(1, steps // 10),
+            callbacks=callbacks,
             quiet=quiet,
         )
         return trainer.fit((xt, index), epochs=steps, batch_size=batch_size or len(xt))
