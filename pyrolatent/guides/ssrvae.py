@@ -54,9 +54,13 @@ class SSRVAEGuide(PyroModule):
         Start the pose posteriors concentrated at the identity pose (see
         :class:`~pyrolatent.guides.pose.PoseHeads`). Then the decoder first
         learns sharp class templates from the (weakly rotated) labelled images,
-        and those templates give the pose encoder informative gradients; from a
-        nearly uniform initial angle posterior the templates start blurred and
-        pose learning stalls.
+        and those templates give the pose encoder informative gradients from the
+        first steps; from a nearly uniform initial angle posterior the templates
+        start blurred and pose learning is slower. Measured on the cards
+        (32x32, 50 labelled + 300 unlabelled per suit, 24 epochs, batch 32, lr
+        3e-3, five data/model seed pairs): test accuracy 0.955-0.99 with it,
+        0.86-0.95 without. On the full paper split (48x48, 12,000 unlabelled)
+        both reach > 0.97 within 6 epochs (0.984 with, 0.974 without).
     """
 
     def __init__(
