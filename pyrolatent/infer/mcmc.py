@@ -27,6 +27,7 @@ def run_nuts(
     init: dict | None = None,
     target_accept_prob: float = 0.8,
     max_tree_depth: int = 8,
+    full_mass: bool = False,
     jit_compile: bool = False,
     quiet: bool = True,
 ) -> dict:
@@ -49,6 +50,11 @@ def run_nuts(
         start from jittered copies (x exp(0.1 N(0, 1))) of these values.
     target_accept_prob, max_tree_depth, jit_compile
         NUTS settings.
+    full_mass : bool
+        Adapt a dense mass matrix during warm-up instead of a diagonal one.
+        Needed when the posterior has strongly correlated directions, such as
+        the scale ridge ``(c H, W / c)`` of NMF: a diagonal mass matrix then
+        forces tiny steps and the chains barely move.
     quiet : bool
         Hide the progress bars.
 
@@ -74,6 +80,7 @@ def run_nuts(
             model,
             target_accept_prob=target_accept_prob,
             max_tree_depth=max_tree_depth,
+            full_mass=full_mass,
             jit_compile=jit_compile,
             ignore_jit_warnings=True,
             **({"init_strategy": strategy} if strategy is not None else {}),
