@@ -339,7 +339,6 @@ class NMF:
                 num_chains=num_chains,
                 seed=self.seed,
                 init={WEIGHTS: w0, LOADINGS: h0},
-                full_mass=True,  # the scale ridge (c H, W / c) defeats a diagonal mass
                 quiet=quiet,
             )
             self.samples_ = order_samples(samples)
