@@ -237,6 +237,8 @@ def train_ensemble(
     multiclass: bool = False,
     loss: SegmentationLoss | None = None,
     augmentation: Augmentation | None = None,
+    foreground_fraction: float = 0.0,
+    bfloat16: bool = False,
     val_fraction: float = 0.2,
     seed: int = 0,
     checkpoint_dir: str | None = None,
@@ -264,7 +266,7 @@ def train_ensemble(
         much smaller than ``baseline_steps``).
     patience : int, optional
         Baseline early stopping on the validation loss, in evaluations.
-    eval_every, batch_size, patch_size, lr, loss, augmentation
+    eval_every, batch_size, patch_size, lr, loss, augmentation, foreground_fraction, bfloat16
         See :func:`~pyrolatent.segmentation.train.train_network`.
     multiclass : bool
         Softmax classes instead of independent sigmoid channels.
@@ -307,6 +309,8 @@ def train_ensemble(
         "patch_size": patch_size,
         "lr": lr,
         "augmentation": augmentation,
+        "foreground_fraction": foreground_fraction,
+        "bfloat16": bfloat16,
         "train_index": train_idx,
         "val_index": val_idx,
         "eval_every": eval_every,
