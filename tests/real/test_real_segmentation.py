@@ -60,17 +60,21 @@ def test_c2c12_ensemble_iou_on_held_out_frames(shared_data):
         images[:7],
         labels[:7],
         network="unet",
-        network_config={"filters": 16, "depth": 3},
+        network_config={"filters": 16, "depth": 4},
         n_members=12,
-        baseline_steps=600,
+        baseline_steps=1200,
         member_steps=40,
         batch_size=8,
         patch_size=96,
         eval_every=50,
-        patience=4,
+        patience=None,
+        foreground_fraction=0.5,
+        bfloat16=True,
         val_fraction=1 / 7,
         progress=False,
     )
     mean, var = ensemble.predict(images[7:])
     iou = pixel_iou(mean[:, 0] > 0.5, labels[7:])
+    # measured 0.586 with these settings (0.768 on the training frames): frames 7-9 are
+    # labelled more tightly than frames 0-6 (cell bodies without their thin processes)
     assert iou >= 0.7, iou
