@@ -11,7 +11,7 @@ from pyrolatent.guides.volume_vae import VolumeVAEGuide
 from pyrolatent.models.volume_vae import FLUENCE, OBS, VolumeVAE, VolumeVAEModel, Z
 from pyrolatent.nn.volume import ImplicitDecoder, VoxelDecoder, canonical_coordinates
 from pyrolatent.primitives.so3 import point_group, random_rotations
-from pyrolatent.primitives.volumes import slice_volume
+from pyrolatent.primitives.volumes import slice_coordinates, slice_volume
 
 
 def _gen(seed=0):
@@ -45,6 +45,33 @@ def test_implicit_decoder_is_exactly_symmetric_and_slices_match_its_volume():
     r = torch.arange(17.0) - 8
     inside = (r[:, None] ** 2 + r[None] ** 2) <= 7**2
     assert float((direct - interp)[:, inside].abs().max()) < 0.05 * float(direct.max())
+
+
+def test_implicit_slices_evaluate_valid_pixels_once_per_friedel_pair():
+    size = 17
+    dec = ImplicitDecoder(1, size, n_features=8, hidden=16, depth=2).requires_grad_(False)
+    z, R = torch.randn(4, 1), random_rotations(4, generator=_gen(3))
+    plane = slice_coordinates(size).reshape(-1, 3)
+    full = dec(z, plane @ R.transpose(-1, -2)).reshape(-1, size, size)  # every pixel directly
+    assert torch.allclose(dec.slices(z, R), full, atol=1e-6)
+    evaluated, _ = dec.slice_pixels()
+    assert evaluated.numel() == (size * size + 1) // 2  # one of each pair, plus the centre
+    # a mask: valid pixels match, the others are 0 (and not evaluated unless a mate is valid)
+    c = torch.arange(size) - (size - 1) / 2
+    mask = (c[:, None] ** 2 + c[None] ** 2 >= 4) & (c[None] >= -3)
+    out = dec.slices(z, R, mask=mask)
+    assert torch.allclose(out[:, mask], full[:, mask], atol=1e-6)
+    need = mask | mask.flip(0, 1)
+    assert bool((out[:, ~need] == 0).all())
+    evaluated, source = dec.slice_pixels(mask)
+    assert evaluated.numel() < int(need.sum()) and bool((source[need.flatten()] >= 0).all())
+    # without O_h there is no Friedel symmetry: every needed pixel is evaluated
+    plain = ImplicitDecoder(1, size, symmetry=None, n_features=8, hidden=16).requires_grad_(False)
+    assert plain.slice_pixels(mask)[0].numel() == int(need.sum())
+    ref = plain(z, plane @ R.transpose(-1, -2)).reshape(-1, size, size)
+    assert torch.allclose(plain.slices(z, R, mask=mask)[:, mask], ref[:, mask], atol=1e-6)
+    with pytest.raises(ValueError, match="mask"):
+        dec.slices(z, R, mask=torch.ones(5, 5, dtype=torch.bool))
 
 
 def test_voxel_decoder_sizes():

@@ -158,9 +158,13 @@ class VolumeVAEModel(PyroModule):
 
     # ------------------------------------------------------------ decoding
     def slices(self, z: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-        """Normalised, symmetrised central slices ``(B, S, S)`` of the volumes of ``z``."""
-        if self.decoder_kind == "implicit":
-            return self.decoder.slices(z, rotations)
+        """Normalised, symmetrised central slices ``(B, S, S)`` of the volumes of ``z``.
+
+        The implicit decoder evaluates only valid pixels (``mask``) and is 0 on
+        the others, which the likelihood ignores.
+        """
+        if self.decoder_kind == "implicit":  # only valid pixels (0 on masked ones)
+            return self.decoder.slices(z, rotations, mask=self.mask)
         vol = self.decoder(z)
         if self.group is None:
             return symmetrized_slices(vol, rotations, "C1")

@@ -203,11 +203,64 @@ class ImplicitDecoder(nn.Module):
         zz = z[:, None, :].expand(-1, points.shape[1], -1)
         return F.softplus(self.mlp(torch.cat([feats, zz], dim=-1))).squeeze(-1)
 
-    def slices(self, z: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-        """Central slices ``(B, S, S)`` at ``(B, 3, 3)`` rotations, evaluated directly."""
+    def slice_pixels(self, mask: torch.Tensor | None = None, device=None):
+        """Which plane pixels :meth:`slices` evaluates, and where each pixel reads its value.
+
+        With ``symmetry="Oh"`` the intensity is centrosymmetric exactly
+        (``canonical_coordinates(-p) == canonical_coordinates(p)``), so only one
+        pixel of each Friedel pair ``(i, j) <-> (S-1-i, S-1-j)`` is evaluated.
+
+        Parameters
+        ----------
+        mask : torch.Tensor, optional
+            ``(S, S)`` bool; only these pixels (and their Friedel mates) are needed.
+        device : torch.device, optional
+
+        Returns
+        -------
+        evaluated : torch.Tensor
+            ``(P,)`` long, flat indices (into ``S * S``) of the evaluated pixels.
+        source : torch.Tensor
+            ``(S * S,)`` long, for each pixel the position in ``evaluated`` of the
+            value it takes, or ``-1`` (not needed: the slice is 0 there).
+        """
+        n = self.size * self.size
+        if mask is None:
+            need = torch.ones(n, dtype=torch.bool, device=device)
+        else:
+            m = torch.as_tensor(mask, device=device).bool()
+            if tuple(m.shape) != (self.size, self.size):
+                raise ValueError(f"mask: expected ({self.size}, {self.size}), got {tuple(m.shape)}")
+            need = (m | m.flip(0, 1)).reshape(-1)
+        idx = torch.arange(n, device=device)
+        # representative of each pixel: itself, or its Friedel mate n - 1 - k (the smaller index)
+        rep = torch.minimum(idx, n - 1 - idx) if self.symmetry == "Oh" else idx
+        evaluated = torch.unique(rep[need])
+        source = torch.full((n,), -1, dtype=torch.long, device=device)
+        source[need] = torch.searchsorted(evaluated, rep[need])
+        return evaluated, source
+
+    def slices(self, z: torch.Tensor, rotations: torch.Tensor, mask=None) -> torch.Tensor:
+        """Central slices ``(B, S, S)`` at ``(B, 3, 3)`` rotations, evaluated directly.
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            ``(B, latent_dim)``.
+        rotations : torch.Tensor
+            ``(B, 3, 3)``.
+        mask : torch.Tensor, optional
+            ``(S, S)`` bool: evaluate only these pixels (and their Friedel
+            mates); the slice is 0 elsewhere. Default: every pixel. With
+            ``symmetry="Oh"`` each Friedel pair is evaluated once either way
+            (see :meth:`slice_pixels`), which halves the cost exactly.
+        """
         plane = slice_coordinates(self.size, dtype=z.dtype, device=z.device).reshape(-1, 3)
-        pts = plane @ rotations.transpose(-1, -2)  # (B, S*S, 3): R p for each p
-        return self.forward(z, pts).reshape(-1, self.size, self.size)
+        evaluated, source = self.slice_pixels(mask, device=z.device)
+        pts = plane[evaluated] @ rotations.transpose(-1, -2)  # (B, P, 3): R p for each p
+        vals = self.forward(z, pts)  # (B, P)
+        out = vals[:, source.clamp_min(0)] * (source >= 0).to(vals.dtype)
+        return out.reshape(-1, self.size, self.size)
 
     def volume(self, z: torch.Tensor, chunk: int = 8) -> torch.Tensor:
         """Full volumes ``(B, S, S, S)`` (indexed ``[z, y, x]``)."""
