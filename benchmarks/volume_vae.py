@@ -10,11 +10,14 @@ Writes ``benchmarks/results/volume_vae.json`` with:
 * ``slice_symmetrise_s``, ``volume_symmetrise_s``: O_h-symmetrised slices of a
   batch of 64 volumes of 65^3 at one rotation each, by averaging the 48 slices
   at ``g R`` versus by symmetrising the volumes and slicing once.
-* ``train_s``: training time of the acceptance run (a 20-minute budget).
+* ``train_s``: training time of the acceptance run (a 20-minute budget, at
+  most ``MAX_EPOCHS`` epochs).
 * ``spearman_z_morph``, ``max_abs_spearman_z_pose``: on a melting series of
   ``N_PATTERNS`` patterns (33^3, Poisson noise at 10^4 photons, 10% fluence
-  jitter, beamstop radius 2), 1D latent; pose = the 9 entries of the canonical
-  rotation.
+  jitter, beamstop radius 2), 1D latent, implicit decoder, Poisson likelihood
+  on the photon counts (per-pattern fluence latent); ``|Spearman(z, morph)|``
+  (the sign of a 1D latent is arbitrary); pose = the 9 entries of the
+  canonical rotation.
 * ``volume_cc_cube``, ``volume_cc_sphere``: Pearson correlation between the
   generated volume at the mean encoded z of the pure cubes / spheres and the
   ground truth, both divided by the dataset's radial average, over the shells
@@ -56,7 +59,7 @@ from pyrolatent.spi.radial import radius_map
 RESULTS = Path(__file__).resolve().parent / "results" / "volume_vae.json"
 N_PATTERNS = int(os.environ.get("VOLUME_VAE_N", 1500))
 TRAIN_BUDGET_S = float(os.environ.get("VOLUME_VAE_BUDGET_S", 20 * 60))
-MAX_EPOCHS = 400
+MAX_EPOCHS = 1000
 VOXEL_TIMED_PATTERNS = 128
 
 
@@ -112,7 +115,10 @@ def time_epoch(decoder: str, n_patterns: int, size: int = 65) -> float:
 
 def acceptance_run() -> dict:
     data = melting_series(N_PATTERNS, size=33, photons=1e4, seed=0)
-    vae = VolumeVAE(33, latent_dim=1, decoder="implicit", likelihood="gaussian",
+    # Poisson on the counts: a Gaussian of one width on radially normalised patterns
+    # weights the ~0.1-photon high-q pixels like the 500-photon low-q ones, so noise
+    # dominates its fit and the sphere end (fine rings at high q) comes out blurred
+    vae = VolumeVAE(33, latent_dim=1, decoder="implicit", likelihood="poisson",
                     mask=data["mask"], seed=0)  # fmt: skip
     t0 = time.perf_counter()
     vae.fit(data["patterns"], data["rotations"], epochs=MAX_EPOCHS, batch_size=64, lr=3e-3,
@@ -121,7 +127,7 @@ def acceptance_run() -> dict:
     loc, _ = vae.encode(data["patterns"], data["rotations"])
     z = loc[:, 0].cpu().numpy()
     morph = data["morph"].numpy()
-    rho = float(spearmanr(z, morph)[0])
+    rho = abs(float(spearmanr(z, morph)[0]))
     pose = vae.canonical_rotations(data["rotations"]).reshape(-1, 9).cpu().numpy()
     pose_rho = max(abs(float(spearmanr(z, pose[:, k])[0])) for k in range(9))
     r = radius_map(33, ndim=3)
