@@ -109,15 +109,25 @@ def profile_similarity(
     sim = profiles.new_zeros(n, m)
     idx_a = torch.zeros(n, m, dtype=torch.long, device=profiles.device)
     idx_b = torch.zeros(n, m, dtype=torch.long, device=profiles.device)
+    # one reused buffer per block product: a fresh multi-megabyte tensor per block
+    # costs as much in allocation and page faults as the product itself
+    block_rows = block_size * n_lines
+    cc_buffer = a_rows.new_empty(block_rows * block_rows)
+    best_buffer = a_rows.new_empty(block_size * n_lines * block_size)
     starts = range(0, n, block_size)
     for i0 in tqdm(starts, desc="common lines", disable=not progress, leave=False):
         i1 = min(i0 + block_size, n)
         rows = a_rows[i0 * n_lines : i1 * n_lines]
         for j0 in range(i0 if square else 0, m, block_size):
             j1 = min(j0 + block_size, m)
-            cc = rows @ b_rows_t[:, j0 * n_lines : j1 * n_lines]
+            cols = b_rows_t[:, j0 * n_lines : j1 * n_lines]
+            cc = cc_buffer[: rows.shape[0] * cols.shape[1]].view(rows.shape[0], cols.shape[1])
+            torch.mm(rows, cols, out=cc)
             cc = cc.view(i1 - i0, n_lines, j1 - j0, n_lines)
-            best_b = cc.amax(dim=-1)  # (bi, L, bj)
+            best_b = best_buffer[: (i1 - i0) * n_lines * (j1 - j0)].view(
+                i1 - i0, n_lines, j1 - j0
+            )
+            torch.amax(cc, dim=-1, out=best_b)  # (bi, L, bj)
             if return_indices:
                 best, arg_a = best_b.max(dim=1)  # (bi, bj)
                 # the winning line of i, then the argmax over the lines of j on that row only
