@@ -53,7 +53,7 @@ def nmf_summary(idata: az.InferenceData) -> dict:
     dict
         ``{"table": pandas.DataFrame, "max_rhat": float, "min_ess_bulk": float}``.
     """
-    table = az.summary(idata, kind="diagnostics")
+    table = az.summary(idata, kind="diagnostics", round_to="none")
     return {
         "table": table,
         "max_rhat": float(table["r_hat"].max()),
