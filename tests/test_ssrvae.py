@@ -308,3 +308,51 @@ def test_bfloat16_spatial_decoder_trains(small):
     assert np.isfinite(h["loss"][0])
     with pytest.raises(ValueError, match="compute_dtype"):
         SSRVAE((S, S), 4, decoder="spatial", compute_dtype="float16")
+
+
+def test_input_noise_corrupts_only_the_encoders_inputs_in_training(small):
+    lab, _ = small
+    x = torch.as_tensor(lab["images"])
+    y = torch.as_tensor(lab["labels"])
+    m = _model(input_noise=0.5)
+    guide = m.guide
+    guide.train()
+    noisy = guide.corrupt(x)
+    assert not torch.equal(noisy, x)
+    assert noisy.min() >= x.min() and noisy.max() <= x.max()  # the clean value range
+    assert (noisy - x).abs().mean() > 0.02
+    guide.eval()
+    assert torch.equal(guide.corrupt(x), x)
+    assert torch.equal(_model().guide.train().corrupt(x), x)  # off by default
+    # the likelihood still scores the clean images while the guide encodes noisy ones
+    guide.train()
+    seen = []
+    hook = guide.encoder.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+    try:
+        tr = poutine.trace(poutine.replay(m.model, trace=poutine.trace(guide).get_trace(x, y)))
+        obs = tr.get_trace(x, y).nodes[OBS]["value"]
+    finally:
+        hook.remove()
+    assert torch.equal(obs, x)
+    assert seen and all(not torch.equal(s, x) for s in seen)
+    with pytest.raises(ValueError, match="input_noise"):
+        _model(input_noise=-0.1)
+
+
+# Noise augmentation on the fast split: trained on clean cards the classifier drops to
+# 0.41 at background noise 0.1 and 0.27 at 0.2 (measured 2026-11-22); with
+# input_noise=0.1 it measured 0.94 clean, 0.93 at 0.1 and 0.87 at 0.2.
+@pytest.mark.slow
+def test_input_noise_makes_the_classifier_robust_to_background_noise():
+    from pyrolatent.analysis.stress import accuracy_curve
+    from pyrolatent.data.synthetic.cards import paper_split
+
+    sp = paper_split(50, 300, 100, image_size=32, seed=0)
+    m = SSRVAE((32, 32), 4, hidden=(128, 128), input_noise=0.1, seed=0)
+    m.fit(sp["unlabelled"]["images"], sp["labelled"]["images"], sp["labelled"]["labels"],
+          epochs=24, batch_size=32, lr=3e-3, quiet=True)
+    clean = (m.predict(sp["test"]["images"]) == sp["test"]["labels"]).mean()
+    noisy = accuracy_curve(m.predict, "noise", [0.1, 0.2], 100, image_size=32)["accuracy"]
+    print("clean", clean, "noise 0.1/0.2", noisy)
+    assert clean >= 0.75, clean
+    assert min(noisy) >= 0.75, noisy

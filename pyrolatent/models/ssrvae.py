@@ -320,6 +320,9 @@ class SSRVAE(ImageModelWrapper):
     identity_pose_init : bool
         Start the pose posteriors concentrated at the identity pose (default;
         see :class:`~pyrolatent.guides.ssrvae.SSRVAEGuide`).
+    input_noise : float
+        Training-time noise augmentation of the encoders' inputs, image units
+        (see :class:`~pyrolatent.guides.ssrvae.SSRVAEGuide`); ``0`` is off.
     sigma, learn_sigma
         Gaussian likelihood options.
     compute_dtype : {"float32", "bfloat16"}
@@ -360,6 +363,7 @@ class SSRVAE(ImageModelWrapper):
         class_conditioned_pose: bool = False,
         canonical_classifier: bool = True,
         identity_pose_init: bool = True,
+        input_noise: float = 0.0,
         sigma: float = 0.1,
         learn_sigma: bool = False,
         compute_dtype: str = "float32",
@@ -393,6 +397,7 @@ class SSRVAE(ImageModelWrapper):
             "class_conditioned_pose": bool(class_conditioned_pose),
             "canonical_classifier": bool(canonical_classifier),
             "identity_pose_init": bool(identity_pose_init),
+            "input_noise": float(input_noise),
             "sigma": float(sigma),
             "learn_sigma": bool(learn_sigma),
             "compute_dtype": compute_dtype,
@@ -437,8 +442,9 @@ class SSRVAE(ImageModelWrapper):
             class_conditioned_pose,
             canonical_classifier,
             identity_pose_init,
+            input_noise,
         ).to(self.device)
-        self.model.attach_classifier(self.guide.classify)
+        self.model.attach_classifier(self.guide.classify_training)
         self.trainer = None
 
     # ----------------------------------------------------------------- input
