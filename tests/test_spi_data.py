@@ -105,6 +105,86 @@ def test_melting_series_ground_truth():
     assert torch.equal(again["patterns"], s["patterns"])
 
 
+def test_oversample_one_is_the_default_and_fine_grids_contain_the_coarse_one():
+    d = shape_density("superellipsoid", 33, p=4.0)
+    vol = intensity_volume(d)
+    assert torch.equal(intensity_volume(d, oversample=1), vol)
+    a = simulate_patterns(vol, 20, photons=1e4, seed=2)
+    b = simulate_patterns(vol, 20, photons=1e4, seed=2, oversample=1)
+    assert all(torch.equal(a[key], b[key]) for key in ("patterns", "expected", "mask"))
+    s = melting_series(60, size=33, photons=1e4, seed=1, n_levels=3)
+    t = melting_series(60, size=33, photons=1e4, seed=1, n_levels=3, oversample=1)
+    assert torch.equal(s["patterns"], t["patterns"]) and torch.equal(s["volumes"], t["volumes"])
+    # a 3x finer q grid over the same range: every third voxel is a voxel of the 33 grid
+    fine = intensity_volume(d, oversample=3)
+    assert fine.shape == (97, 97, 97)
+    assert torch.allclose(fine[::3, ::3, ::3], vol, rtol=1e-5, atol=1e-6 * float(vol.max()))
+    # at R = I every pixel lands on a voxel of both grids: the same noise-free pattern
+    eye = torch.eye(3)[None]
+    c = simulate_patterns(fine, 1, rotations=eye, fluence_jitter=0.0, oversample=3, seed=0)
+    e = simulate_patterns(vol, 1, rotations=eye, fluence_jitter=0.0, seed=0)
+    assert c["patterns"].shape == (1, 33, 33) and torch.equal(c["mask"], e["mask"])
+    # (float32 grid positions are off by ~1e-6 voxel: tiny mixing with the neighbours)
+    atol = 1e-5 * float(e["expected"].max())
+    assert torch.allclose(c["expected"], e["expected"], rtol=1e-4, atol=atol)
+
+
+def test_oversampled_patterns_follow_the_continuous_sphere_intensity():
+    # the sphere's |F(q)|^2 is analytic: (V 3 (sin x - x cos x) / x^3)^2, x = 2 pi |q| r,
+    # |q| = (pixel radius) / 33 cycles per voxel (intensity_volume's units), r from
+    # shape_density: the radius of the sphere of volume 11^3 voxels
+    d = shape_density("sphere", 33)
+    radius = (3 * 11**3 / (4 * math.pi)) ** (1 / 3)
+    c = torch.arange(33, dtype=torch.float64) - 16
+    pix = (c[:, None] ** 2 + c[None] ** 2).sqrt()
+    x = (2 * math.pi * radius / 33 * pix).clamp_min(1e-9)
+    analytic = (float(d.sum()) * 3 * (torch.sin(x) - x * torch.cos(x)) / x**3) ** 2
+    rot = random_rotations(20, generator=torch.Generator().manual_seed(0))
+    ccs = {}
+    for k in (1, 3):
+        sim = simulate_patterns(intensity_volume(d, oversample=k), 20, rotations=rot,
+                                fluence_jitter=0.0, seed=0, oversample=k)  # fmt: skip
+        m = sim["mask"]
+        w = pix**4  # Porod weighting (I ~ q^-4) so high-q rings count, not just q ~ 0
+        ref = (analytic * w)[m].expand(20, -1)
+        ccs[k] = _corr((sim["expected"] * w)[:, m], ref)
+    # trilinear interpolation between samples 2.4 voxels per ring apart fills the minima
+    assert ccs[3] > ccs[1] + 0.1, ccs
+    assert ccs[3] > 0.85, ccs
+
+
+def test_melting_series_oversampled_keeps_ground_truth_size():
+    s = melting_series(120, size=33, photons=1e4, seed=1, n_levels=3)
+    t = melting_series(120, size=33, photons=1e4, seed=1, n_levels=3, oversample=3)
+    assert t["patterns"].shape == (120, 33, 33) and t["volumes"].shape == (3, 33, 33, 33)
+    assert torch.equal(t["volumes"], s["volumes"]) and torch.equal(t["level"], s["level"])
+    assert torch.equal(t["rotations"], s["rotations"]) and torch.equal(t["mask"], s["mask"])
+    assert not torch.equal(t["patterns"], s["patterns"])
+    cube = t["level"] == 0
+    assert abs(float(t["patterns"][cube].sum(dim=(-1, -2)).mean()) / 1e4 - 1) < 0.1
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "3", True, None])
+def test_bad_oversample(bad):
+    d = shape_density("cube", 33)
+    with pytest.raises(ValueError, match="oversample"):
+        intensity_volume(d, oversample=bad)
+    with pytest.raises(ValueError, match="oversample"):
+        simulate_patterns(intensity_volume(d), 2, oversample=bad)
+    with pytest.raises(ValueError, match="oversample"):
+        melting_series(4, size=33, oversample=bad)
+
+
+def test_oversample_must_match_the_volume():
+    vol = intensity_volume(shape_density("cube", 33))  # 33 = 3 (S - 1) + 1 has no integer S
+    with pytest.raises(ValueError, match="oversample"):
+        simulate_patterns(vol, 2, oversample=3)
+    with pytest.raises(ValueError, match="odd pattern size"):  # 33 = 32 (2 - 1) + 1: S even
+        simulate_patterns(vol, 2, oversample=32)
+    with pytest.raises(ValueError, match="pattern_size"):
+        slice_volume(vol, torch.eye(3)[None], pattern_size=16)
+
+
 def test_detector_mask_gap():
     m = detector_mask(33, beamstop_radius=3, gap=2)
     assert not m[16].any() and m[10, 16] and not m[0, 0]

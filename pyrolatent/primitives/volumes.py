@@ -98,9 +98,15 @@ def _sample(volume: torch.Tensor, points: torch.Tensor, shared: bool) -> torch.T
     return out.reshape((n,) + tuple(rest))
 
 
-def _slice(volume: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+def _slice(
+    volume: torch.Tensor, rotations: torch.Tensor, pattern_size: int | None = None
+) -> torch.Tensor:
     size = volume.shape[-1]
-    plane = slice_coordinates(size, dtype=volume.dtype, device=volume.device)
+    if pattern_size is None:
+        plane = slice_coordinates(size, dtype=volume.dtype, device=volume.device)
+    else:  # the same range of the volume, sampled at (S - 1) / (T - 1) voxels per pixel
+        plane = slice_coordinates(pattern_size, dtype=volume.dtype, device=volume.device)
+        plane = plane * ((size - 1) / (pattern_size - 1))
     pts = torch.einsum("nab,ijb->nija", rotations.to(volume.dtype), plane)
     if volume.dim() == 3:
         return _sample(volume, pts, shared=True)
@@ -122,7 +128,7 @@ def _check_pair(volume, rotations):
     return v, r
 
 
-def slice_volume(volume, rotations) -> torch.Tensor:
+def slice_volume(volume, rotations, pattern_size: int | None = None) -> torch.Tensor:
     """Central slices of a volume at a batch of rotations.
 
     Parameters
@@ -133,19 +139,36 @@ def slice_volume(volume, rotations) -> torch.Tensor:
     rotations : array_like
         ``(N, 3, 3)`` orthonormal matrices; the slice plane is spanned by
         ``R[:, 0]`` (image columns, x) and ``R[:, 1]`` (image rows, y).
+    pattern_size : int, optional
+        Odd slice size ``T``. The slice spans the same range of the volume,
+        ``[-(S - 1) / 2, (S - 1) / 2]`` voxels along each image axis, with
+        ``(S - 1) / (T - 1)`` voxels per pixel (e.g. an ``oversample``-times
+        finer volume of ``S = oversample (T - 1) + 1`` sliced at the pixels of a
+        ``T``-pixel detector). Default ``S`` (one voxel per pixel).
 
     Returns
     -------
     torch.Tensor
-        ``(N, S, S)`` slices; ``P[n, i, j] = V(R_n (x_j, y_i, 0))``.
+        ``(N, T, T)`` slices; ``P[n, i, j] = V(R_n (x_j, y_i, 0))`` with
+        ``x_j = (j - (T - 1) / 2) (S - 1) / (T - 1)`` voxels (and ``y_i`` alike).
 
     Raises
     ------
     ValueError
-        Non-orthonormal rotations, even/non-cubic volume, batch mismatch.
+        Non-orthonormal rotations, even/non-cubic volume, batch mismatch, an
+        even or smaller-than-3 ``pattern_size``.
     """
     v, r = _check_pair(volume, rotations)
-    return _slice(v, r)
+    if pattern_size is not None:
+        if isinstance(pattern_size, bool) or int(pattern_size) != pattern_size:
+            raise ValueError(f"pattern_size: expected an odd integer, got {pattern_size!r}")
+        pattern_size = int(pattern_size)
+        if pattern_size < 3 or pattern_size % 2 == 0:
+            raise ValueError(
+                f"pattern_size: expected an odd size >= 3 (the centre must be a pixel), "
+                f"got {pattern_size}"
+            )
+    return _slice(v, r, pattern_size=pattern_size)
 
 
 def _group_matrices(group, dtype, device) -> torch.Tensor:
