@@ -16,6 +16,7 @@ from pyrolatent.segmentation import (
     DilNet,
     SegmentationLoss,
     UNet,
+    foreground_mask,
     locate,
     predict_tiled,
     prepare_training_data,
@@ -119,6 +120,62 @@ def test_ensemble_save_load_roundtrip_and_bad_checkpoint(tmp_path):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError):
         DeepEnsemble.load(path)
+
+
+def test_test_time_augmentation_pools_the_eight_transforms():
+    ens = DeepEnsemble(network=_randomise(DilNet(filters=4, members=3)))
+    frames = np.random.default_rng(1).normal(size=(2, 40, 36)).astype(np.float32)
+    mean, var = ens.predict(frames, tile_size=64, overlap=4, tta=True)
+    assert mean.shape == (2, 1, 40, 36) and var.shape == mean.shape
+    # by hand: each transform predicted on its own, mapped back, moments pooled
+    firsts, seconds = [], []
+    for flip in (False, True):
+        for turns in range(4):
+            t = frames[..., ::-1] if flip else frames
+            t = np.ascontiguousarray(np.rot90(t, turns, axes=(-2, -1)))
+            m, v = ens.predict(t, tile_size=64, overlap=4)
+            m, v = np.rot90(m, -turns, axes=(-2, -1)), np.rot90(v, -turns, axes=(-2, -1))
+            if flip:
+                m, v = m[..., ::-1], v[..., ::-1]
+            firsts.append(m)
+            seconds.append(v + m**2)
+    expected_mean = np.mean(firsts, axis=0)
+    np.testing.assert_allclose(mean, expected_mean, atol=1e-5)
+    np.testing.assert_allclose(var, np.mean(seconds, axis=0) - expected_mean**2, atol=1e-5)
+    # the spread between transforms adds to the members' variance
+    plain_mean, plain_var = ens.predict(frames, tile_size=64, overlap=4)
+    assert np.abs(plain_mean - mean).max() > 1e-3
+    assert var.mean() > np.mean(seconds, axis=0).mean() - np.mean(np.square(firsts), axis=0).mean()
+    # the pooled prediction commutes with a quarter turn (frames a multiple of the net's size)
+    square = frames[:, :36, :36]
+    turned, _ = ens.predict(np.ascontiguousarray(np.rot90(square, 1, axes=(-2, -1))), tta=True)
+    straight, _ = ens.predict(square, tta=True)
+    np.testing.assert_allclose(np.rot90(straight, 1, axes=(-2, -1)), turned, atol=1e-5)
+
+
+def test_foreground_mask_drops_small_regions_and_thin_parts():
+    prob = np.zeros((2, 1, 40, 40), np.float32)
+    yy, xx = np.mgrid[:40, :40]
+    disk = (yy - 15) ** 2 + (xx - 15) ** 2 <= 36
+    prob[0, 0][disk] = 0.9  # disk of 113 pixels, up to column 21
+    prob[0, 0, 15, 22:35] = 0.8  # a one-pixel-wide tail of 13 pixels attached to the disk
+    prob[0, 0, 30:33, 30:33] = 0.9  # a 9-pixel speck
+    prob[0, 0, 5, 30] = 0.4  # below the threshold
+    plain = foreground_mask(prob)
+    assert plain.shape == prob.shape and plain.dtype == bool
+    assert plain.sum() == 113 + 13 + 9 and not plain[1].any()
+    no_specks = foreground_mask(prob, min_area=10)
+    assert no_specks.sum() == 113 + 13 and not no_specks[0, 0, 31, 31]
+    opened = foreground_mask(prob, min_area=10, opening_radius=1)
+    assert not opened[0, 0, 15, 25:35].any()  # the tail is gone
+    assert opened[0, 0, 15, 15] and opened[0, 0].sum() >= 100  # the disk is kept
+    assert foreground_mask(prob, threshold=0.3)[0, 0, 5, 30]
+    assert foreground_mask(prob[:, 0]).shape == (2, 40, 40)
+    with pytest.raises(ValueError, match="min_area"):
+        foreground_mask(prob, min_area=-1)
+    prob[1, 0, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        foreground_mask(prob)
 
 
 def test_bad_input_is_refused():

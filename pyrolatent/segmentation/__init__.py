@@ -6,7 +6,7 @@ the workflow ``frames -> probability (mean, variance) -> particle table``.
 
 from .augment import Augmentation
 from .ensemble import DeepEnsemble, prepare_training_data, stack_members, train_ensemble
-from .locate import concat_tables, empty_table, locate, split_touching
+from .locate import concat_tables, empty_table, foreground_mask, locate, split_touching
 from .losses import SegmentationLoss, cross_entropy_loss, dice_loss, focal_loss
 from .nets import DilNet, UNet, build_network, split_members
 from .tiling import predict_tiled, standardize_frames
@@ -24,6 +24,7 @@ __all__ = [
     "dice_loss",
     "empty_table",
     "focal_loss",
+    "foreground_mask",
     "locate",
     "predict_tiled",
     "prepare_training_data",

@@ -31,6 +31,23 @@ from .train import train_network, validation_split
 __all__ = ["DeepEnsemble", "train_ensemble", "stack_members", "prepare_training_data"]
 
 
+DIHEDRAL_TRANSFORMS = tuple((flip, turns) for flip in (False, True) for turns in range(4))
+"""The 8 ``(flip, quarter_turns)`` pairs of right-angle rotations and flips (group D4)."""
+
+
+def _dihedral(x: torch.Tensor, flip: bool, turns: int) -> torch.Tensor:
+    """Flip the last axis (optionally), then rotate by ``turns`` quarter turns."""
+    if flip:
+        x = x.flip(-1)
+    return torch.rot90(x, turns, dims=(-2, -1))
+
+
+def _undo_dihedral(x: torch.Tensor, flip: bool, turns: int) -> torch.Tensor:
+    """Inverse of :func:`_dihedral`."""
+    x = torch.rot90(x, -turns, dims=(-2, -1))
+    return x.flip(-1) if flip else x
+
+
 def _network_name(network) -> str:
     return type(network).__name__.lower()
 
@@ -149,6 +166,7 @@ class DeepEnsemble:
         overlap: int = 16,
         batch_size: int = 4,
         progress: bool = False,
+        tta: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Ensemble mean and variance of the per-pixel probabilities.
 
@@ -164,6 +182,11 @@ class DeepEnsemble:
             Tiles per forward pass (each pass runs all members).
         progress : bool
             Show a progress bar.
+        tta : bool
+            Test-time augmentation: predict each of the 8 right-angle rotations and
+            flips of the frames, map the predictions back and pool them. The mean
+            is then over members and transforms, and the variance is that of all
+            ``8 * M`` member-transform predictions (8 forward passes instead of 1).
 
         Returns
         -------
@@ -189,13 +212,31 @@ class DeepEnsemble:
             p = self.member_probabilities(tile)
             return torch.stack([p.mean(dim=1), p.var(dim=1, unbiased=False)], dim=1)
 
-        out = predict_tiled(
-            moments, x, tile_size, overlap, self.network.size_multiple, batch_size, progress
-        )
-        return (
-            out[:, 0].float().cpu().numpy(),
-            out[:, 1].float().cpu().numpy(),
-        )
+        def tiled(frames):
+            return predict_tiled(
+                moments,
+                frames,
+                tile_size=tile_size,
+                overlap=overlap,
+                size_multiple=self.network.size_multiple,
+                batch_size=batch_size,
+                progress=progress,
+            )
+
+        if not tta:
+            out = tiled(x)
+            mean, var = out[:, 0], out[:, 1]
+        else:
+            # pool first and second moments over the dihedral group D4
+            first, second = 0.0, 0.0
+            for flip, turns in DIHEDRAL_TRANSFORMS:
+                out = _undo_dihedral(tiled(_dihedral(x, flip, turns)), flip, turns)
+                first = first + out[:, 0]
+                second = second + out[:, 1] + out[:, 0] ** 2
+            n = len(DIHEDRAL_TRANSFORMS)
+            mean = first / n
+            var = (second / n - mean**2).clamp_min(0)
+        return mean.float().cpu().numpy(), var.float().cpu().numpy()
 
     def save(self, path) -> Path:
         """Write an atomic, self-describing checkpoint (architecture + weights)."""

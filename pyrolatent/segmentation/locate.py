@@ -17,7 +17,14 @@ from skimage.segmentation import watershed as watershed_transform
 
 from ..validation import as_images
 
-__all__ = ["locate", "PARTICLE_COLUMNS", "empty_table", "concat_tables", "split_touching"]
+__all__ = [
+    "locate",
+    "foreground_mask",
+    "PARTICLE_COLUMNS",
+    "empty_table",
+    "concat_tables",
+    "split_touching",
+]
 
 PARTICLE_COLUMNS = {
     "frame": np.int64,
@@ -88,6 +95,63 @@ def split_touching(
         r, c = np.argwhere(labels == lab)[0]
         markers[r, c] = k
     return watershed_transform(-distance, markers, mask=binary)
+
+
+def _clean_frame(binary, min_area, structure):
+    if structure is not None:
+        binary = ndi.binary_opening(binary, structure=structure)
+    if min_area > 0 and binary.any():
+        labels = label_regions(binary, connectivity=1)
+        areas = np.bincount(labels.ravel())
+        keep = areas >= min_area
+        keep[0] = False
+        binary = keep[labels]
+    return binary
+
+
+def foreground_mask(
+    probability, *, threshold: float = 0.5, min_area: float = 0, opening_radius: int = 0
+) -> np.ndarray:
+    """Binary foreground of probability maps, cleaned of small regions and thin parts.
+
+    Parameters
+    ----------
+    probability : array_like
+        ``(N, H, W)`` or ``(N, C, H, W)`` maps (e.g. an ensemble mean); each map is
+        cleaned on its own.
+    threshold : float
+        Foreground is ``probability > threshold``.
+    min_area : float
+        Connected regions (4-connected, as in :func:`locate`) with fewer pixels are
+        removed, after the opening (0 keeps all).
+    opening_radius : int
+        Radius in pixels of a disk for a morphological opening, which removes parts
+        thinner than about ``2 * opening_radius + 1`` pixels (0: no opening).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean, the shape of ``probability``.
+
+    Raises
+    ------
+    ValueError
+        NaN/Inf values, wrong dimensions, or a negative ``min_area``/``opening_radius``.
+    """
+    if min_area < 0 or opening_radius < 0:
+        raise ValueError(
+            f"min_area and opening_radius must be >= 0, got {min_area}, {opening_radius}"
+        )
+    prob = as_images(probability, "probability", ndim=(3, 4)).numpy()
+    binary = prob > threshold
+    structure = None
+    if opening_radius > 0:
+        r = int(opening_radius)
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+        structure = yy**2 + xx**2 <= r**2
+    flat = binary.reshape(-1, *binary.shape[-2:])
+    cleaned = np.stack([_clean_frame(b, min_area, structure) for b in flat])
+    return cleaned.reshape(binary.shape)
 
 
 def _locate_frame(prob, unc, frame, threshold, min_area, border_margin, watershed, min_distance):
