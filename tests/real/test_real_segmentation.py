@@ -7,7 +7,7 @@ import pytest
 
 from pyrolatent.analysis.tracking import link, mean_squared_displacement, track_statistics
 from pyrolatent.data.io import read_movie
-from pyrolatent.segmentation import locate, train_ensemble
+from pyrolatent.segmentation import foreground_mask, locate, train_ensemble
 from pyrolatent.segmentation.filters import bandpass_map, otsu_threshold
 from pyrolatent.segmentation.metrics import pixel_iou
 
@@ -56,6 +56,15 @@ def test_bulk_water_localisation_and_linking(shared_data):
 def test_c2c12_ensemble_iou_on_held_out_frames(shared_data):
     data = np.load(shared_data / "c2c12_cells" / "data_small.npz")
     images, labels = data["images"].astype(np.float32), data["labels"] > 0
+    # Every choice below was made on frames 0-6 only (GPU exploration): with frame 6
+    # held out, 16 variants x 2 seeds (width, depth, dilated bottleneck, CE/Dice/focal
+    # losses, weaker/stronger augmentation, foreground sampling, learning rate, patch
+    # size, 600-3000 steps, opened training masks) stayed within seed noise of this
+    # recipe (held-out IoU 0.68-0.72); then leave-one-frame-out runs (frames 3, 4, 5, 6)
+    # picked the post-processing by their mean held-out IoU: the 8-fold rotation/flip
+    # test-time average, threshold 0.5, regions of >= 40 pixels (0.748, against 0.728
+    # for a plain threshold; openings of the mask did not help). Training uses all
+    # seven frames (no validation frame, as there is no early stopping).
     ensemble = train_ensemble(
         images[:7],
         labels[:7],
@@ -66,15 +75,23 @@ def test_c2c12_ensemble_iou_on_held_out_frames(shared_data):
         member_steps=40,
         batch_size=8,
         patch_size=96,
-        eval_every=50,
+        eval_every=100,
         patience=None,
         foreground_fraction=0.5,
         bfloat16=True,
-        val_fraction=1 / 7,
+        val_fraction=0,
+        seed=0,
         progress=False,
     )
-    mean, var = ensemble.predict(images[7:])
-    iou = pixel_iou(mean[:, 0] > 0.5, labels[7:])
-    # measured 0.586 with these settings (0.768 on the training frames): frames 7-9 are
-    # labelled more tightly than frames 0-6 (cell bodies without their thin processes)
-    assert iou >= 0.7, iou
+    mean, _ = ensemble.predict(images[7:], tta=True)
+    mask = foreground_mask(mean[:, 0], threshold=0.5, min_area=40)
+    iou = pixel_iou(mask, labels[7:])
+    per_frame = [round(pixel_iou(m, t), 3) for m, t in zip(mask, labels[7:], strict=True)]
+    # Measured 0.591 on CPU (frames 7, 8, 9: 0.634, 0.581, 0.556; 12 min on one thread),
+    # 0.587 on a GPU; still short of 0.7. Frames 7-9 are labelled more tightly than
+    # frames 0-6: the predicted foreground is 1.2-1.5 times the labelled one, every
+    # excess pixel belongs to a region touching a labelled cell, about half of it
+    # within 2 px of the outline and the rest on thin processes the labels leave out
+    # (29 such pixels on held-out frame 6, 290-390 per test frame). Even threshold,
+    # opening and minimum area tuned on frames 7-9 themselves reach only 0.61.
+    assert iou >= 0.7, (iou, per_frame)
