@@ -91,8 +91,12 @@ def test_acceptance_dilnet_ensemble_on_synthetic_movie(tmp_path):
         member_steps=60,
         batch_size=8,
         patch_size=64,
+        lr=3e-3,
         eval_every=50,
-        patience=6,
+        # no early stop: with patience 6 a noisy validation loss stopped the baseline
+        # at step 500 on CPU (IoU 0.877); trained 1500 steps it measured IoU 0.925,
+        # F1 1.0, axis error 0.46 deg, link recall 1.0 (CPU, 213 s, 2026-11-22)
+        patience=None,
         checkpoint_dir=tmp_path,
         progress=False,
     )
