@@ -323,3 +323,31 @@ def test_detection_scores_count_edge_particles_only_when_matched():
     edge = detection_scores(found, truth, 3, shape=(100, 100), margin=10)
     # TP 1, FN 1 (the inside miss), FP 1 (the inside extra); edge rows are not scored
     assert edge["precision"] == pytest.approx(0.5) and edge["recall"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("name", ["dilnet", "unet"])
+def test_unstack_inverts_stack_and_member_passes_agree(name):
+    from pyrolatent.segmentation import DeepEnsemble, build_network, stack_members, unstack_members
+
+    torch.manual_seed(0)
+    config = {"filters": 8, "members": 1} if name == "dilnet" else {
+        "filters": 8, "depth": 2, "members": 1}
+    singles = [build_network(name, config) for _ in range(3)]
+    for net in singles:  # distinct BatchNorm statistics per member
+        net.train()
+        net(torch.randn(4, 1, 32, 32))
+        net.eval()
+    stacked = stack_members(singles).eval()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        for single, member in zip(singles, unstack_members(stacked), strict=True):
+            torch.testing.assert_close(member(x), single(x))
+    ens = DeepEnsemble(network=stacked)
+    frames = torch.randn(2, 40, 40).numpy()
+    grouped = ens.predict(frames, tile_size=32, overlap=4, member_pass="grouped")
+    sequential = ens.predict(frames, tile_size=32, overlap=4, member_pass="sequential")
+    for a, b in zip(grouped, sequential, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert np.all(grouped[1] > 0)  # the members differ
+    with pytest.raises(ValueError, match="member_pass"):
+        ens.predict(frames, member_pass="vmap")

@@ -5,7 +5,13 @@ the workflow ``frames -> probability (mean, variance) -> particle table``.
 """
 
 from .augment import Augmentation
-from .ensemble import DeepEnsemble, prepare_training_data, stack_members, train_ensemble
+from .ensemble import (
+    DeepEnsemble,
+    prepare_training_data,
+    stack_members,
+    train_ensemble,
+    unstack_members,
+)
 from .locate import concat_tables, empty_table, foreground_mask, locate, split_touching
 from .losses import SegmentationLoss, cross_entropy_loss, dice_loss, focal_loss
 from .nets import DilNet, UNet, build_network, split_members
@@ -34,5 +40,6 @@ __all__ = [
     "standardize_frames",
     "train_ensemble",
     "train_network",
+    "unstack_members",
     "validation_split",
 ]

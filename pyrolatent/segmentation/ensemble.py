@@ -7,8 +7,14 @@ The ensemble mean of the per-pixel probabilities is the prediction and their
 variance the uncertainty.
 
 All members live in one stacked network whose convolutions are grouped by
-member, so prediction is one batched forward pass per tile with no weight
-reloading.
+member; nothing is ever reloaded. On CUDA prediction is one grouped forward
+pass per tile (H100, 12 DilNet members, 512x512 tiles: 2.3x faster than 12
+single-network passes, against 0.9x for the members one after another). On the
+CPU, oneDNN's grouped convolutions are slower per member
+than plain ones (12 DilNet members on a 512x512 frame, one thread: 5.0 s
+grouped against 2.9 s for the members one after another), so there the members
+are views of the stacked weights run one after another, in channels-last
+layout (another 1.9x for every convolution on the CPU).
 """
 
 from __future__ import annotations
@@ -28,7 +34,19 @@ from .nets import build_network, split_members
 from .tiling import predict_tiled, standardize_frames
 from .train import train_network, validation_split
 
-__all__ = ["DeepEnsemble", "train_ensemble", "stack_members", "prepare_training_data"]
+__all__ = [
+    "DeepEnsemble",
+    "train_ensemble",
+    "stack_members",
+    "unstack_members",
+    "prepare_training_data",
+    "MEMBER_PASSES",
+]
+
+#: How :meth:`DeepEnsemble.predict` runs the members: ``"grouped"`` (one grouped
+#: pass), ``"sequential"`` (one plain network per member, channels-last on the
+#: CPU) or ``"auto"`` (grouped on CUDA, sequential elsewhere).
+MEMBER_PASSES = ("auto", "grouped", "sequential")
 
 
 DIHEDRAL_TRANSFORMS = tuple((flip, turns) for flip in (False, True) for turns in range(4))
@@ -85,6 +103,35 @@ def stack_members(networks: list[torch.nn.Module]) -> torch.nn.Module:
             merged[key] = torch.cat([s[key] for s in states], dim=0)
     stacked.load_state_dict(merged)
     return stacked.to(next(networks[0].parameters()).device)
+
+
+def unstack_members(network: torch.nn.Module) -> list[torch.nn.Module]:
+    """Split a stacked network into one-member networks (the inverse of :func:`stack_members`).
+
+    Parameters
+    ----------
+    network : DilNet or UNet
+        A network with ``network.members`` members.
+
+    Returns
+    -------
+    list of DilNet or UNet
+        ``network.members`` one-member networks in evaluation mode, on the
+        network's device, whose weights are views of the stacked weights
+        (nothing is copied; they follow the stacked network's values).
+    """
+    m = network.members
+    base = {k: v for k, v in network.config().items() if k != "members"}
+    device = next(network.parameters()).device
+    state = network.state_dict()
+    members = []
+    for i in range(m):
+        with torch.device("meta"):
+            net = build_network(_network_name(network), {**base, "members": 1})
+        part = {k: v if v.dim() == 0 else v.chunk(m, dim=0)[i] for k, v in state.items()}
+        net.load_state_dict(part, assign=True)
+        members.append(net.to(device).eval())
+    return members
 
 
 def _replicate(network: torch.nn.Module, members: int) -> torch.nn.Module:
@@ -152,10 +199,28 @@ class DeepEnsemble:
     def device(self) -> torch.device:
         return next(self.network.parameters()).device
 
+    def _resolve_pass(self, member_pass: str) -> str:
+        if member_pass not in MEMBER_PASSES:
+            raise ValueError(f"member_pass must be one of {MEMBER_PASSES}, got {member_pass!r}")
+        if member_pass == "auto":
+            return "grouped" if self.device.type == "cuda" else "sequential"
+        return member_pass
+
     @torch.no_grad()
-    def member_probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """Probabilities of every member, ``(B, M, K, H, W)``, for standardised ``x``."""
-        logits = split_members(self.network(x), self.n_members)
+    def member_probabilities(
+        self, x: torch.Tensor, members: list[torch.nn.Module] | None = None
+    ) -> torch.Tensor:
+        """Probabilities of every member, ``(B, M, K, H, W)``, for standardised ``x``.
+
+        ``members`` (from :func:`unstack_members`) runs them one after another
+        instead of in one grouped pass; on the CPU in channels-last layout.
+        """
+        if members is None:
+            logits = split_members(self.network(x), self.n_members)
+        else:
+            if x.device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            logits = torch.stack([net(x).contiguous() for net in members], dim=1)
         return logits.softmax(dim=2) if self.multiclass else torch.sigmoid(logits)
 
     @torch.no_grad()
@@ -167,6 +232,7 @@ class DeepEnsemble:
         batch_size: int = 4,
         progress: bool = False,
         tta: bool = False,
+        member_pass: str = "auto",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Ensemble mean and variance of the per-pixel probabilities.
 
@@ -187,6 +253,9 @@ class DeepEnsemble:
             flips of the frames, map the predictions back and pool them. The mean
             is then over members and transforms, and the variance is that of all
             ``8 * M`` member-transform predictions (8 forward passes instead of 1).
+        member_pass : {"auto", "grouped", "sequential"}
+            How the members run (see :data:`MEMBER_PASSES` and the module
+            docstring); the results agree to float rounding.
 
         Returns
         -------
@@ -206,10 +275,15 @@ class DeepEnsemble:
                 f"frames: {x.shape[1]} channels, the network expects {self.network.in_channels}"
             )
         self.network.eval()
+        members = None
+        if self._resolve_pass(member_pass) == "sequential":
+            members = unstack_members(self.network)
+            if x.device.type == "cpu":
+                members = [net.to(memory_format=torch.channels_last) for net in members]
         x = standardize_frames(x)
 
         def moments(tile):
-            p = self.member_probabilities(tile)
+            p = self.member_probabilities(tile, members)
             return torch.stack([p.mean(dim=1), p.var(dim=1, unbiased=False)], dim=1)
 
         def tiled(frames):
