@@ -10,6 +10,10 @@ from pathlib import Path
 # products crawl. Set before torch is imported; subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# The suite compares against CPU-built tensors and exact CPU numbers, so it runs on
+# the CPU even where CUDA exists; tests/test_cuda.py runs every component on CUDA
+# (when present) through the same device policy.
+os.environ.setdefault("PYROLATENT_DEVICE", "cpu")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -74,6 +74,8 @@ def embed_similarity(
     numpy.ndarray
         ``(N, n_components)``.
     """
+    if isinstance(similarity, torch.Tensor):  # e.g. CLPCA.similarity_ computed on a GPU
+        similarity = similarity.detach().cpu()
     s = torch.as_tensor(np.asarray(similarity, dtype=np.float64))
     if s.dim() != 2 or s.shape[0] != s.shape[1]:
         raise ValueError(f"similarity: expected a square (N, N) matrix, got {tuple(s.shape)}")

@@ -417,9 +417,10 @@ class Trainer:
         self.history = {k: list(v) for k, v in state["history"].items()}
         for cb, cb_state in zip(self.callbacks, state["callbacks"], strict=False):
             cb.load_state_dict(cb_state)
-        torch.set_rng_state(state["torch_rng"])
+        # RNG states are CPU byte tensors, whatever map_location moved them to
+        torch.set_rng_state(state["torch_rng"].cpu())
         if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
         self._seeded = True
 
     def save_checkpoint(self, path: str | Path) -> None:

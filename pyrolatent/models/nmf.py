@@ -139,9 +139,22 @@ class NMFModel(PyroModule):
         self._loadings_prior = _prior(loadings_prior or dist.Exponential(1.0), "loadings_prior")
         self._sigma_prior = _prior(sigma_prior or dist.HalfCauchy(1.0), "sigma_prior")
         self.register_buffer("_zero", torch.tensor(0.0))
+        self._moved: dict = {}  # (prior id, device) -> the prior rebuilt on that device
 
-    @staticmethod
-    def _on_device(p: dist.Distribution, shape) -> dist.Distribution:
+    def _on_device(self, p: dist.Distribution, shape) -> dist.Distribution:
+        """``p`` with its parameters on this model's device, expanded to ``shape``.
+
+        Priors are built by users (or the defaults) with CPU parameters; a
+        model moved to CUDA rebuilds them once per device from their
+        ``arg_constraints`` parameters.
+        """
+        device = self._zero.device
+        names = [k for k in p.arg_constraints if isinstance(getattr(p, k, None), torch.Tensor)]
+        if any(getattr(p, k).device != device for k in names):
+            key = (id(p), device)
+            if key not in self._moved:
+                self._moved[key] = type(p)(**{k: getattr(p, k).to(device) for k in names})
+            p = self._moved[key]
         return p.expand(shape)
 
     def weights_dist(self) -> dist.Distribution:

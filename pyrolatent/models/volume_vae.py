@@ -354,7 +354,7 @@ class VolumeVAE:
     # --------------------------------------------------------------- analysis
     @torch.no_grad()
     def encode(self, patterns, rotations, batch_size: int = 256):
-        """``(loc, scale)`` of q(z) for each pattern, each ``(N, latent_dim)``."""
+        """``(loc, scale)`` of q(z) for each pattern, each ``(N, latent_dim)``, on the CPU."""
         x, r = self.prepare(patterns, rotations)
         self.guide.eval()
         locs, scales = [], []
@@ -362,11 +362,13 @@ class VolumeVAE:
             loc, scale = self.guide.encode(x[i : i + batch_size], r[i : i + batch_size])
             locs.append(loc)
             scales.append(scale)
-        return torch.cat(locs), torch.cat(scales)
+        return torch.cat(locs).cpu(), torch.cat(scales).cpu()
 
     @torch.no_grad()
     def generate(self, z, normalized: bool = True) -> torch.Tensor:
-        """Intensity volumes ``(K, S, S, S)`` (indexed ``[z, y, x]``) for latents ``(K, D)``.
+        """Intensity volumes ``(K, S, S, S)`` for latents ``(K, D)``, on the CPU.
+
+        Volumes are indexed ``[z, y, x]``.
 
         ``normalized=False`` multiplies the radial profile back (photons per pixel
         at the dataset's mean fluence; the paper's final intensities).
@@ -381,14 +383,14 @@ class VolumeVAE:
             if self.mean_total is None:
                 raise ValueError("VolumeVAE: call fit() first (the radial profile is fitted)")
             vol = self.normalizer.inverse_transform(vol, volume=True)
-        return vol
+        return vol.cpu()
 
     @torch.no_grad()
     def reconstruct(self, patterns, rotations) -> torch.Tensor:
-        """Normalised slices ``(N, S, S)`` of the volumes at the encoded ``z`` (posterior mean)."""
+        """Normalised slices ``(N, S, S)`` (on the CPU) of the volumes at the encoded ``z``."""
         loc, _ = self.encode(patterns, rotations)
         _, r = self.prepare(patterns, rotations)
-        return self.model.slices(loc, r)
+        return self.model.slices(loc.to(r.device), r).cpu()
 
     # ------------------------------------------------------------ checkpoints
     def save(self, path) -> None:
