@@ -9,12 +9,12 @@ variance the uncertainty.
 All members live in one stacked network whose convolutions are grouped by
 member; nothing is ever reloaded. On CUDA prediction is one grouped forward
 pass per tile (H100, 12 DilNet members, 512x512 tiles: 2.3x faster than 12
-single-network passes, against 0.9x for the members one after another). On the
-CPU, oneDNN's grouped convolutions are slower per member
-than plain ones (12 DilNet members on a 512x512 frame, one thread: 5.0 s
-grouped against 2.9 s for the members one after another), so there the members
-are views of the stacked weights run one after another, in channels-last
-layout (another 1.9x for every convolution on the CPU).
+single-network passes, against 0.9x for the members one after another). On
+the CPU, oneDNN's grouped convolutions are slower per member than plain ones
+(12 DilNet members on a 512x512 frame, one thread: 5.0 s grouped against 2.9 s
+for the members one after another), so there the members are views of the
+stacked weights run one after another, in channels-last layout (another 1.9x
+for every convolution on the CPU).
 """
 
 from __future__ import annotations
