@@ -143,12 +143,27 @@ def synthetic() -> dict:
     }
 
 
-def c2c12() -> dict:
-    """The slow test's recipe (``tests/real/test_real_segmentation.py``, chosen on frames 0-6)."""
-    if not C2C12.is_file():
-        return {"iou_c2c12": None}
-    data = np.load(C2C12)
-    images, labels = data["images"].astype(np.float32), data["labels"] > 0
+def c2c12_held_out_iou(images: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
+    """Train on C2C12 frames 0-6, return the pooled and per-frame IoU on frames 7-9.
+
+    The one copy of the recipe; ``tests/real/test_real_segmentation.py`` runs it too.
+    Every choice was made on frames 0-6 only (GPU exploration): with frame 6 held
+    out, 16 variants x 2 seeds (width, depth, dilated bottleneck, CE/Dice/focal
+    losses, weaker/stronger augmentation, foreground sampling, learning rate, patch
+    size, 600-3000 steps, opened training masks) stayed within seed noise of this
+    recipe (held-out IoU 0.68-0.72); then leave-one-frame-out runs (frames 3-6)
+    picked the post-processing by their mean held-out IoU: the 8-fold rotation/flip
+    test-time average, threshold 0.5, regions of >= 40 pixels (0.748, against 0.728
+    for a plain threshold; openings of the mask did not help). Training uses all
+    seven frames (no validation frame, as there is no early stopping).
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``(10, H, W)`` float32 frames.
+    labels : numpy.ndarray
+        ``(10, H, W)`` boolean foreground.
+    """
     ensemble = train_ensemble(
         images[:7],
         labels[:7],
@@ -169,10 +184,16 @@ def c2c12() -> dict:
     )
     mean, _ = ensemble.predict(images[7:], tta=True)
     mask = foreground_mask(mean[:, 0], threshold=0.5, min_area=40)
-    return {
-        "iou_c2c12": pixel_iou(mask, labels[7:]),
-        "iou_c2c12_per_frame": [pixel_iou(m, t) for m, t in zip(mask, labels[7:], strict=True)],
-    }
+    per_frame = [pixel_iou(m, t) for m, t in zip(mask, labels[7:], strict=True)]
+    return pixel_iou(mask, labels[7:]), per_frame
+
+
+def c2c12() -> dict:
+    if not C2C12.is_file():
+        return {"iou_c2c12": None}
+    data = np.load(C2C12)
+    iou, per_frame = c2c12_held_out_iou(data["images"].astype(np.float32), data["labels"] > 0)
+    return {"iou_c2c12": iou, "iou_c2c12_per_frame": per_frame}
 
 
 def main() -> dict:

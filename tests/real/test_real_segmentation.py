@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from pyrolatent.analysis.tracking import link, mean_squared_displacement, track_statistics
 from pyrolatent.data.io import read_movie
-from pyrolatent.segmentation import foreground_mask, locate, train_ensemble
+from pyrolatent.segmentation import locate
 from pyrolatent.segmentation.filters import bandpass_map, otsu_threshold
-from pyrolatent.segmentation.metrics import pixel_iou
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _segmentation_benchmark():
+    """``benchmarks/segmentation.py`` as a module (it holds the c2c12 recipe)."""
+    spec = importlib.util.spec_from_file_location(
+        "segmentation_benchmark", ROOT / "benchmarks" / "segmentation.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # Counted by eye on exp.png (overlay saved and inspected): 50 particles, +-2 for a
 # faint one at (row 127, col 295) and a chain near (row 40, col 150) of 2 or 3.
@@ -56,37 +71,10 @@ def test_bulk_water_localisation_and_linking(shared_data):
 def test_c2c12_ensemble_iou_on_held_out_frames(shared_data):
     data = np.load(shared_data / "c2c12_cells" / "data_small.npz")
     images, labels = data["images"].astype(np.float32), data["labels"] > 0
-    # Every choice below was made on frames 0-6 only (GPU exploration): with frame 6
-    # held out, 16 variants x 2 seeds (width, depth, dilated bottleneck, CE/Dice/focal
-    # losses, weaker/stronger augmentation, foreground sampling, learning rate, patch
-    # size, 600-3000 steps, opened training masks) stayed within seed noise of this
-    # recipe (held-out IoU 0.68-0.72); then leave-one-frame-out runs (frames 3, 4, 5, 6)
-    # picked the post-processing by their mean held-out IoU: the 8-fold rotation/flip
-    # test-time average, threshold 0.5, regions of >= 40 pixels (0.748, against 0.728
-    # for a plain threshold; openings of the mask did not help). Training uses all
-    # seven frames (no validation frame, as there is no early stopping).
-    ensemble = train_ensemble(
-        images[:7],
-        labels[:7],
-        network="unet",
-        network_config={"filters": 16, "depth": 4},
-        n_members=12,
-        baseline_steps=1200,
-        member_steps=40,
-        batch_size=8,
-        patch_size=96,
-        eval_every=100,
-        patience=None,
-        foreground_fraction=0.5,
-        bfloat16=True,
-        val_fraction=0,
-        seed=0,
-        progress=False,
-    )
-    mean, _ = ensemble.predict(images[7:], tta=True)
-    mask = foreground_mask(mean[:, 0], threshold=0.5, min_area=40)
-    iou = pixel_iou(mask, labels[7:])
-    per_frame = [round(pixel_iou(m, t), 3) for m, t in zip(mask, labels[7:], strict=True)]
+    # the recipe and how it was chosen (frames 0-6 only): benchmarks/segmentation.py
+    bench = _segmentation_benchmark()
+    iou, per_frame = bench.c2c12_held_out_iou(images, labels)
+    per_frame = [round(v, 3) for v in per_frame]
     # Measured 0.591 on CPU (frames 7, 8, 9: 0.634, 0.581, 0.556; 12 min on one thread),
     # 0.587 on a GPU; still short of 0.7. Frames 7-9 are labelled more tightly than
     # frames 0-6: the predicted foreground is 1.2-1.5 times the labelled one, every
