@@ -89,14 +89,22 @@ def train(
     invariances, split, budget_s: float, input_noise: float = 0.0
 ) -> tuple[SSRVAE, float, int]:
     """Train epoch by epoch until the budget is spent; returns model, seconds, epochs."""
-    model = SSRVAE((SIZE, SIZE), 4, invariances=invariances, decoder="warp",
-                   input_noise=input_noise, seed=0)
+    model = SSRVAE(
+        (SIZE, SIZE), 4, invariances=invariances, decoder="warp", input_noise=input_noise, seed=0
+    )
     lab, un = split["labelled"], split["unlabelled"]
     t0, epochs = time.perf_counter(), 0
     while epochs < MAX_EPOCHS:
         epochs += 1
-        model.fit(un["images"], lab["images"], lab["labels"], epochs=epochs,
-                  batch_size=TRAIN_BATCH, lr=TRAIN_LR, quiet=True)
+        model.fit(
+            un["images"],
+            lab["images"],
+            lab["labels"],
+            epochs=epochs,
+            batch_size=TRAIN_BATCH,
+            lr=TRAIN_LR,
+            quiet=True,
+        )
         elapsed = time.perf_counter() - t0
         if elapsed * (epochs + 1) / epochs > budget_s:  # the next epoch would overrun
             break
@@ -107,8 +115,15 @@ def ours_throughput(contender: str, split) -> float:
     decoder, compute_dtype, decoder_hidden = OURS[contender]
     lab, un = split["labelled"], split["unlabelled"]
     n = SPEED_BATCHES * BATCH
-    model = SSRVAE((SIZE, SIZE), 4, decoder=decoder, hidden=(128, 128),
-                   decoder_hidden=decoder_hidden, compute_dtype=compute_dtype, seed=0)
+    model = SSRVAE(
+        (SIZE, SIZE),
+        4,
+        decoder=decoder,
+        hidden=(128, 128),
+        decoder_hidden=decoder_hidden,
+        compute_dtype=compute_dtype,
+        seed=0,
+    )
     args = (un["images"][:n], lab["images"][:BATCH], lab["labels"][:BATCH])
     model.fit(*args, epochs=1, batch_size=BATCH, quiet=True)  # warm-up
     epochs, t = 1, time.perf_counter()
@@ -123,9 +138,17 @@ def ours_throughput(contender: str, split) -> float:
 def pyroved_throughput(pv, split) -> float:
     lab, un = split["labelled"], split["unlabelled"]
     n = SPEED_BATCHES * BATCH
-    model = pv.models.ssiVAE((SIZE, SIZE), latent_dim=2, num_classes=4, invariances=["r", "t"],
-                             hidden_dim_e=[128, 128], hidden_dim_d=[128, 128],
-                             hidden_dim_cls=[128, 128], activation="tanh", seed=0)
+    model = pv.models.ssiVAE(
+        (SIZE, SIZE),
+        latent_dim=2,
+        num_classes=4,
+        invariances=["r", "t"],
+        hidden_dim_e=[128, 128],
+        hidden_dim_d=[128, 128],
+        hidden_dim_cls=[128, 128],
+        activation="tanh",
+        seed=0,
+    )
     # pyroVED models want flattened (N, H*W) inputs
     xu = torch.as_tensor(un["images"][:n]).reshape(n, -1)
     xl = torch.as_tensor(lab["images"][:BATCH]).reshape(BATCH, -1)
@@ -152,8 +175,14 @@ def interleaved_throughput(pv, split) -> dict:
             rates[name].append(ours_throughput(name, split))
         if pv is not None:
             ref.append(pyroved_throughput(pv, split))
-        print("throughput round", r, {k: v[-1] for k, v in rates.items()},
-              "pyroVED", ref[-1] if ref else None, flush=True)
+        print(
+            "throughput round",
+            r,
+            {k: v[-1] for k, v in rates.items()},
+            "pyroVED",
+            ref[-1] if ref else None,
+            flush=True,
+        )
     out = {}
     for name, (decoder, compute_dtype, hidden) in OURS.items():
         entry = {
@@ -172,9 +201,14 @@ def interleaved_throughput(pv, split) -> dict:
         "images_per_s_decoder": "warp (the SSRVAE default, used for every accuracy key), float32",
         "throughput": out,
         "throughput_setting": {
-            "image_size": SIZE, "latent_dim": 2, "hidden": [128, 128], "batch_size": BATCH,
-            "unlabelled_per_epoch": SPEED_BATCHES * BATCH, "labelled": BATCH,
-            "torch_threads": torch.get_num_threads(), "rounds": ROUNDS,
+            "image_size": SIZE,
+            "latent_dim": 2,
+            "hidden": [128, 128],
+            "batch_size": BATCH,
+            "unlabelled_per_epoch": SPEED_BATCHES * BATCH,
+            "labelled": BATCH,
+            "torch_threads": torch.get_num_threads(),
+            "rounds": ROUNDS,
         },
     }
     if ref:
@@ -200,8 +234,12 @@ def baselines(split) -> dict[str, list[float]]:
         ("decision_tree", DecisionTreeClassifier(random_state=0)),
     ):
         clf.fit(x, lab["labels"])
-        curve = accuracy_curve(lambda im, c=clf: c.predict(im.reshape(len(im), -1)),
-                               "angle_range", [math.radians(a) for a in ANGLES_DEG], N_EVAL)
+        curve = accuracy_curve(
+            lambda im, c=clf: c.predict(im.reshape(len(im), -1)),
+            "angle_range",
+            [math.radians(a) for a in ANGLES_DEG],
+            N_EVAL,
+        )
         out[name] = curve["accuracy"]
     return out
 
@@ -214,15 +252,21 @@ def main() -> dict:
     out: dict = {}
 
     out.update(interleaved_throughput(import_pyroved(), split))
-    print({k: out.get(k) for k in ("images_per_s", "reference_images_per_s", "speedup")},
-          flush=True)
+    print(
+        {k: out.get(k) for k in ("images_per_s", "reference_images_per_s", "speedup")}, flush=True
+    )
 
     rvae, train_s, epochs = train(("rotation", "translation"), split, TRAIN_BUDGET_S)
     out["train_s"] = train_s
     out["train_epochs"] = epochs
     out["setting"] = {
-        "decoder": "warp", "hidden": [128, 128], "latent_dim": 2, "batch_size": TRAIN_BATCH,
-        "labelled_batch_size": TRAIN_BATCH, "lr": TRAIN_LR, "budget_s": TRAIN_BUDGET_S,
+        "decoder": "warp",
+        "hidden": [128, 128],
+        "latent_dim": 2,
+        "batch_size": TRAIN_BATCH,
+        "labelled_batch_size": TRAIN_BATCH,
+        "lr": TRAIN_LR,
+        "budget_s": TRAIN_BUDGET_S,
         "config": rvae.config,
     }
     out["accuracy_paper_split"] = accuracy(rvae.predict(test["images"]), test["labels"])
@@ -238,21 +282,31 @@ def main() -> dict:
         by_angle[name] = accuracy_curve(m.predict, "angle_range", angles, N_EVAL)["accuracy"]
     by_angle.update(baselines(split))
     out["accuracy_by_angle"] = by_angle
-    noisy, n_s, n_epochs = train(("rotation", "translation"), split, TRAIN_BUDGET_S,
-                                 input_noise=INPUT_NOISE)
+    noisy, n_s, n_epochs = train(
+        ("rotation", "translation"), split, TRAIN_BUDGET_S, input_noise=INPUT_NOISE
+    )
     out["train_s_input_noise"], out["train_epochs_input_noise"] = n_s, n_epochs
-    out["accuracy_paper_split_input_noise"] = accuracy(noisy.predict(test["images"]),
-                                                       test["labels"])
-    print("ss-rVAE input_noise", n_epochs, "epochs", n_s,
-          out["accuracy_paper_split_input_noise"], flush=True)
+    out["accuracy_paper_split_input_noise"] = accuracy(
+        noisy.predict(test["images"]), test["labels"]
+    )
+    print(
+        "ss-rVAE input_noise",
+        n_epochs,
+        "epochs",
+        n_s,
+        out["accuracy_paper_split_input_noise"],
+        flush=True,
+    )
     augmented = f"ss-rVAE (input_noise={INPUT_NOISE})"
     out["accuracy_noise"] = {"noise": list(NOISE)}
     out["accuracy_contamination"] = {"density": list(DENSITY), "intensity": 1.0}
     for name, m in (("ss-rVAE", rvae), (augmented, noisy)):
-        out["accuracy_noise"][name] = accuracy_curve(m.predict, "noise", NOISE, N_EVAL)[
-            "accuracy"]
+        out["accuracy_noise"][name] = accuracy_curve(m.predict, "noise", NOISE, N_EVAL)["accuracy"]
         out["accuracy_contamination"][name] = accuracy_curve(
-            m.predict, "contamination_density", DENSITY, N_EVAL,
+            m.predict,
+            "contamination_density",
+            DENSITY,
+            N_EVAL,
             base={**PAPER_TEST_DISORDER, "contamination_intensity": 1.0},
         )["accuracy"]
     out["confusion_matrix"] = confusion_matrix(

@@ -24,8 +24,9 @@ def test_deterministic_balanced_and_shaped():
 
 
 def test_ground_truth_ranges():
-    d = make_cards(200, image_size=40, angle_range=0.5, shear=0.23, scale_jitter=0.1,
-                   max_offset=0.1, seed=1)
+    d = make_cards(
+        200, image_size=40, angle_range=0.5, shear=0.23, scale_jitter=0.1, max_offset=0.1, seed=1
+    )
     assert np.abs(d["angles"]).max() <= 0.5 and np.abs(d["angles"]).max() > 0.45
     assert d["shears"].min() >= 0 and d["shears"].max() <= 0.23 and d["shears"].max() > 0.2
     assert np.all(np.abs(d["scales"] - 1) <= 0.1)
@@ -62,8 +63,9 @@ def test_noise_and_contamination():
     noisy = make_cards(20, image_size=32, noise=0.3, seed=5)["images"]
     background = clean < 0.01
     assert noisy[background].std() > 0.1
-    dirty = make_cards(20, image_size=32, contamination_density=0.1,
-                       contamination_intensity=0.8, seed=5)["images"]
+    dirty = make_cards(
+        20, image_size=32, contamination_density=0.1, contamination_intensity=0.8, seed=5
+    )["images"]
     frac = ((dirty - clean) > 0.5)[background].mean()
     assert 0.07 < frac < 0.13
 

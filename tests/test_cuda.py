@@ -68,16 +68,24 @@ def test_ssrvae_on_cuda_classifies_and_exports_to_cpu(tmp_path):
 
     sp = paper_split(50, 300, 100, image_size=32, seed=0)
     m = SSRVAE((32, 32), 4, hidden=(128, 128), seed=0)
-    m.fit(sp["unlabelled"]["images"], sp["labelled"]["images"], sp["labelled"]["labels"],
-          epochs=24, batch_size=32, lr=3e-3, quiet=True)
+    m.fit(
+        sp["unlabelled"]["images"],
+        sp["labelled"]["images"],
+        sp["labelled"]["labels"],
+        epochs=24,
+        batch_size=32,
+        lr=3e-3,
+        quiet=True,
+    )
     pred = m.predict(sp["test"]["images"])
     assert (pred == sp["test"]["labels"]).mean() >= 0.75
     path = m.export_classifier(tmp_path / "clf.pt")
     clf = load_classifier(path)  # a plain torch module on the CPU
     with torch.no_grad():
         logits = clf(torch.as_tensor(sp["test"]["images"]))
-    np.testing.assert_allclose(torch.softmax(logits, -1).numpy(),
-                               m.predict_proba(sp["test"]["images"]), atol=1e-4)
+    np.testing.assert_allclose(
+        torch.softmax(logits, -1).numpy(), m.predict_proba(sp["test"]["images"]), atol=1e-4
+    )
 
 
 def test_nmf_on_cuda_matches_sklearn():
@@ -105,8 +113,9 @@ def test_volume_vae_on_cuda_orders_cubes_and_spheres():
     from pyrolatent.models.volume_vae import VolumeVAE
 
     s = melting_series(256, size=33, photons=1e5, seed=3, n_levels=2)
-    vae = VolumeVAE(33, latent_dim=1, decoder="implicit", likelihood="gaussian",
-                    mask=s["mask"], seed=0)
+    vae = VolumeVAE(
+        33, latent_dim=1, decoder="implicit", likelihood="gaussian", mask=s["mask"], seed=0
+    )
     hist = vae.fit(s["patterns"], s["rotations"], epochs=5, batch_size=32, lr=5e-3, quiet=True)
     assert hist["loss"][-1] < 0.6 * hist["loss"][0]
     loc, _ = vae.encode(s["patterns"], s["rotations"])
@@ -124,9 +133,19 @@ def test_segmentation_on_cuda_learns_the_movie():
     from pyrolatent.segmentation.metrics import pixel_iou
 
     movie = make_self_assembly_movie(n_frames=8, size=128, seed=1)
-    ens = train_ensemble(movie.frames[:4], movie.masks[:4], network_config={"filters": 16},
-                         n_members=3, baseline_steps=300, member_steps=20, batch_size=8,
-                         patch_size=64, lr=3e-3, patience=None, progress=False)
+    ens = train_ensemble(
+        movie.frames[:4],
+        movie.masks[:4],
+        network_config={"filters": 16},
+        n_members=3,
+        baseline_steps=300,
+        member_steps=20,
+        batch_size=8,
+        patch_size=64,
+        lr=3e-3,
+        patience=None,
+        progress=False,
+    )
     mean, var = ens.predict(movie.frames[4:], tta=True)
     assert isinstance(mean, np.ndarray)
     assert pixel_iou(mean[:, 0] > 0.5, movie.masks[4:] > 0) >= 0.8
@@ -166,10 +185,19 @@ def test_workflow_stages_on_cuda(tmp_path):
     save_npy(out / "probability.npy", (load_npy(out / "masks.npy") > 0).astype(np.float32))
     stage_locate(out, out / "probability.npy")
     stage_crops(out, out / "movie.npy", out / "particles.csv", window=32)
-    stage_train(out, out / "crops.npy", out / "crops_index.csv", epochs=2, batch_size=128,
-                quiet=True)
-    stage_analyze(out, out / "latents.csv", out / "particles.csv", n_frames=24, kde_window=1,
-                  nmf_method="map", nmf_steps=200, quiet=True)
+    stage_train(
+        out, out / "crops.npy", out / "crops_index.csv", epochs=2, batch_size=128, quiet=True
+    )
+    stage_analyze(
+        out,
+        out / "latents.csv",
+        out / "particles.csv",
+        n_frames=24,
+        kde_window=1,
+        nmf_method="map",
+        nmf_steps=200,
+        quiet=True,
+    )
     write_report(out)
     summary = load_json(out / "summary.json")
     assert summary["n_particles"] > 100

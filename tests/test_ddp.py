@@ -13,8 +13,13 @@ HERE = Path(__file__).parent
 def test_two_process_ddp_keeps_replicas_identical_and_learns(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYROLATENT_DEVICE="cpu")
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        str(HERE / "ddp_worker.py"), str(tmp_path),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(HERE / "ddp_worker.py"),
+        str(tmp_path),
     ]
     # The launch itself (rendezvous on a free local port) can fail on a busy
     # machine; one retry covers that. What is asserted below is deterministic.

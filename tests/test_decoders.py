@@ -54,8 +54,9 @@ def test_coordinate_mlp_gradcheck_relu_and_tanh():
 def test_bfloat16_kernel_is_close_to_float32_and_keeps_float32_outputs():
     torch.manual_seed(2)
     dec = SpatialDecoder((24, 24), 3, (64, 64, 64), "tanh", torch.sigmoid)
-    fast = SpatialDecoder((24, 24), 3, (64, 64, 64), "tanh", torch.sigmoid,
-                          compute_dtype="bfloat16")
+    fast = SpatialDecoder(
+        (24, 24), 3, (64, 64, 64), "tanh", torch.sigmoid, compute_dtype="bfloat16"
+    )
     fast.load_state_dict(dec.state_dict())
     z = torch.randn(6, 3)
     angle, offset = torch.rand(6), torch.randn(6, 2)

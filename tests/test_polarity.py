@@ -27,8 +27,14 @@ def _rod(size, head_right=True):
 @pytest.fixture(scope="module")
 def movie():
     return make_self_assembly_movie(
-        n_frames=2, size=128, n_particles=10, seed=1, head_width_ratio=2.0, head_contrast=0.9,
-        noise=0.0, scan_line_offset=0.0,
+        n_frames=2,
+        size=128,
+        n_particles=10,
+        seed=1,
+        head_width_ratio=2.0,
+        head_contrast=0.9,
+        noise=0.0,
+        scan_line_offset=0.0,
     )
 
 
@@ -36,9 +42,7 @@ def test_align_crops_puts_the_direction_along_x_and_centres_the_particle(movie):
     p, s = movie.particles, 48
     crops, index = extract_crops(movie.clean, p, s)
     centre = s // 2 - (s - 1) / 2  # crop-centre pixel minus the geometric centre
-    shifts = np.stack(
-        [p["col"] - index["col"] + centre, p["row"] - index["row"] + centre], axis=1
-    )
+    shifts = np.stack([p["col"] - index["col"] + centre, p["row"] - index["row"] + centre], axis=1)
     al = align_crops(crops, p["angle"], shifts=shifts, window=32)
     assert al.shape == (len(crops), 32, 32) and al.dtype == np.float32
     band = al * (np.abs(np.arange(32) - 15.5) < 4)[:, None]

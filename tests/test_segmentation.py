@@ -96,6 +96,7 @@ def test_augmentation_moves_images_and_masks_together():
 
 def test_predict_tiled_reassembles_frames_of_any_size():
     frames = torch.randn(2, 1, 70, 45)
+
     # an identity "network" that requires multiples of 8
     def ident(x):
         assert x.shape[-1] % 8 == 0 and x.shape[-2] % 8 == 0
@@ -273,8 +274,14 @@ def test_locate_multichannel_gives_one_table_per_channel():
 def test_poisson_and_intensity_augmentations_keep_masks_and_finite_values():
     img = torch.rand(8, 1, 24, 24) * 5
     mask = (img > 2.5).float()
-    aug = Augmentation(max_rotation=0, zoom=(1, 1), rot90=False, flips=False,
-                       poisson_counts=(5, 20), gaussian_noise=0.2)
+    aug = Augmentation(
+        max_rotation=0,
+        zoom=(1, 1),
+        rot90=False,
+        flips=False,
+        poisson_counts=(5, 20),
+        gaussian_noise=0.2,
+    )
     out, m = aug(img, mask, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(out).all()
     assert torch.equal(m, mask)  # intensity transforms leave masks alone
@@ -296,9 +303,20 @@ def test_two_channel_overlap_network_learns_layers():
         masks.append(m)
     images, masks = np.stack(images), np.stack(masks)
     ens = train_ensemble(
-        images, masks, network="unet", network_config={"filters": 8, "depth": 2},
-        n_members=2, baseline_steps=120, member_steps=10, batch_size=4, patch_size=32,
-        lr=3e-3, patience=None, val_fraction=0, eval_every=40, progress=False,
+        images,
+        masks,
+        network="unet",
+        network_config={"filters": 8, "depth": 2},
+        n_members=2,
+        baseline_steps=120,
+        member_steps=10,
+        batch_size=4,
+        patch_size=32,
+        lr=3e-3,
+        patience=None,
+        val_fraction=0,
+        eval_every=40,
+        progress=False,
         augmentation=Augmentation(max_rotation=0, zoom=(1, 1), gaussian_noise=0.05),
     )
     mean, _ = ens.predict(images)
@@ -313,8 +331,11 @@ def test_detection_scores_count_edge_particles_only_when_matched():
     from pyrolatent.segmentation.metrics import detection_scores
 
     def table(rows):
-        return {"frame": np.zeros(len(rows), int), "row": np.array([r for r, _ in rows], float),
-                "col": np.array([c for _, c in rows], float)}
+        return {
+            "frame": np.zeros(len(rows), int),
+            "row": np.array([r for r, _ in rows], float),
+            "col": np.array([c for _, c in rows], float),
+        }
 
     truth = table([(50, 50), (30, 70), (2, 50)])  # inside+found, inside+missed, edge+missed
     found = table([(51, 51), (60, 20), (50, 1)])  # match, inside false positive, edge extra
@@ -330,8 +351,11 @@ def test_unstack_inverts_stack_and_member_passes_agree(name):
     from pyrolatent.segmentation import DeepEnsemble, build_network, stack_members, unstack_members
 
     torch.manual_seed(0)
-    config = {"filters": 8, "members": 1} if name == "dilnet" else {
-        "filters": 8, "depth": 2, "members": 1}
+    config = (
+        {"filters": 8, "members": 1}
+        if name == "dilnet"
+        else {"filters": 8, "depth": 2, "members": 1}
+    )
     singles = [build_network(name, config) for _ in range(3)]
     for net in singles:  # distinct BatchNorm statistics per member
         net.train()

@@ -36,8 +36,9 @@ def _score(movie, ensemble, test_frames):
     sel = np.isin(movie.particles["frame"], test_frames)
     truth = {k: v[sel] for k, v in movie.particles.items()}
     shape = movie.frames.shape[1:]
-    found_in, truth_in = away_from_border(found, shape, MARGIN), away_from_border(
-        truth, shape, MARGIN
+    found_in, truth_in = (
+        away_from_border(found, shape, MARGIN),
+        away_from_border(truth, shape, MARGIN),
     )
     f1 = detection_scores(found, truth, max_distance=3, shape=shape, margin=MARGIN)["f1"]
     fi, ti = match_particles(found_in, truth_in, 3)

@@ -53,8 +53,14 @@ def test_foreground_patches_place_the_particle_anywhere_in_the_patch():
 def test_foreground_fraction_out_of_range_is_refused():
     net = UNet(filters=4, depth=1)
     with pytest.raises(ValueError, match="foreground_fraction"):
-        train_network(net, torch.randn(2, 1, 16, 16), torch.zeros(2, 1, 16, 16),
-                      steps=1, foreground_fraction=1.5, progress=False)
+        train_network(
+            net,
+            torch.randn(2, 1, 16, 16),
+            torch.zeros(2, 1, 16, 16),
+            steps=1,
+            foreground_fraction=1.5,
+            progress=False,
+        )
 
 
 def test_bfloat16_training_learns_and_keeps_float32_weights():
@@ -68,8 +74,17 @@ def test_bfloat16_training_learns_and_keeps_float32_weights():
     torch.manual_seed(0)
     net = UNet(filters=8, depth=2)
     history = train_network(
-        net, images, masks, steps=120, batch_size=4, patch_size=32, lr=3e-3, eval_every=40,
-        bfloat16=True, augmentation=Augmentation(max_rotation=0, zoom=(1, 1)), progress=False,
+        net,
+        images,
+        masks,
+        steps=120,
+        batch_size=4,
+        patch_size=32,
+        lr=3e-3,
+        eval_every=40,
+        bfloat16=True,
+        augmentation=Augmentation(max_rotation=0, zoom=(1, 1)),
+        progress=False,
     )
     assert all(p.dtype == torch.float32 for p in net.parameters())
     assert history["train_loss"][-1] < 0.6 * history["train_loss"][0]

@@ -60,8 +60,9 @@ def test_head_is_wider_and_brighter_than_tail(movie):
         direction = np.array([-np.sin(a), np.cos(a)])  # (row, col) of the CCW angle
         head = np.rint(np.array([r0, c0]) + 7 * direction).astype(int)
         tail = np.rint(np.array([r0, c0]) - 7 * direction).astype(int)
-        if not (np.all(head >= 0) and np.all(head < 192) and np.all(tail >= 0)
-                and np.all(tail < 192)):
+        if not (
+            np.all(head >= 0) and np.all(head < 192) and np.all(tail >= 0) and np.all(tail < 192)
+        ):
             continue
         assert movie.clean[5][tuple(head)] > movie.clean[5][tuple(tail)] + 0.15
 
@@ -95,8 +96,10 @@ def test_particles_land_leave_and_move_little_between_frames(movie):
     assert len(links) > 0.9 * len(p["frame"]) * 0.9
     key = {(f, i): k for k, (f, i) in enumerate(zip(p["frame"], p["id"], strict=True))}
     steps = [
-        np.hypot(p["row"][key[(f + 1, i)]] - p["row"][key[(f, i)]],
-                 p["col"][key[(f + 1, i)]] - p["col"][key[(f, i)]])
+        np.hypot(
+            p["row"][key[(f + 1, i)]] - p["row"][key[(f, i)]],
+            p["col"][key[(f + 1, i)]] - p["col"][key[(f, i)]],
+        )
         for f, i, _ in links
     ]
     assert np.percentile(steps, 99) < 5.0
@@ -118,7 +121,11 @@ def test_afm_artefacts_are_present(movie):
 def test_head_contrast_sets_how_visible_the_polarity_is():
     def head_minus_tail(contrast):
         m = make_self_assembly_movie(
-            n_frames=2, size=128, n_particles=10, seed=2, head_width_ratio=2.0,
+            n_frames=2,
+            size=128,
+            n_particles=10,
+            seed=2,
+            head_width_ratio=2.0,
             head_contrast=contrast,
         )
         p, diffs = m.particles, []
@@ -127,8 +134,11 @@ def test_head_contrast_sets_how_visible_the_polarity_is():
             direction = np.array([-np.sin(a), np.cos(a)])
             head = np.rint(np.array([r0, c0]) + 7 * direction).astype(int)
             tail = np.rint(np.array([r0, c0]) - 7 * direction).astype(int)
-            if np.all(head >= 0) and np.all(head < 128) and np.all(tail >= 0) and np.all(
-                tail < 128
+            if (
+                np.all(head >= 0)
+                and np.all(head < 128)
+                and np.all(tail >= 0)
+                and np.all(tail < 128)
             ):
                 diffs.append(m.clean[0][tuple(head)] - m.clean[0][tuple(tail)])
         return np.median(diffs)

@@ -31,11 +31,15 @@ def test_quaternion_matrix_round_trip_and_known_values():
     # 90 degrees about z: (w, x, y, z) = (cos 45, 0, 0, sin 45) maps x -> y
     h = math.sqrt(0.5)
     Rz = quaternion_to_matrix(torch.tensor([h, 0.0, 0.0, h], dtype=torch.float64))
-    assert torch.allclose(Rz @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
-                          torch.tensor([0.0, 1.0, 0], dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(
+        Rz @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
+        torch.tensor([0.0, 1.0, 0], dtype=torch.float64),
+        atol=1e-12,
+    )
     # rotations of 180 degrees (w = 0) go through the stable branches
-    R180 = axis_angle_to_matrix(torch.randn(50, 3, dtype=torch.float64),
-                                torch.full((50,), math.pi, dtype=torch.float64))
+    R180 = axis_angle_to_matrix(
+        torch.randn(50, 3, dtype=torch.float64), torch.full((50,), math.pi, dtype=torch.float64)
+    )
     assert torch.allclose(quaternion_to_matrix(matrix_to_quaternion(R180)), R180, atol=1e-9)
 
 
@@ -54,8 +58,10 @@ def test_random_rotations_are_uniform():
     assert torch.equal(same, random_rotations(10, generator=_gen(3)))
 
 
-@pytest.mark.parametrize("name,order", [("C1", 1), ("C4", 4), ("C7", 7), ("D3", 6), ("D6", 12),
-                                        ("T", 12), ("O", 24), ("Oh", 48)])
+@pytest.mark.parametrize(
+    "name,order",
+    [("C1", 1), ("C4", 4), ("C7", 7), ("D3", 6), ("D6", 12), ("T", 12), ("O", 24), ("Oh", 48)],
+)
 def test_point_groups_are_closed_groups(name, order):
     G = point_group(name, dtype=torch.float64)
     assert G.shape == (order, 3, 3)
@@ -88,15 +94,18 @@ def test_canonicalize_and_misorientation_modulo_group():
     assert float(rotation_angle(c1).max()) < math.radians(62.81)
     assert float(misorientation(R, g @ R, "O").max()) < 1e-6
     # Friedel: R and R Rz(pi) are the same slice orientation
-    rz = axis_angle_to_matrix(torch.tensor([0.0, 0, 1], dtype=torch.float64),
-                              torch.tensor(math.pi, dtype=torch.float64))
+    rz = axis_angle_to_matrix(
+        torch.tensor([0.0, 0, 1], dtype=torch.float64), torch.tensor(math.pi, dtype=torch.float64)
+    )
     assert float(misorientation(R, R @ rz, "O").min()) > 1e-3
     assert float(misorientation(R, R @ rz, "O", friedel=True).max()) < 1e-6
-    assert torch.allclose(canonicalize(R @ rz, "Oh", friedel=True),
-                          canonicalize(g @ R, "O", friedel=True), atol=1e-9)
+    assert torch.allclose(
+        canonicalize(R @ rz, "Oh", friedel=True), canonicalize(g @ R, "O", friedel=True), atol=1e-9
+    )
     # a small perturbation is measured correctly through the symmetry
-    d = axis_angle_to_matrix(torch.randn(400, 3, dtype=torch.float64),
-                             torch.full((400,), 0.05, dtype=torch.float64))
+    d = axis_angle_to_matrix(
+        torch.randn(400, 3, dtype=torch.float64), torch.full((400,), 0.05, dtype=torch.float64)
+    )
     m = misorientation(g @ R @ d, R, "Oh")
     assert torch.allclose(m, torch.full_like(m, 0.05), atol=1e-6)
     # with Friedel, a two-fold axis near the beam can make the pair even closer

@@ -84,8 +84,9 @@ def test_simulated_patterns_are_poisson_scaled_and_deterministic():
 
 
 def test_melting_series_ground_truth():
-    s = melting_series(400, size=33, photons=1e4, seed=1, n_levels=5,
-                       contaminant="dimer", contaminant_fraction=0.1)
+    s = melting_series(
+        400, size=33, photons=1e4, seed=1, n_levels=5, contaminant="dimer", contaminant_fraction=0.1
+    )
     assert s["patterns"].shape == (400, 33, 33) and s["volumes"].shape == (5, 33, 33, 33)
     main = s["cls"] == 0
     assert 0.05 < float((~main).float().mean()) < 0.15
@@ -100,8 +101,9 @@ def test_melting_series_ground_truth():
     # cube patterns carry the requested photons on average
     cube = s["level"] == 0
     assert abs(float(s["patterns"][cube].sum(dim=(-1, -2)).mean()) / 1e4 - 1) < 0.1
-    again = melting_series(400, size=33, photons=1e4, seed=1, n_levels=5,
-                           contaminant="dimer", contaminant_fraction=0.1)
+    again = melting_series(
+        400, size=33, photons=1e4, seed=1, n_levels=5, contaminant="dimer", contaminant_fraction=0.1
+    )
     assert torch.equal(again["patterns"], s["patterns"])
 
 

@@ -13,8 +13,9 @@ def test_orientation_search_full_grid_cube_patterns():
     # the paper's grid size in the O_h zone; measured median 1.3 degrees at 33^3
     cube = intensity_volume(shape_density("cube", 33))
     sim = simulate_patterns(cube, 200, photons=1e4, seed=1)
-    search = OrientationSearch(cube, n_orientations=16407, group="Oh", friedel=True,
-                               mask=sim["mask"])
+    search = OrientationSearch(
+        cube, n_orientations=16407, group="Oh", friedel=True, mask=sim["mask"]
+    )
     found = search.search(sim["patterns"], quiet=True)
     err = torch.rad2deg(misorientation(found["rotation"], sim["rotations"], "Oh", friedel=True))
     assert float(err.median()) <= 3.0

@@ -60,8 +60,7 @@ def test_radial_normalizer_masks_and_fills_the_beamstop(cube33):
 def test_orientation_search_recovers_cube_orientations(cube33):
     _, vol = cube33
     sim = simulate_patterns(vol, 100, photons=1e4, seed=1)
-    search = OrientationSearch(vol, n_orientations=2000, group="Oh", friedel=True,
-                               mask=sim["mask"])
+    search = OrientationSearch(vol, n_orientations=2000, group="Oh", friedel=True, mask=sim["mask"])
     res = search.search(sim["patterns"], quiet=True)
     err = torch.rad2deg(misorientation(res["rotation"], sim["rotations"], "Oh", friedel=True))
     assert float(err.median()) < 3.0  # measured 1.3 degrees

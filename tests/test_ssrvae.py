@@ -74,8 +74,15 @@ def test_auxiliary_term_is_part_of_the_labelled_elbo(small):
 def test_one_optimiser_step_per_interleaved_step(small):
     lab, un = small
     m = _model()
-    m.fit(un["images"][:16], lab["images"], lab["labels"], epochs=2, batch_size=8,
-          labelled_batch_size=8, quiet=True)
+    m.fit(
+        un["images"][:16],
+        lab["images"],
+        lab["labels"],
+        epochs=2,
+        batch_size=8,
+        labelled_batch_size=8,
+        quiet=True,
+    )
     # 2 unlabelled and 4 labelled batches: max(2, 4) = 4 steps per epoch, 8 in all,
     # each one Adam step (the auxiliary loss takes no second pass)
     steps = {int(s["step"]) for s in m.trainer.optimizer.state.values()}
@@ -88,8 +95,15 @@ def test_labels_are_used_with_fewer_unlabelled_batches():
     test = make_cards(50, image_size=S, angle_range=math.radians(4), seed=12)
     un = make_cards(4, image_size=S, angle_range=1.0, seed=13)
     m = _model()
-    m.fit(un["images"], lab["images"], lab["labels"], epochs=6, batch_size=16,
-          labelled_batch_size=16, quiet=True)
+    m.fit(
+        un["images"],
+        lab["images"],
+        lab["labels"],
+        epochs=6,
+        batch_size=16,
+        labelled_batch_size=16,
+        quiet=True,
+    )
     acc = (m.predict(test["images"]) == test["labels"]).mean()
     # 15 labelled batches per epoch against 1 unlabelled: with pyroVED's
     # `i % p == 1` rule no labelled batch would ever be used (accuracy ~ 0.25)
@@ -99,8 +113,16 @@ def test_labels_are_used_with_fewer_unlabelled_batches():
 def test_validation_accuracy_goes_into_history(small):
     lab, un = small
     m = _model()
-    h = m.fit(un["images"], lab["images"], lab["labels"], epochs=2, batch_size=16,
-              val_images=un["images"], val_labels=un["labels"], quiet=True)
+    h = m.fit(
+        un["images"],
+        lab["images"],
+        lab["labels"],
+        epochs=2,
+        batch_size=16,
+        val_images=un["images"],
+        val_labels=un["labels"],
+        quiet=True,
+    )
     assert len(h["val_accuracy"]) == 2
     assert all(0 <= a <= 1 for a in h["val_accuracy"])
     pred = m.predict(un["images"])
@@ -124,8 +146,10 @@ def test_angle_priors(prior, small):
 
 def test_custom_angle_prior_and_class_prior(small):
     _, un = small
-    m = _model(angle_prior=pyro.distributions.VonMises(torch.tensor(0.5), torch.tensor(4.0)),
-               class_prior=[4, 2, 1, 1])
+    m = _model(
+        angle_prior=pyro.distributions.VonMises(torch.tensor(0.5), torch.tensor(4.0)),
+        class_prior=[4, 2, 1, 1],
+    )
     assert torch.allclose(m.model.class_probs, torch.tensor([0.5, 0.25, 0.125, 0.125]))
     tr = poutine.trace(m.model).get_trace(torch.tensor(un["images"][:3]))
     assert isinstance(tr.nodes[ANGLE]["fn"], pyro.distributions.VonMises)
@@ -273,8 +297,15 @@ def test_fast_split_accuracy_at_least_75_percent():
 
     sp = paper_split(50, 300, 100, image_size=32, seed=0)
     m = SSRVAE((32, 32), 4, hidden=(128, 128), seed=0)
-    m.fit(sp["unlabelled"]["images"], sp["labelled"]["images"], sp["labelled"]["labels"],
-          epochs=24, batch_size=32, lr=3e-3, quiet=True)
+    m.fit(
+        sp["unlabelled"]["images"],
+        sp["labelled"]["images"],
+        sp["labelled"]["labels"],
+        epochs=24,
+        batch_size=32,
+        lr=3e-3,
+        quiet=True,
+    )
     acc = (m.predict(sp["test"]["images"]) == sp["test"]["labels"]).mean()
     print("fast-split test accuracy", acc)
     assert acc >= 0.75, acc
@@ -349,8 +380,15 @@ def test_input_noise_makes_the_classifier_robust_to_background_noise():
 
     sp = paper_split(50, 300, 100, image_size=32, seed=0)
     m = SSRVAE((32, 32), 4, hidden=(128, 128), input_noise=0.1, seed=0)
-    m.fit(sp["unlabelled"]["images"], sp["labelled"]["images"], sp["labelled"]["labels"],
-          epochs=24, batch_size=32, lr=3e-3, quiet=True)
+    m.fit(
+        sp["unlabelled"]["images"],
+        sp["labelled"]["images"],
+        sp["labelled"]["labels"],
+        epochs=24,
+        batch_size=32,
+        lr=3e-3,
+        quiet=True,
+    )
     clean = (m.predict(sp["test"]["images"]) == sp["test"]["labels"]).mean()
     noisy = accuracy_curve(m.predict, "noise", [0.1, 0.2], 100, image_size=32)["accuracy"]
     print("clean", clean, "noise 0.1/0.2", noisy)

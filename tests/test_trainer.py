@@ -45,8 +45,11 @@ def test_evaluation_leaves_parameters_and_rng_bit_identical():
     t = _trainer()
     t.fit(x, epochs=2, batch_size=32)
     before = _params(t)
-    opt_before = {k: v.clone() for k, v in t.optimizer.state_dict()["state"][0].items()
-                  if isinstance(v, torch.Tensor)}
+    opt_before = {
+        k: v.clone()
+        for k, v in t.optimizer.state_dict()["state"][0].items()
+        if isinstance(v, torch.Tensor)
+    }
     rng_before = torch.get_rng_state()
     t.evaluate(x, batch_size=50)
     after = _params(t)

@@ -88,7 +88,5 @@ def test_latents_along_trajectories():
     out = latents_along_trajectories(traj, {"angle": np.arange(5.0)}, min_length=3)
     assert list(out["frame"]) == [0, 1, 2] and list(out["angle"]) == [0.0, 3.0, 4.0]
     assert list(longest_tracks(traj, 1)) == [0]
-    empty = latents_along_trajectories(
-        {k: v[:0] for k, v in traj.items()}, {"angle": np.zeros(0)}
-    )
+    empty = latents_along_trajectories({k: v[:0] for k, v in traj.items()}, {"angle": np.zeros(0)})
     assert empty["track"].size == 0

@@ -94,7 +94,8 @@ def test_model_and_guide_are_plain_pyro(decoder, likelihood):
     R = random_rotations(5, generator=_gen(1))
     tr = poutine.trace(guide).get_trace(x, R)
     sites = {
-        n for n, s in tr.nodes.items()
+        n
+        for n, s in tr.nodes.items()
         if s["type"] == "sample" and not poutine.util.site_is_subsample(s)
     }
     assert sites == ({Z, FLUENCE} if likelihood == "poisson" else {Z})
@@ -112,8 +113,14 @@ def test_custom_prior_and_masking():
     size = 17
     mask = torch.ones(size, size, dtype=torch.bool)
     mask[8] = False
-    model = VolumeVAEModel(size, latent_dim=1, hidden=16, n_features=8, mask=mask,
-                           z_prior=pyro.distributions.Laplace(0.0, 2.0))
+    model = VolumeVAEModel(
+        size,
+        latent_dim=1,
+        hidden=16,
+        n_features=8,
+        mask=mask,
+        z_prior=pyro.distributions.Laplace(0.0, 2.0),
+    )
     x = torch.rand(4, size, size)
     R = random_rotations(4, generator=_gen(2))
     tr = poutine.trace(model).get_trace(x, R)
@@ -136,8 +143,9 @@ def two_shape_series():
 
 def test_fast_end_to_end_latent_separates_cubes_from_spheres(two_shape_series, tmp_path):
     s = two_shape_series
-    vae = VolumeVAE(33, latent_dim=1, decoder="implicit", likelihood="gaussian",
-                    mask=s["mask"], seed=0)
+    vae = VolumeVAE(
+        33, latent_dim=1, decoder="implicit", likelihood="gaussian", mask=s["mask"], seed=0
+    )
     hist = vae.fit(s["patterns"], s["rotations"], epochs=5, batch_size=32, lr=5e-3, quiet=True)
     assert hist["loss"][-1] < 0.6 * hist["loss"][0]
     loc, scale = vae.encode(s["patterns"], s["rotations"])

@@ -80,8 +80,10 @@ def test_symmetrised_volume_is_invariant():
     assert torch.allclose(symmetrize_volume(sym, "O"), sym, atol=1e-12)
     # a non-permutation group goes through resampling: C5 about z, compare smooth slices
     sym5 = symmetrize_volume(_smooth_volume(size=33, seed=5), "C5")
-    rz = axis_angle_to_matrix(torch.tensor([0.0, 0, 1], dtype=torch.float64),
-                              torch.tensor(2 * torch.pi / 5, dtype=torch.float64))
+    rz = axis_angle_to_matrix(
+        torch.tensor([0.0, 0, 1], dtype=torch.float64),
+        torch.tensor(2 * torch.pi / 5, dtype=torch.float64),
+    )
     sym5 = sym5.double()
     R = random_rotations(4, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     a, b = slice_volume(sym5, R), slice_volume(sym5, rz @ R)

@@ -124,9 +124,7 @@ def profile_similarity(
             cc = cc_buffer[: rows.shape[0] * cols.shape[1]].view(rows.shape[0], cols.shape[1])
             torch.mm(rows, cols, out=cc)
             cc = cc.view(i1 - i0, n_lines, j1 - j0, n_lines)
-            best_b = best_buffer[: (i1 - i0) * n_lines * (j1 - j0)].view(
-                i1 - i0, n_lines, j1 - j0
-            )
+            best_b = best_buffer[: (i1 - i0) * n_lines * (j1 - j0)].view(i1 - i0, n_lines, j1 - j0)
             torch.amax(cc, dim=-1, out=best_b)  # (bi, L, bj)
             if return_indices:
                 best, arg_a = best_b.max(dim=1)  # (bi, bj)

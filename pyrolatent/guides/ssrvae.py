@@ -110,14 +110,16 @@ class SSRVAEGuide(PyroModule):
             width, invariances, offset_prior_scale, angle_symmetry, identity_pose_init
         )
         if self.canonical_classifier:
-            self._y_encoder = [PoseCanonicalClassifier(
-                self.encoder,
-                getattr(self.pose, "angle", None),
-                getattr(self.pose, "offset", None),
-                offset_prior_scale,
-                angle_symmetry,
-                self.classifier,
-            )]
+            self._y_encoder = [
+                PoseCanonicalClassifier(
+                    self.encoder,
+                    getattr(self.pose, "angle", None),
+                    getattr(self.pose, "offset", None),
+                    offset_prior_scale,
+                    angle_symmetry,
+                    self.classifier,
+                )
+            ]
         else:
             self._y_encoder = [self.classifier]
 

@@ -271,7 +271,7 @@ class Trainer:
         if not unlab and not lab:
             raise ValueError("fit needs data, labelled_data or both")
         lbs = labelled_batch_size or batch_size
-        first = (unlab or lab)
+        first = unlab or lab
         self._setup(tuple(t[:batch_size] for t in first))
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self.load_checkpoint(self.checkpoint_path)
@@ -298,9 +298,7 @@ class Trainer:
                     else []
                 )
                 lb = (
-                    self._batches(lab, self._permutation(len(lab[0]), epoch, 1), lbs)
-                    if lab
-                    else []
+                    self._batches(lab, self._permutation(len(lab[0]), epoch, 1), lbs) if lab else []
                 )
                 steps = max(len(ub), len(lb))
                 total, count = 0.0, 0
@@ -362,9 +360,11 @@ class Trainer:
             return self._evaluate(data, batch_size)
 
     def _evaluate(self, data, batch_size: int) -> float:
-        source = data if isinstance(data, tuple) and data and isinstance(
-            data[0], torch.Tensor
-        ) else _as_source(data, "data", self.device)
+        source = (
+            data
+            if isinstance(data, tuple) and data and isinstance(data[0], torch.Tensor)
+            else _as_source(data, "data", self.device)
+        )
         if self.optimizer is None:
             self._setup(tuple(t[:batch_size] for t in source))
         modes = (self.model.training, self.guide.training)

@@ -356,9 +356,7 @@ class NMF:
             )
             self.samples_ = order_samples(samples)
             hh, ww = self.samples_[LOADINGS], self.samples_[WEIGHTS]
-            self._reconstruction = np.einsum("cstk,cskf->tf", hh, ww) / (
-                hh.shape[0] * hh.shape[1]
-            )
+            self._reconstruction = np.einsum("cstk,cskf->tf", hh, ww) / (hh.shape[0] * hh.shape[1])
             self._summarise_draws(
                 self.samples_[LOADINGS].reshape(-1, *self.samples_[LOADINGS].shape[2:]),
                 self.samples_[WEIGHTS].reshape(-1, *self.samples_[WEIGHTS].shape[2:]),
@@ -370,19 +368,29 @@ class NMF:
             xt.shape[0], xt.shape[1], self.n_components, kind="map", likelihood=self.likelihood
         ).to(self.device)
         self.guide.initialize(xt)
-        self.history_ = self._train(xt, index, steps, lr or 0.03, batch_size, checkpoint_path,
-                                    "map", quiet)
+        self.history_ = self._train(
+            xt, index, steps, lr or 0.03, batch_size, checkpoint_path, "map", quiet
+        )
         if method == "svi":
             point = self.guide
             self.guide = NMFGuide(
-                xt.shape[0], xt.shape[1], self.n_components, kind="svi",
+                xt.shape[0],
+                xt.shape[1],
+                self.n_components,
+                kind="svi",
                 likelihood=self.likelihood,
             ).to(self.device)
             self.guide.initialize_from(point)
             svi_steps = max(1, steps // 2)
             self.history_ = self._train(
-                xt, index, svi_steps, 0.01 if lr is None else lr / 3, batch_size,
-                checkpoint_path, "svi", quiet,
+                xt,
+                index,
+                svi_steps,
+                0.01 if lr is None else lr / 3,
+                batch_size,
+                checkpoint_path,
+                "svi",
+                quiet,
                 callbacks=(LearningRateDecay(svi_steps, final_factor=0.01),),
             )
         # point estimate: the MAP point, or the posterior median of the log-normal guide

@@ -225,9 +225,7 @@ class RVAE(ImageModelWrapper):
             "compute_dtype": compute_dtype,
             "seed": int(seed),
         }
-        self.custom_priors = custom_prior_names(
-            angle_prior, offset_prior, scale_prior, z_prior
-        )
+        self.custom_priors = custom_prior_names(angle_prior, offset_prior, scale_prior, z_prior)
         self.device = resolve_device(device)
         torch.manual_seed(seed)
         from ..guides.rvae import RVAEGuide

@@ -184,9 +184,7 @@ class SSRVAEModel(PyroModule):
         if prior == "projected_normal":
             return self.projected_normal_angle
         if prior == "von_mises":
-            return lambda n: VonMises(
-                self._zero.expand(n), self._angle_scale.pow(-2).expand(n)
-            )
+            return lambda n: VonMises(self._zero.expand(n), self._angle_scale.pow(-2).expand(n))
         if prior == "normal":
             return lambda n: dist.Normal(self._zero.expand(n), self._angle_scale.expand(n))
         raise ValueError(f"unknown angle_prior {prior!r}; choose from {ANGLE_PRIORS}")
@@ -457,9 +455,7 @@ class SSRVAE(ImageModelWrapper):
         if arr.ndim != 1:
             raise ValueError(f"{name}: expected 1-D class indices, got shape {arr.shape}")
         if arr.shape[0] != n:
-            raise ValueError(
-                f"{name}: {arr.shape[0]} labels for {n} images; lengths must match"
-            )
+            raise ValueError(f"{name}: {arr.shape[0]} labels for {n} images; lengths must match")
         if not (np.issubdtype(arr.dtype, np.integer) or np.all(np.mod(arr, 1) == 0)):
             raise ValueError(f"{name}: class indices must be integers")
         arr = arr.astype(np.int64)
@@ -743,4 +739,3 @@ class SSRVAE(ImageModelWrapper):
             device=device,
         )
         return obj._load_weights(state)
-

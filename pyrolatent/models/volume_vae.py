@@ -397,8 +397,9 @@ class VolumeVAE:
         """Write architecture, weights and preprocessing atomically."""
         state = {
             "kind": "volume_vae",
-            "config": {k: (list(v) if isinstance(v, tuple) else v)
-                       for k, v in self.config.items()},  # fmt: skip
+            "config": {
+                k: (list(v) if isinstance(v, tuple) else v) for k, v in self.config.items()
+            },  # fmt: skip
             "mask": self.mask.cpu(),
             "model": self.model.state_dict(),
             "guide": self.guide.state_dict(),

@@ -86,8 +86,14 @@ class _CoordinateMLP(torch.autograd.Function):
             for s in range(0, a.shape[0], chunk):
                 outs.append(
                     _forward_chunk(
-                        grid, a[s : s + chunk], c[s : s + chunk], weights_c, biases,
-                        weights[-1], act, dtype,
+                        grid,
+                        a[s : s + chunk],
+                        c[s : s + chunk],
+                        weights_c,
+                        biases,
+                        weights[-1],
+                        act,
+                        dtype,
                     )[2]
                 )
         ctx.save_for_backward(grid, a, c, *params)

@@ -47,9 +47,7 @@ def _kde_contour(ax, x, y, levels: int = 6) -> None:
     if x.size < 5 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return
     kde = gaussian_kde(np.vstack([x, y]))
-    gx, gy = np.meshgrid(
-        np.linspace(x.min(), x.max(), 60), np.linspace(y.min(), y.max(), 60)
-    )
+    gx, gy = np.meshgrid(np.linspace(x.min(), x.max(), 60), np.linspace(y.min(), y.max(), 60))
     dens = kde(np.vstack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
     ax.contour(gx, gy, dens, levels=levels, linewidths=0.8, colors="k")
 

@@ -84,9 +84,7 @@ def split_touching(
         ``(H, W)`` int labels; each local maximum of the landscape becomes one region.
     """
     distance = ndi.distance_transform_edt(binary) if landscape is None else landscape
-    peaks = peak_local_max(
-        distance, min_distance=min_distance, labels=labels, exclude_border=False
-    )
+    peaks = peak_local_max(distance, min_distance=min_distance, labels=labels, exclude_border=False)
     markers = np.zeros(binary.shape, dtype=np.int64)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     # components without a peak (tiny) keep one marker each

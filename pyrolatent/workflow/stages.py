@@ -234,10 +234,17 @@ def stage_crops(
         big = min(big, min(frames.shape[1:]))
         crops, index = extract_crops(frames, particles, big)
         centre = big // 2 - (big - 1) / 2  # crop-centre pixel minus geometric centre
-        shifts = np.stack(
-            [particles["col"] - index["col"] + centre, particles["row"] - index["row"] + centre],
-            axis=1,
-        ) if len(crops) else np.zeros((0, 2))
+        shifts = (
+            np.stack(
+                [
+                    particles["col"] - index["col"] + centre,
+                    particles["row"] - index["row"] + centre,
+                ],
+                axis=1,
+            )
+            if len(crops)
+            else np.zeros((0, 2))
+        )
         crops = align_crops(crops, particles["orientation"], shifts=shifts, window=window)
         h, w = frames.shape[1:]
         top, left = index["row"] - window // 2, index["col"] - window // 2

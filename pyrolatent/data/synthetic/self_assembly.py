@@ -265,9 +265,7 @@ def make_self_assembly_movie(
             target = after if t >= transition_frame else preferred
             delta = np.angle(np.exp(1j * (target - domain_angle)))
             domain_angle = (
-                domain_angle
-                + relaxation * delta
-                + np.deg2rad(rng.normal(0, 0.5, n_domains))
+                domain_angle + relaxation * delta + np.deg2rad(rng.normal(0, 0.5, n_domains))
             )
             leave = occupied & (rng.random(n_sites) < leaving_rate)
             land = ~occupied & (rng.random(n_sites) < landing_rate)
@@ -283,11 +281,15 @@ def make_self_assembly_movie(
                 rng.normal(0, angle_jitter_deg, n_sites)
             )
         dom_angle_t = torch.as_tensor(domain_angle[site_domain], dtype=torch.float64)
-        world = transform_points(
-            torch.as_tensor(site_local, dtype=torch.float64).unsqueeze(1),
-            angle=dom_angle_t,
-            offset=torch.as_tensor(centres[site_domain], dtype=torch.float64),
-        ).squeeze(1).numpy()
+        world = (
+            transform_points(
+                torch.as_tensor(site_local, dtype=torch.float64).unsqueeze(1),
+                angle=dom_angle_t,
+                offset=torch.as_tensor(centres[site_domain], dtype=torch.float64),
+            )
+            .squeeze(1)
+            .numpy()
+        )
         world = world + site_jitter
         angle = domain_angle[site_domain] + site_angle
         visible = occupied & np.all(np.abs(world) <= half_frame, axis=1)

@@ -81,9 +81,7 @@ def _signed_distance(shape: str, p: torch.Tensor, size: float) -> torch.Tensor:
         shaft = _box_sdf(p, -0.1 * s, 0.0, 0.25 * s, 0.07 * s)
         # triangular head pointing along +x
         q = p - p.new_tensor([0.15 * s, 0.0])
-        head = torch.maximum(
-            -q[..., 0], (q[..., 0] * 0.8 + q[..., 1].abs() * 1.0) - 0.18 * s
-        )
+        head = torch.maximum(-q[..., 0], (q[..., 0] * 0.8 + q[..., 1].abs() * 1.0) - 0.18 * s)
         return torch.minimum(shaft, head)
     if shape == "bar":
         return _box_sdf(p, 0.0, 0.0, 0.35 * s, 0.1 * s)
