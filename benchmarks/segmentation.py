@@ -80,10 +80,15 @@ def speed(n_frames: int = 2, repeats: int = 3) -> dict:
 
     t_single = _best_time(run(single), repeats) / n_frames
     t_ensemble = _best_time(run(ensemble), max(1, repeats - 1)) / n_frames
-    t_grouped = _best_time(
-        lambda: ensemble.predict(frames, tile_size=512, overlap=0, batch_size=1,
-                                 member_pass="grouped"), 1
-    ) / n_frames
+    t_grouped = (
+        _best_time(
+            lambda: ensemble.predict(
+                frames, tile_size=512, overlap=0, batch_size=1, member_pass="grouped"
+            ),
+            1,
+        )
+        / n_frames
+    )
 
     params, buffers = torch.func.stack_module_state(singles)
     template = copy.deepcopy(singles[0]).to("meta")
@@ -143,19 +148,26 @@ def synthetic() -> dict:
     }
 
 
-def c2c12_held_out_iou(images: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
-    """Train on C2C12 frames 0-6, return the pooled and per-frame IoU on frames 7-9.
+def c2c12_masks(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    train_frames: tuple[int, ...] = tuple(range(7)),
+    predict_frames: tuple[int, ...] = (7, 8, 9),
+) -> np.ndarray:
+    """Train the C2C12 recipe on some frames and return foreground masks of others.
 
-    The one copy of the recipe; ``tests/real/test_real_segmentation.py`` runs it too.
-    Every choice was made on frames 0-6 only (GPU exploration): with frame 6 held
-    out, 16 variants x 2 seeds (width, depth, dilated bottleneck, CE/Dice/focal
+    The one copy of the recipe; ``c2c12_held_out_iou`` (and through it
+    ``tests/real/test_real_segmentation.py``) and ``benchmarks/c2c12_label_ceiling.py``
+    run it. Every choice was made on frames 0-6 only (GPU exploration): with frame 6
+    held out, 16 variants x 2 seeds (width, depth, dilated bottleneck, CE/Dice/focal
     losses, weaker/stronger augmentation, foreground sampling, learning rate, patch
     size, 600-3000 steps, opened training masks) stayed within seed noise of this
     recipe (held-out IoU 0.68-0.72); then leave-one-frame-out runs (frames 3-6)
     picked the post-processing by their mean held-out IoU: the 8-fold rotation/flip
     test-time average, threshold 0.5, regions of >= 40 pixels (0.748, against 0.728
     for a plain threshold; openings of the mask did not help). Training uses all
-    seven frames (no validation frame, as there is no early stopping).
+    training frames (no validation frame, as there is no early stopping).
 
     Parameters
     ----------
@@ -163,10 +175,18 @@ def c2c12_held_out_iou(images: np.ndarray, labels: np.ndarray) -> tuple[float, l
         ``(10, H, W)`` float32 frames.
     labels : numpy.ndarray
         ``(10, H, W)`` boolean foreground.
+    train_frames, predict_frames : tuple of int
+        Frame indices to train on and to segment.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(predict_frames), H, W)`` boolean masks.
     """
+    train, predict = list(train_frames), list(predict_frames)
     ensemble = train_ensemble(
-        images[:7],
-        labels[:7],
+        images[train],
+        labels[train],
         network="unet",
         network_config={"filters": 16, "depth": 4},
         n_members=12,
@@ -182,8 +202,21 @@ def c2c12_held_out_iou(images: np.ndarray, labels: np.ndarray) -> tuple[float, l
         seed=0,
         progress=False,
     )
-    mean, _ = ensemble.predict(images[7:], tta=True)
-    mask = foreground_mask(mean[:, 0], threshold=0.5, min_area=40)
+    mean, _ = ensemble.predict(images[predict], tta=True)
+    return foreground_mask(mean[:, 0], threshold=0.5, min_area=40)
+
+
+def c2c12_held_out_iou(images: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
+    """Train on C2C12 frames 0-6, return the pooled and per-frame IoU on frames 7-9.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``(10, H, W)`` float32 frames.
+    labels : numpy.ndarray
+        ``(10, H, W)`` boolean foreground.
+    """
+    mask = c2c12_masks(images, labels)
     per_frame = [pixel_iou(m, t) for m, t in zip(mask, labels[7:], strict=True)]
     return pixel_iou(mask, labels[7:]), per_frame
 
