@@ -62,21 +62,11 @@ def test_rvae_on_cuda_recovers_angles():
 
 
 def test_ssrvae_on_cuda_classifies_and_exports_to_cpu(tmp_path):
-    from pyrolatent.data.synthetic.cards import paper_split
-    from pyrolatent.models.ssrvae import SSRVAE
+    from recipes import fit_cards_fast_split
+
     from pyrolatent.nn.classifier import load_classifier
 
-    sp = paper_split(50, 300, 100, image_size=32, seed=0)
-    m = SSRVAE((32, 32), 4, hidden=(128, 128), seed=0)
-    m.fit(
-        sp["unlabelled"]["images"],
-        sp["labelled"]["images"],
-        sp["labelled"]["labels"],
-        epochs=24,
-        batch_size=32,
-        lr=3e-3,
-        quiet=True,
-    )
+    m, sp = fit_cards_fast_split()
     pred = m.predict(sp["test"]["images"])
     assert (pred == sp["test"]["labels"]).mean() >= 0.75
     path = m.export_classifier(tmp_path / "clf.pt")
@@ -169,36 +159,12 @@ def test_common_lines_on_cuda_match_the_cpu():
 
 def test_workflow_stages_on_cuda(tmp_path):
     """The CLI/workflow chain (rVAE and NMF inside) on the GPU, as in test_workflow."""
-    from pyrolatent.workflow import (
-        FIGURES,
-        stage_analyze,
-        stage_crops,
-        stage_locate,
-        stage_movie,
-        stage_train,
-        write_report,
-    )
-    from pyrolatent.workflow.io import load_json, load_npy, save_npy
+    from recipes import run_tiny_workflow
 
-    out = tmp_path
-    stage_movie(out, n_frames=24, size=128, n_particles=16, transition_frame=12, seed=0)
-    save_npy(out / "probability.npy", (load_npy(out / "masks.npy") > 0).astype(np.float32))
-    stage_locate(out, out / "probability.npy")
-    stage_crops(out, out / "movie.npy", out / "particles.csv", window=32)
-    stage_train(
-        out, out / "crops.npy", out / "crops_index.csv", epochs=2, batch_size=128, quiet=True
-    )
-    stage_analyze(
-        out,
-        out / "latents.csv",
-        out / "particles.csv",
-        n_frames=24,
-        kde_window=1,
-        nmf_method="map",
-        nmf_steps=200,
-        quiet=True,
-    )
-    write_report(out)
+    from pyrolatent.workflow import FIGURES
+    from pyrolatent.workflow.io import load_json
+
+    out = run_tiny_workflow(tmp_path)
     summary = load_json(out / "summary.json")
     assert summary["n_particles"] > 100
     assert all((out / "figures" / name).stat().st_size > 1000 for name in FIGURES)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from pyro import poutine
 from pyro.infer import TraceEnum_ELBO, config_enumerate
+from recipes import fit_cards_fast_split
 
 from pyrolatent.data.synthetic.cards import make_cards
 from pyrolatent.models.ssrvae import ANGLE, AUX, OBS, OFFSET, SSRVAE, SSRVAEModel, Y, Z
@@ -293,19 +294,7 @@ def test_model_is_a_plain_pyromodule():
 # 100 per suit at +-60 deg, shear [0, 0.23], offsets up to 0.1, 32x32 pixels. This recipe
 # measured 0.955-0.99 over five data/model seed pairs (2026-11-22).
 def test_fast_split_accuracy_at_least_75_percent():
-    from pyrolatent.data.synthetic.cards import paper_split
-
-    sp = paper_split(50, 300, 100, image_size=32, seed=0)
-    m = SSRVAE((32, 32), 4, hidden=(128, 128), seed=0)
-    m.fit(
-        sp["unlabelled"]["images"],
-        sp["labelled"]["images"],
-        sp["labelled"]["labels"],
-        epochs=24,
-        batch_size=32,
-        lr=3e-3,
-        quiet=True,
-    )
+    m, sp = fit_cards_fast_split()
     acc = (m.predict(sp["test"]["images"]) == sp["test"]["labels"]).mean()
     print("fast-split test accuracy", acc)
     assert acc >= 0.75, acc
@@ -376,19 +365,8 @@ def test_input_noise_corrupts_only_the_encoders_inputs_in_training(small):
 @pytest.mark.slow
 def test_input_noise_makes_the_classifier_robust_to_background_noise():
     from pyrolatent.analysis.stress import accuracy_curve
-    from pyrolatent.data.synthetic.cards import paper_split
 
-    sp = paper_split(50, 300, 100, image_size=32, seed=0)
-    m = SSRVAE((32, 32), 4, hidden=(128, 128), input_noise=0.1, seed=0)
-    m.fit(
-        sp["unlabelled"]["images"],
-        sp["labelled"]["images"],
-        sp["labelled"]["labels"],
-        epochs=24,
-        batch_size=32,
-        lr=3e-3,
-        quiet=True,
-    )
+    m, sp = fit_cards_fast_split(input_noise=0.1)
     clean = (m.predict(sp["test"]["images"]) == sp["test"]["labels"]).mean()
     noisy = accuracy_curve(m.predict, "noise", [0.1, 0.2], 100, image_size=32)["accuracy"]
     print("clean", clean, "noise 0.1/0.2", noisy)

@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from recipes import run_tiny_workflow
 
 from pyrolatent.workflow import (
     FIGURES,
@@ -19,10 +20,7 @@ from pyrolatent.workflow import (
     stage_analyze,
     stage_crops,
     stage_is_done,
-    stage_locate,
-    stage_movie,
     stage_train,
-    write_report,
 )
 from pyrolatent.workflow import pipeline as pipeline_module
 from pyrolatent.workflow.io import is_valid_file, load_json, load_npy, save_json, save_npy
@@ -30,28 +28,7 @@ from pyrolatent.workflow.io import is_valid_file, load_json, load_npy, save_json
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    stage_movie(out, n_frames=24, size=128, n_particles=16, transition_frame=12, seed=0)
-    prob = (load_npy(out / "masks.npy") > 0).astype(np.float32)
-    prob[7] = 0  # a frame without particles
-    save_npy(out / "probability.npy", prob)
-    stage_locate(out, out / "probability.npy")
-    stage_crops(out, out / "movie.npy", out / "particles.csv", window=32)
-    stage_train(
-        out, out / "crops.npy", out / "crops_index.csv", epochs=2, batch_size=128, quiet=True
-    )
-    stage_analyze(
-        out,
-        out / "latents.csv",
-        out / "particles.csv",
-        n_frames=24,
-        kde_window=1,
-        nmf_method="map",
-        nmf_steps=200,
-        quiet=True,
-    )
-    write_report(out)
-    return out
+    return run_tiny_workflow(tmp_path_factory.mktemp("run"), empty_frame=7)
 
 
 def test_stages_write_plain_files_and_report(tiny_run):

@@ -1,0 +1,70 @@
+"""Small end-to-end recipes that several test modules run the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def fit_cards_fast_split(*, input_noise: float = 0.0):
+    """Fit the fast ss-rVAE on the small cards split (50 labelled, 300 unlabelled, 32x32).
+
+    Returns the fitted ``SSRVAE`` and the split (``paper_split(50, 300, 100, ...)``).
+    The device is the default one (``PYROLATENT_DEVICE``).
+    """
+    from pyrolatent.data.synthetic.cards import paper_split
+    from pyrolatent.models.ssrvae import SSRVAE
+
+    split = paper_split(50, 300, 100, image_size=32, seed=0)
+    model = SSRVAE((32, 32), 4, hidden=(128, 128), input_noise=input_noise, seed=0)
+    model.fit(
+        split["unlabelled"]["images"],
+        split["labelled"]["images"],
+        split["labelled"]["labels"],
+        epochs=24,
+        batch_size=32,
+        lr=3e-3,
+        quiet=True,
+    )
+    return model, split
+
+
+def run_tiny_workflow(out: Path, *, empty_frame: int | None = None) -> Path:
+    """Run every workflow stage on a 24-frame, 128x128 movie into ``out``.
+
+    The ground-truth masks stand in for the segmentation probabilities (the
+    networks have their own tests); ``empty_frame`` blanks one frame's map.
+    """
+    from pyrolatent.workflow import (
+        stage_analyze,
+        stage_crops,
+        stage_locate,
+        stage_movie,
+        stage_train,
+        write_report,
+    )
+    from pyrolatent.workflow.io import load_npy, save_npy
+
+    stage_movie(out, n_frames=24, size=128, n_particles=16, transition_frame=12, seed=0)
+    probability = (load_npy(out / "masks.npy") > 0).astype(np.float32)
+    if empty_frame is not None:
+        probability[empty_frame] = 0
+    save_npy(out / "probability.npy", probability)
+    stage_locate(out, out / "probability.npy")
+    stage_crops(out, out / "movie.npy", out / "particles.csv", window=32)
+    stage_train(
+        out, out / "crops.npy", out / "crops_index.csv", epochs=2, batch_size=128, quiet=True
+    )
+    stage_analyze(
+        out,
+        out / "latents.csv",
+        out / "particles.csv",
+        n_frames=24,
+        kde_window=1,
+        nmf_method="map",
+        nmf_steps=200,
+        quiet=True,
+    )
+    write_report(out)
+    return out
