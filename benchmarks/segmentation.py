@@ -207,14 +207,9 @@ def c2c12_masks(
 
 
 def c2c12_held_out_iou(images: np.ndarray, labels: np.ndarray) -> tuple[float, list[float]]:
-    """Train on C2C12 frames 0-6, return the pooled and per-frame IoU on frames 7-9.
+    """Pooled and per-frame IoU on frames 7-9 of :func:`c2c12_masks` trained on 0-6.
 
-    Parameters
-    ----------
-    images : numpy.ndarray
-        ``(10, H, W)`` float32 frames.
-    labels : numpy.ndarray
-        ``(10, H, W)`` boolean foreground.
+    ``images`` and ``labels`` are as for :func:`c2c12_masks`.
     """
     mask = c2c12_masks(images, labels)
     per_frame = [pixel_iou(m, t) for m, t in zip(mask, labels[7:], strict=True)]
