@@ -19,11 +19,39 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import fields
 
 __all__ = ["main", "build_parser"]
 
 
+def _option(parser, config_class, field: str, *flags: str, **kwargs) -> None:
+    """An option whose destination and default are a field of a stage config."""
+    default = {f.name: f.default for f in fields(config_class)}[field]
+    if "action" not in kwargs and "type" not in kwargs and default is not None:
+        kwargs["type"] = type(default)
+    flags = flags or (f"--{field.replace('_', '-')}",)
+    parser.add_argument(*flags, dest=field, default=default, **kwargs)
+
+
+def _config(config_class, args):
+    """The stage config from the parsed options (fields without an option keep defaults)."""
+    names = {f.name for f in fields(config_class)}
+    return config_class(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _mask(text: str):
+    return text if text == "auto" else float(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .workflow.configs import (
+        AnalyzeConfig,
+        CropsConfig,
+        LocateConfig,
+        SegmentConfig,
+        TrainConfig,
+    )
+
     p = argparse.ArgumentParser(prog="pyrolatent", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -36,34 +64,39 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("segment", help="train (or load) a segmentation ensemble, predict frames")
     s.add_argument("movie", help=".npy or .tif movie (T, H, W)")
     s.add_argument("--masks", help=".npy labels (T, H, W) for training")
-    s.add_argument("--train-frames", type=int, nargs="+", default=[0, 1, 2, 3])
+    _option(s, SegmentConfig, "train_frames", type=int, nargs="+")
     s.add_argument("--ensemble", help="a trained ensemble checkpoint instead of training")
-    s.add_argument("--members", type=int, default=3)
-    s.add_argument("--steps", type=int, default=150, help="baseline training steps")
+    _option(s, SegmentConfig, "n_members", "--members")
+    _option(s, SegmentConfig, "baseline_steps", "--steps", help="baseline training steps")
     s.add_argument("--out", required=True)
-    s.add_argument("--seed", type=int, default=0)
+    _option(s, SegmentConfig, "seed")
     s.add_argument("--quiet", action="store_true")
 
     loc = sub.add_parser("locate", help="particles from probability maps -> particles.csv")
     loc.add_argument("probability", help=".npy (T, H, W)")
     loc.add_argument("--variance", help=".npy (T, H, W) ensemble variance")
-    loc.add_argument("--threshold", type=float, default=0.5)
-    loc.add_argument("--min-area", type=float, default=15)
+    _option(loc, LocateConfig, "threshold")
+    _option(loc, LocateConfig, "min_area")
     loc.add_argument("--out", required=True)
 
     c = sub.add_parser("crops", help="crops around particles -> crops.npy, crops_index.csv")
     c.add_argument("movie")
     c.add_argument("particles", help="particles.csv (frame, row, col)")
-    c.add_argument("--window", type=int, default=32)
-    c.add_argument(
-        "--align",
+    _option(c, CropsConfig, "window")
+    _option(
+        c,
+        CropsConfig,
+        "align",
         action="store_true",
         help="rotate each crop so its particle's ellipse axis lies along +x "
         "(train then writes directed angles: axis + rVAE residual + polarity)",
     )
-    c.add_argument(
+    _option(
+        c,
+        CropsConfig,
+        "mask_half_width",
         "--mask",
-        default=None,
+        type=_mask,
         help="with --align: keep a band |y| <= MASK pixels around the particle axis "
         "('auto': median minor axis + 1)",
     )
@@ -72,24 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the rVAE -> rvae.pt, latents.csv")
     t.add_argument("crops")
     t.add_argument("index", help="crops_index.csv")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--decoder", choices=["warp", "spatial"], default="warp")
+    _option(
+        t,
+        TrainConfig,
+        "epochs",
+        help="epochs to train; with a checkpoint in --out (a previous run), this many more",
+    )
+    _option(t, TrainConfig, "batch_size")
+    _option(t, TrainConfig, "lr")
+    _option(t, TrainConfig, "decoder", choices=["warp", "spatial"])
     t.add_argument("--out", required=True)
-    t.add_argument("--seed", type=int, default=0)
+    _option(t, TrainConfig, "seed")
     t.add_argument("--quiet", action="store_true")
 
     a = sub.add_parser("analyze", help="KDE(L, t), NMF, transition, peaks, trajectories")
     a.add_argument("latents", help="latents.csv")
     a.add_argument("particles", help="particles.csv")
     a.add_argument("--n-frames", type=int, help="frames of the movie (default: last frame + 1)")
-    a.add_argument("--kde-window", type=int, default=3)
-    a.add_argument("--nmf", choices=["svi", "map"], default="svi")
-    a.add_argument("--nmf-steps", type=int, default=1500)
-    a.add_argument("--search-radius", type=float, default=21.0)
+    _option(a, AnalyzeConfig, "kde_window")
+    _option(a, AnalyzeConfig, "nmf_method", "--nmf", choices=["svi", "map"])
+    _option(a, AnalyzeConfig, "nmf_steps")
+    _option(a, AnalyzeConfig, "search_radius")
     a.add_argument("--out", required=True)
-    a.add_argument("--seed", type=int, default=0)
+    _option(a, AnalyzeConfig, "seed")
     a.add_argument("--quiet", action="store_true")
 
     r = sub.add_parser("report", help="figures, report.md/html and summary.json of a folder")
@@ -103,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     from . import workflow as wf
 
     t0 = time.perf_counter()
+    progress = not getattr(args, "quiet", True)
     try:
         if args.command == "demo":
             summary = wf.run_demo(args.out, quick=args.quick, seed=args.seed, quiet=args.quiet)
@@ -113,56 +152,30 @@ def main(argv: list[str] | None = None) -> int:
             paths = wf.stage_segment(
                 args.out,
                 args.movie,
+                _config(wf.SegmentConfig, args),
                 masks_path=args.masks,
-                train_frames=args.train_frames,
                 ensemble_path=args.ensemble,
-                n_members=args.members,
-                baseline_steps=args.steps,
-                seed=args.seed,
-                quiet=args.quiet,
+                progress=progress,
             )
         elif args.command == "locate":
-            paths = wf.stage_locate(
-                args.out,
-                args.probability,
-                variance_path=args.variance,
-                threshold=args.threshold,
-                min_area=args.min_area,
-            )
+            config = _config(wf.LocateConfig, args)
+            paths = wf.stage_locate(args.out, args.probability, config, variance_path=args.variance)
         elif args.command == "crops":
-            mask = args.mask if args.mask in (None, "auto") else float(args.mask)
-            paths = wf.stage_crops(
-                args.out,
-                args.movie,
-                args.particles,
-                window=args.window,
-                align=args.align,
-                mask_half_width=mask,
-            )
+            config = _config(wf.CropsConfig, args)
+            paths = wf.stage_crops(args.out, args.movie, args.particles, config)
         elif args.command == "train":
+            config = _config(wf.TrainConfig, args)
             paths = wf.stage_train(
-                args.out,
-                args.crops,
-                args.index,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                decoder=args.decoder,
-                seed=args.seed,
-                quiet=args.quiet,
+                args.out, args.crops, args.index, config, resume="more", progress=progress
             )
         elif args.command == "analyze":
             paths = wf.stage_analyze(
                 args.out,
                 args.latents,
                 args.particles,
+                _config(wf.AnalyzeConfig, args),
                 n_frames=args.n_frames,
-                kde_window=args.kde_window,
-                nmf_method=args.nmf,
-                nmf_steps=args.nmf_steps,
-                search_radius=args.search_radius,
-                seed=args.seed,
-                quiet=args.quiet,
+                progress=progress,
             )
         else:
             paths = wf.write_report(args.folder)

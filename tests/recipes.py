@@ -37,6 +37,10 @@ def run_tiny_workflow(out: Path, *, empty_frame: int | None = None) -> Path:
     networks have their own tests); ``empty_frame`` blanks one frame's map.
     """
     from pyrolatent.workflow import (
+        AnalyzeConfig,
+        CropsConfig,
+        MovieConfig,
+        TrainConfig,
         stage_analyze,
         stage_crops,
         stage_locate,
@@ -46,25 +50,22 @@ def run_tiny_workflow(out: Path, *, empty_frame: int | None = None) -> Path:
     )
     from pyrolatent.workflow.io import load_npy, save_npy
 
-    stage_movie(out, n_frames=24, size=128, n_particles=16, transition_frame=12, seed=0)
+    stage_movie(out, MovieConfig(n_frames=24, size=128, n_particles=16, transition_frame=12))
     probability = (load_npy(out / "masks.npy") > 0).astype(np.float32)
     if empty_frame is not None:
         probability[empty_frame] = 0
     save_npy(out / "probability.npy", probability)
     stage_locate(out, out / "probability.npy")
-    stage_crops(out, out / "movie.npy", out / "particles.csv", window=32)
+    stage_crops(out, out / "movie.npy", out / "particles.csv", CropsConfig(window=32))
     stage_train(
-        out, out / "crops.npy", out / "crops_index.csv", epochs=2, batch_size=128, quiet=True
+        out, out / "crops.npy", out / "crops_index.csv", TrainConfig(epochs=2, batch_size=128)
     )
     stage_analyze(
         out,
         out / "latents.csv",
         out / "particles.csv",
+        AnalyzeConfig(kde_window=1, nmf_method="map", nmf_steps=200),
         n_frames=24,
-        kde_window=1,
-        nmf_method="map",
-        nmf_steps=200,
-        quiet=True,
     )
     write_report(out)
     return out

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from pyrolatent.cli import build_parser, main
-from pyrolatent.workflow import FIGURES, stage_movie
+from pyrolatent.workflow import FIGURES, MovieConfig, stage_movie
 from pyrolatent.workflow.io import load_npy, load_table
 
 
 def test_subcommands_chain_on_a_users_movie(tmp_path, capsys):
     src = tmp_path / "user"
-    stage_movie(src, n_frames=12, size=96, n_particles=8, transition_frame=6, seed=2)
+    stage_movie(src, MovieConfig(n_frames=12, size=96, n_particles=8, transition_frame=6, seed=2))
     movie = src / "movie.npy"
     prob = (load_npy(src / "masks.npy") > 0).astype(np.float32)
     np.save(src / "probability.npy", prob)
@@ -72,7 +72,7 @@ def test_subcommands_chain_on_a_users_movie(tmp_path, capsys):
 
 def test_clear_errors(tmp_path, capsys):
     src = tmp_path / "user"
-    stage_movie(src, n_frames=4, size=64, n_particles=4, transition_frame=2, seed=0)
+    stage_movie(src, MovieConfig(n_frames=4, size=64, n_particles=4, transition_frame=2, seed=0))
     # segmentation without labels or a trained ensemble
     assert main(["segment", str(src / "movie.npy"), "--out", str(tmp_path / "o")]) == 2
     assert "masks" in capsys.readouterr().err

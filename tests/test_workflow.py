@@ -17,6 +17,9 @@ from recipes import run_tiny_workflow
 from pyrolatent.workflow import (
     FIGURES,
     SUMMARY_KEYS,
+    AnalyzeConfig,
+    CropsConfig,
+    TrainConfig,
     stage_analyze,
     stage_crops,
     stage_is_done,
@@ -53,12 +56,12 @@ def test_angles_are_scored_against_the_truth_when_it_exists(tiny_run):
     assert summary["angle_n_matched"] > 100
     truth = load_table(tiny_run / "truth.csv")
     n = len(truth["frame"])
-    latents = {"particle": np.arange(n), "angle": truth["angle"] + 0.7}  # a global offset
+    latents = {"particle_id": np.arange(n), "angle": truth["angle"] + 0.7}  # a global offset
     perfect = angle_vs_truth(truth, truth, latents)
     assert perfect["angle_error_median_deg"] < 1e-6 and perfect["angle_polarity_accuracy"] == 1
     flipped = dict(latents, angle=latents["angle"] + np.pi * (np.arange(n) % 4 == 0))
     assert abs(angle_vs_truth(truth, truth, flipped)["angle_polarity_accuracy"] - 0.75) < 0.02
-    none = angle_vs_truth(truth, truth, {"particle": np.zeros(0, int), "angle": np.zeros(0)})
+    none = angle_vs_truth(truth, truth, {"particle_id": np.zeros(0, int), "angle": np.zeros(0)})
     assert none["angle_n_matched"] is None
 
 
@@ -75,9 +78,8 @@ def test_analyze_errors_when_movie_is_shorter_than_the_window(tiny_run, tmp_path
             tmp_path,
             tiny_run / "latents.csv",
             tiny_run / "particles.csv",
+            AnalyzeConfig(kde_window=30),
             n_frames=24,
-            kde_window=30,
-            quiet=True,
         )
 
 
@@ -85,19 +87,11 @@ def test_aligned_crops_give_directed_angles(tiny_run, tmp_path):
     from pyrolatent.workflow.io import load_table
 
     with pytest.raises(ValueError, match="align"):
-        stage_crops(
-            tmp_path, tiny_run / "movie.npy", tiny_run / "particles.csv", mask_half_width=4.0
-        )
+        CropsConfig(mask_half_width=4.0)
     particles = load_table(tiny_run / "particles.csv")
     for mask in (None, "auto"):
-        stage_crops(
-            tmp_path,
-            tiny_run / "movie.npy",
-            tiny_run / "particles.csv",
-            window=32,
-            align=True,
-            mask_half_width=mask,
-        )
+        config = CropsConfig(window=32, align=True, mask_half_width=mask)
+        stage_crops(tmp_path, tiny_run / "movie.npy", tiny_run / "particles.csv", config)
         crops = load_npy(tmp_path / "crops.npy")
         index = load_table(tmp_path / "crops_index.csv")
         assert crops.shape == (len(particles["frame"]), 32, 32)
@@ -110,7 +104,7 @@ def test_aligned_crops_give_directed_angles(tiny_run, tmp_path):
         else:  # masked: the side bands are empty
             assert np.abs(crops[:, :4]).mean() < 0.1 * np.abs(crops[:, 14:18]).mean()
     stage_train(
-        tmp_path, tmp_path / "crops.npy", tmp_path / "crops_index.csv", epochs=1, quiet=True
+        tmp_path, tmp_path / "crops.npy", tmp_path / "crops_index.csv", TrainConfig(epochs=1)
     )
     lat = load_table(tmp_path / "latents.csv")
     assert set(np.unique(lat["polarity"])) <= {-1, 1}

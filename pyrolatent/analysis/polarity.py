@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-__all__ = ["polarity_moment", "directed_angles"]
+__all__ = ["polarity_moment", "directed_angles", "latent_table"]
 
 
 def polarity_moment(images) -> np.ndarray:
@@ -99,3 +99,49 @@ def directed_angles(axis_angle, latent_angle, reconstructions) -> dict:
     angle = axis + residual + np.where(polarity < 0, math.pi, 0.0)
     angle = np.remainder(angle + math.pi, 2 * math.pi) - math.pi
     return {"angle": angle, "residual": residual, "polarity": polarity, "moment": moment}
+
+
+def latent_table(index: dict, encoding: dict, *, reconstructions=None) -> dict:
+    """One row per crop: the rVAE latents joined to the crop index, with directed angles.
+
+    Parameters
+    ----------
+    index : dict
+        Crop index (:func:`pyrolatent.data.crops.extract_crops` or
+        :func:`~pyrolatent.data.crops.aligned_crops`): ``frame``,
+        ``particle_id``, ``valid`` and, for pre-aligned crops, ``orientation``.
+    encoding : dict
+        ``RVAE.encode`` output: ``angle``/``offset``/``z`` -> ``{"loc", "scale"}``.
+    reconstructions : array_like, optional
+        ``(N, H, W)`` reconstructions at the encoded angle (zero offset);
+        required when ``index`` has ``orientation``.
+
+    Returns
+    -------
+    dict
+        ``frame``, ``particle_id``, ``angle`` (radians), ``angle_scale``,
+        ``offset`` ``(N, 2)`` (dx, dy pixels), ``z`` ``(N, D)``, ``valid``.
+        With ``orientation``: ``angle`` is the directed angle in the movie
+        frame (:func:`directed_angles`), and ``angle_latent`` (the raw
+        latent), ``polarity`` (+1/-1) and ``polarity_moment`` are added.
+    """
+    if "particle_id" not in index:
+        raise ValueError("index: missing column 'particle_id' (the join key)")
+    table = {
+        "frame": np.asarray(index["frame"]),
+        "particle_id": np.asarray(index["particle_id"]),
+        "angle": encoding["angle"]["loc"],
+        "angle_scale": encoding["angle"]["scale"],
+        "offset": encoding["offset"]["loc"],
+        "z": encoding["z"]["loc"],
+        "valid": np.asarray(index["valid"]),
+    }
+    if "orientation" in index:
+        if reconstructions is None:
+            raise ValueError("pre-aligned crops (orientation in index) need reconstructions")
+        d = directed_angles(index["orientation"], encoding["angle"]["loc"], reconstructions)
+        table["angle"] = d["angle"]
+        table["angle_latent"] = encoding["angle"]["loc"]
+        table["polarity"] = d["polarity"]
+        table["polarity_moment"] = d["moment"]
+    return table

@@ -14,23 +14,16 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
+from ..data.particles import check_particles
+
 __all__ = ["link", "track_statistics", "mean_squared_displacement"]
 
 _INFEASIBLE = 1e9
 
 
-def _check_table(particles: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    missing = [c for c in ("frame", "row", "col") if c not in particles]
-    if missing:
-        raise ValueError(f"particles: missing columns {missing}")
-    frame = np.asarray(particles["frame"], dtype=np.int64)
-    row = np.asarray(particles["row"], dtype=np.float64)
-    col = np.asarray(particles["col"], dtype=np.float64)
-    if not (len(frame) == len(row) == len(col)):
-        raise ValueError("particles: frame, row and col have different lengths")
-    if not (np.isfinite(row).all() and np.isfinite(col).all()):
-        raise ValueError("particles: row/col contain NaN or Inf")
-    return frame, row, col
+def _check_table(particles: dict, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    table = check_particles(particles, name=name)
+    return table["frame"], table["row"], table["col"]
 
 
 def link(
@@ -45,8 +38,9 @@ def link(
     Parameters
     ----------
     particles : dict
-        Table with ``frame``, ``row`` and ``col`` columns (any other columns are
-        carried along).
+        Particle table (:mod:`pyrolatent.data.particles`) with ``frame``,
+        ``row`` and ``col`` columns (any other columns, ``particle_id``
+        included, are carried along).
     search_radius : float
         Largest displacement (pixels) allowed for one link (21 px in the paper).
     max_gap : int
@@ -67,7 +61,7 @@ def link(
     ValueError
         Missing columns, NaN coordinates, or a negative radius or gap.
     """
-    frame, row, col = _check_table(particles)
+    frame, row, col = _check_table(particles, "particles")
     if search_radius <= 0 or max_gap < 0:
         raise ValueError("search_radius must be > 0 and max_gap >= 0")
     n = len(frame)
@@ -144,7 +138,7 @@ def mean_squared_displacement(trajectories: dict, max_lag: int = 10) -> dict:
         ``lag`` (frames), ``msd`` (pixels squared; NaN where no pair exists) and
         ``n_pairs`` per lag.
     """
-    frame, row, col = _check_table(trajectories)
+    frame, row, col = _check_table(trajectories, "trajectories")
     track = np.asarray(trajectories["track"], dtype=np.int64)
     lags = np.arange(1, max_lag + 1)
     sums = np.zeros(max_lag)
@@ -187,7 +181,7 @@ def track_statistics(trajectories: dict) -> dict:
         and ``msd1`` (mean squared displacement over one frame, pixels squared,
         NaN without consecutive detections).
     """
-    frame, row, col = _check_table(trajectories)
+    frame, row, col = _check_table(trajectories, "trajectories")
     track = np.asarray(trajectories["track"], dtype=np.int64)
     columns = ("track", "start", "end", "length", "n_gaps", "mean_step", "msd1")
     out = {c: [] for c in columns}

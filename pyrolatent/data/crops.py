@@ -7,6 +7,8 @@ with the particle table.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,8 +16,9 @@ import torch.nn.functional as F
 from ..primitives.grids import transform_points
 from ..primitives.warp import warp_images
 from ..validation import as_images
+from .particles import check_particles
 
-__all__ = ["extract_crops", "align_crops", "band_mask"]
+__all__ = ["extract_crops", "align_crops", "aligned_crops", "band_mask"]
 
 
 def extract_crops(
@@ -49,7 +52,8 @@ def extract_crops(
     crops : numpy.ndarray
         ``(N, window, window)`` float32, one per table row, in table order.
     index : dict
-        ``frame``, ``particle`` (row number in ``particles``), ``row``, ``col``
+        ``frame``, ``particle`` (row number in ``particles``), ``particle_id``
+        (the join key, :mod:`pyrolatent.data.particles`), ``row``, ``col``
         (integer crop centre), ``valid`` (True when the crop lies inside the frame).
 
     Raises
@@ -67,18 +71,8 @@ def extract_crops(
         raise ValueError(f"window {window} is larger than the frame ({h} x {w})")
     if pad_mode not in ("constant", "reflect", "replicate"):
         raise ValueError(f"pad_mode must be constant, reflect or replicate, got {pad_mode!r}")
-    missing = [c for c in ("frame", "row", "col") if c not in particles]
-    if missing:
-        raise ValueError(f"particles: missing columns {missing}")
-    frame = np.asarray(particles["frame"], dtype=np.int64)
-    row = np.asarray(particles["row"], dtype=np.float64)
-    col = np.asarray(particles["col"], dtype=np.float64)
-    if not (len(frame) == len(row) == len(col)):
-        raise ValueError("particles: frame, row and col have different lengths")
-    if not (np.isfinite(row).all() and np.isfinite(col).all()):
-        raise ValueError("particles: row/col contain NaN or Inf")
-    if len(frame) and (frame.min() < 0 or frame.max() >= t):
-        raise ValueError(f"particles: frame numbers must lie in [0, {t - 1}]")
+    table = check_particles(particles, n_frames=t)
+    frame, row, col = table["frame"], table["row"], table["col"]
     n = len(frame)
     r0 = np.rint(row).astype(np.int64)
     c0 = np.rint(col).astype(np.int64)
@@ -112,6 +106,7 @@ def extract_crops(
     index = {
         "frame": frame.copy(),
         "particle": np.arange(n, dtype=np.int64),
+        "particle_id": table["particle_id"].copy(),
         "row": r0,
         "col": c0,
         "valid": valid,
@@ -188,3 +183,72 @@ def band_mask(window: int, half_width: float, softness: float = 0.5) -> np.ndarr
     y = np.abs(np.arange(window) - (window - 1) / 2)
     band = 1.0 / (1.0 + np.exp((y - half_width) / softness))
     return np.repeat(band[:, None], window, axis=1).astype(np.float32)
+
+
+def aligned_crops(
+    frames, particles: dict, window: int, *, mask_half_width: float | str | None = None
+) -> tuple[np.ndarray, dict]:
+    """Crops centred on each particle and rotated so its ellipse axis lies along +x.
+
+    Each crop is cut from a ``~1.5 w`` window (:func:`extract_crops`), shifted
+    to the sub-pixel particle centre and rotated by the particle's
+    ``orientation`` (:func:`align_crops`), so the rotated corners hold image
+    data; optionally a soft band keeps the particle and removes its
+    side-by-side neighbours (:func:`band_mask`).
+
+    Parameters
+    ----------
+    frames : array_like
+        ``(T, H, W)`` movie.
+    particles : dict
+        Particle table (:mod:`pyrolatent.data.particles`) with ``frame``,
+        ``row``, ``col`` and ``orientation`` (radians); ``minor_axis`` (pixels)
+        for ``mask_half_width="auto"``.
+    window : int
+        Edge ``w`` of the returned crops, pixels.
+    mask_half_width : float or "auto", optional
+        Multiply the aligned crops by a band ``|y| <= mask_half_width`` pixels;
+        ``"auto"`` uses the median ``minor_axis`` plus 1 pixel; ``None`` keeps
+        the whole crop.
+
+    Returns
+    -------
+    crops : numpy.ndarray
+        ``(N, w, w)`` float32, one per table row.
+    index : dict
+        As :func:`extract_crops` (centres of the ``w`` window, ``valid`` for a
+        ``w`` crop inside the frame) plus ``orientation`` (radians).
+
+    Raises
+    ------
+    ValueError
+        No ``orientation`` column, or ``"auto"`` without ``minor_axis`` (or
+        without particles), besides the errors of :func:`extract_crops`.
+    """
+    if "orientation" not in particles:
+        raise ValueError("aligned crops need an 'orientation' column in the particle table")
+    h, w = np.shape(frames)[-2:]
+    window = int(window)
+    big = int(math.ceil(1.5 * window))
+    big += (big - window) % 2  # same parity: the centre cut is symmetric
+    big = min(big, h, w)
+    crops, index = extract_crops(frames, particles, big)
+    row = np.asarray(particles["row"], dtype=np.float64)
+    col = np.asarray(particles["col"], dtype=np.float64)
+    centre = big // 2 - (big - 1) / 2  # crop-centre pixel minus geometric centre
+    if len(crops):
+        shifts = np.stack([col - index["col"] + centre, row - index["row"] + centre], axis=1)
+    else:
+        shifts = np.zeros((0, 2))
+    orientation = np.asarray(particles["orientation"], dtype=np.float64)
+    crops = align_crops(crops, orientation, shifts=shifts, window=window)
+    top, left = index["row"] - window // 2, index["col"] - window // 2
+    index["valid"] = (top >= 0) & (left >= 0) & (top + window <= h) & (left + window <= w)
+    index["orientation"] = orientation
+    if mask_half_width is not None:
+        if mask_half_width == "auto":
+            if "minor_axis" not in particles or not len(crops):
+                raise ValueError("mask_half_width='auto' needs a 'minor_axis' column")
+            mask_half_width = float(np.median(particles["minor_axis"])) + 1.0
+        crops = crops * band_mask(window, float(mask_half_width))[None]
+    return crops, index

@@ -7,6 +7,7 @@ Images are ``(N, H, W)``; 1D projections (profiles) are ``(N, L)``.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..primitives.grids import pixel_grid
@@ -20,6 +21,7 @@ __all__ = [
     "denoise",
     "normalize_intensity",
     "preprocess",
+    "scale_crops",
 ]
 
 
@@ -205,3 +207,27 @@ def preprocess(
     if normalize is not None:
         x = normalize_intensity(x, method=normalize)
     return x
+
+
+def scale_crops(crops) -> tuple[np.ndarray, tuple[float, float]]:
+    """Rescale crops to ``[0, 1]`` by their 1st and 99.5th percentiles (for a Bernoulli rVAE).
+
+    One affine map for the whole stack (relative intensities between crops
+    are kept), then clipping.
+
+    Parameters
+    ----------
+    crops : array_like
+        ``(N, H, W)`` crops (any real values).
+
+    Returns
+    -------
+    scaled : numpy.ndarray
+        ``(N, H, W)`` float32 in ``[0, 1]``.
+    limits : (float, float)
+        The ``(lo, hi)`` intensities mapped to 0 and 1 (``hi > lo``).
+    """
+    crops = np.asarray(crops)
+    lo, hi = np.percentile(crops, [1.0, 99.5]) if crops.size else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1.0
+    return np.clip((crops - lo) / (hi - lo), 0, 1).astype(np.float32), (float(lo), float(hi))

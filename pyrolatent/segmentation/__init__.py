@@ -4,6 +4,7 @@ Plain torch and scientific Python (no Pyro): these are the deterministic parts o
 the workflow ``frames -> probability (mean, variance) -> particle table``.
 """
 
+from .._deprecated import forward
 from .augment import Augmentation
 from .ensemble import (
     DeepEnsemble,
@@ -12,7 +13,7 @@ from .ensemble import (
     train_ensemble,
     unstack_members,
 )
-from .locate import concat_tables, empty_table, foreground_mask, locate, split_touching
+from .locate import foreground_mask, locate, split_touching
 from .losses import SegmentationLoss, cross_entropy_loss, dice_loss, focal_loss
 from .nets import DilNet, UNet, build_network, split_members
 from .tiling import predict_tiled, standardize_frames
@@ -25,10 +26,8 @@ __all__ = [
     "SegmentationLoss",
     "UNet",
     "build_network",
-    "concat_tables",
     "cross_entropy_loss",
     "dice_loss",
-    "empty_table",
     "focal_loss",
     "foreground_mask",
     "locate",
@@ -43,3 +42,8 @@ __all__ = [
     "unstack_members",
     "validation_split",
 ]
+
+__getattr__ = forward(
+    __name__,
+    {"concat_tables": "pyrolatent.data.particles", "empty_table": "pyrolatent.data.particles"},
+)

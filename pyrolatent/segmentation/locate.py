@@ -15,45 +15,11 @@ from skimage.measure import label as label_regions
 from skimage.measure import regionprops
 from skimage.segmentation import watershed as watershed_transform
 
+from .._deprecated import forward
+from ..data import particles as _table
 from ..validation import as_images
 
-__all__ = [
-    "locate",
-    "foreground_mask",
-    "PARTICLE_COLUMNS",
-    "empty_table",
-    "concat_tables",
-    "split_touching",
-]
-
-PARTICLE_COLUMNS = {
-    "frame": np.int64,
-    "label": np.int64,
-    "row": np.float64,
-    "col": np.float64,
-    "area": np.float64,
-    "orientation": np.float64,
-    "major_axis": np.float64,
-    "minor_axis": np.float64,
-    "eccentricity": np.float64,
-    "mean_probability": np.float64,
-    "mean_uncertainty": np.float64,
-}
-
-
-def empty_table(columns: dict = PARTICLE_COLUMNS) -> dict:
-    """A table with the given columns and no rows."""
-    return {name: np.zeros(0, dtype=dt) for name, dt in columns.items()}
-
-
-def concat_tables(tables: list[dict], columns: dict = PARTICLE_COLUMNS) -> dict:
-    """Concatenate tables with the same columns (an empty list gives an empty table)."""
-    if not tables:
-        return empty_table(columns)
-    return {
-        name: np.concatenate([np.asarray(t[name], dtype=dt) for t in tables])
-        for name, dt in columns.items()
-    }
+__all__ = ["locate", "foreground_mask", "split_touching"]
 
 
 def split_touching(
@@ -155,13 +121,13 @@ def foreground_mask(
 def _locate_frame(prob, unc, frame, threshold, min_area, border_margin, watershed, min_distance):
     binary = prob > threshold
     if not binary.any():
-        return empty_table()
+        return _table.empty_table()
     labels = label_regions(binary, connectivity=1)
     if watershed:
         landscape = prob if watershed == "intensity" else None
         labels = split_touching(binary, labels, min_distance, landscape)
     h, w = prob.shape
-    rows = {name: [] for name in PARTICLE_COLUMNS}
+    rows = {name: [] for name in _table.PARTICLE_COLUMNS if name != "particle_id"}
     for region in regionprops(labels, intensity_image=prob):
         if region.area < min_area:
             continue
@@ -190,7 +156,7 @@ def _locate_frame(prob, unc, frame, threshold, min_area, border_margin, watershe
         rows["mean_uncertainty"].append(
             float(unc[labels == region.label].mean()) if unc is not None else np.nan
         )
-    return {name: np.asarray(v, dtype=PARTICLE_COLUMNS[name]) for name, v in rows.items()}
+    return {name: np.asarray(v, dtype=_table.PARTICLE_COLUMNS[name]) for name, v in rows.items()}
 
 
 def locate(
@@ -234,8 +200,10 @@ def locate(
     Returns
     -------
     dict or list of dict
-        Table(s) with columns ``frame, label, row, col, area, orientation,
-        major_axis, minor_axis, eccentricity, mean_probability, mean_uncertainty``.
+        Particle table(s) (:mod:`pyrolatent.data.particles`) with columns
+        ``particle_id`` (0 .. N-1 per table), ``frame, label, row, col, area,
+        orientation, major_axis, minor_axis, eccentricity, mean_probability,
+        mean_uncertainty``.
         A frame with no particles contributes no rows (it is not an error).
 
     Raises
@@ -272,5 +240,15 @@ def locate(
             )
             for i in range(prob.shape[0])
         ]
-        tables.append(concat_tables(per_frame))
+        tables.append(_table.concat_tables(per_frame))
     return tables if multi else tables[0]
+
+
+__getattr__ = forward(
+    __name__,
+    {
+        "PARTICLE_COLUMNS": "pyrolatent.data.particles",
+        "empty_table": "pyrolatent.data.particles",
+        "concat_tables": "pyrolatent.data.particles",
+    },
+)

@@ -1,7 +1,22 @@
-"""The self-assembly workflow: resumable stages from a movie to a report."""
+"""The self-assembly workflow: in-memory steps, and resumable file stages from a movie to a report.
 
-from .pipeline import DemoConfig, run_demo, stage_is_done
-from .report import FIGURES, SUMMARY_KEYS, write_report
+:mod:`~pyrolatent.workflow.steps` holds the chain as functions on arrays and
+tables; :mod:`~pyrolatent.workflow.stages` wraps each step as load -> step ->
+save; one frozen config per stage (:mod:`~pyrolatent.workflow.configs`) drives
+both, the ``pyrolatent`` command and the demo.
+"""
+
+from .configs import (
+    AnalyzeConfig,
+    CropsConfig,
+    DemoConfig,
+    LocateConfig,
+    MovieConfig,
+    SegmentConfig,
+    TrainConfig,
+)
+from .pipeline import run_demo, stage_is_done
+from .report import FIGURES, SUMMARY_KEYS, summarize, write_report
 from .stages import (
     OUTPUTS,
     stage_analyze,
@@ -11,13 +26,34 @@ from .stages import (
     stage_segment,
     stage_train,
 )
+from .steps import (
+    analyze_latents,
+    crop_particles,
+    encode_crops,
+    find_particles,
+    segment,
+    segmentation_iou,
+    train_segmenter,
+)
 
 __all__ = [
+    "AnalyzeConfig",
+    "CropsConfig",
     "DemoConfig",
     "FIGURES",
+    "LocateConfig",
+    "MovieConfig",
     "OUTPUTS",
     "SUMMARY_KEYS",
+    "SegmentConfig",
+    "TrainConfig",
+    "analyze_latents",
+    "crop_particles",
+    "encode_crops",
+    "find_particles",
     "run_demo",
+    "segment",
+    "segmentation_iou",
     "stage_analyze",
     "stage_crops",
     "stage_is_done",
@@ -25,5 +61,7 @@ __all__ = [
     "stage_movie",
     "stage_segment",
     "stage_train",
+    "summarize",
+    "train_segmenter",
     "write_report",
 ]

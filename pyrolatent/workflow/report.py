@@ -9,7 +9,14 @@ import numpy as np
 
 from .io import atomic_write, is_valid_file, load_json, load_npy, load_table, save_json
 
-__all__ = ["FIGURES", "SUMMARY_KEYS", "TRUTH_KEYS", "angle_vs_truth", "write_report"]
+__all__ = [
+    "FIGURES",
+    "SUMMARY_KEYS",
+    "TRUTH_KEYS",
+    "angle_vs_truth",
+    "summarize",
+    "write_report",
+]
 
 FIGURES = {
     "joint_latents.png": "Joint latent distributions with KDE contours (Fig. 4)",
@@ -38,8 +45,9 @@ def angle_vs_truth(particles: dict, truth: dict, latents: dict, max_distance: fl
 
     An evaluation only (nothing in the analysis uses the truth). Found
     particles are matched one-to-one to true ones within ``max_distance``
-    pixels; the angles' global offset (which an unsupervised angle leaves
-    open) is removed by the circular mean of the differences.
+    pixels, and to their latents through ``particle_id``; the angles' global
+    offset (which an unsupervised angle leaves open) is removed by the
+    circular mean of the differences.
 
     Returns
     -------
@@ -49,22 +57,64 @@ def angle_vs_truth(particles: dict, truth: dict, latents: dict, max_distance: fl
         within 90 degrees of the truth: the head/tail direction is right) and
         ``angle_n_matched``; values are None when nothing matches.
     """
+    from ..data.particles import check_particles, join_on_particle_id
     from ..segmentation.metrics import match_particles
 
+    particles = check_particles(particles)
     fi, ti = match_particles(particles, truth, max_distance=max_distance)
-    row_of = np.full(len(particles["frame"]), -1, dtype=np.int64)
-    row_of[np.asarray(latents["particle"], dtype=np.int64)] = np.arange(len(latents["particle"]))
+    row_of = join_on_particle_id(particles, latents, ())["row_of"]
     keep = row_of[fi] >= 0
     fi, ti = fi[keep], ti[keep]
     if fi.size == 0:
         return {k: None for k in TRUTH_KEYS}
-    diff = np.angle(np.exp(1j * (latents["angle"][row_of[fi]] - truth["angle"][ti])))
+    angle, true_angle = np.asarray(latents["angle"]), np.asarray(truth["angle"])
+    diff = np.angle(np.exp(1j * (angle[row_of[fi]] - true_angle[ti])))
     diff = np.angle(np.exp(1j * (diff - np.angle(np.mean(np.exp(1j * diff))))))
     return {
         "angle_error_median_deg": float(np.rad2deg(np.median(np.abs(diff)))),
         "angle_polarity_accuracy": float(np.mean(np.abs(diff) < np.pi / 2)),
         "angle_n_matched": int(fi.size),
     }
+
+
+def summarize(
+    analysis: dict,
+    *,
+    planted: int | None = None,
+    segmentation_iou: float | None = None,
+    particles: dict | None = None,
+    truth: dict | None = None,
+    latents: dict | None = None,
+) -> dict:
+    """The report's summary (``summary.json``) from the analysis numbers.
+
+    Parameters
+    ----------
+    analysis : dict
+        ``analysis.json`` (``summary`` of :func:`pyrolatent.workflow.steps.analyze_latents`).
+    planted : int, optional
+        The planted transition frame of a synthetic movie.
+    segmentation_iou : float, optional
+        Held-out pixel IoU of the segmentation.
+    particles, truth, latents : dict, optional
+        Found particles, true particles and latents: with all three, the
+        angle scores of :func:`angle_vs_truth` are added.
+    """
+    summary = {
+        "planted_transition_frame": planted,
+        "transition_frame": analysis["transition_frame"],
+        "transition_frame_uncertainty": analysis["transition_frame_uncertainty"],
+        "angle_peaks_before": analysis["angle_peaks_before"],
+        "angle_peaks_after": analysis["angle_peaks_after"],
+        "n_particles": analysis["n_particles"],
+        "n_trajectories": analysis["n_trajectories"],
+        "segmentation_iou": segmentation_iou,
+        "transition_interval": analysis.get("transition_interval"),
+        "n_frames": int(analysis["n_frames"]),
+    }
+    if particles is not None and truth is not None and latents is not None:
+        summary.update(angle_vs_truth(particles, truth, latents))
+    return summary
 
 
 def _save_figure(fig, path: Path) -> Path:
@@ -171,21 +221,17 @@ def write_report(folder, *, timings: dict | None = None) -> list[Path]:
         )
     )
 
-    summary = {
-        "planted_transition_frame": planted,
-        "transition_frame": analysis["transition_frame"],
-        "transition_frame_uncertainty": analysis["transition_frame_uncertainty"],
-        "angle_peaks_before": analysis["angle_peaks_before"],
-        "angle_peaks_after": analysis["angle_peaks_after"],
-        "n_particles": analysis["n_particles"],
-        "n_trajectories": analysis["n_trajectories"],
-        "segmentation_iou": seg.get("segmentation_iou"),
-        "transition_interval": analysis.get("transition_interval"),
-        "n_frames": n_frames,
-    }
+    particles = truth = None
     if is_valid_file(folder / "truth.csv") and is_valid_file(folder / "particles.csv"):
-        found, truth = load_table(folder / "particles.csv"), load_table(folder / "truth.csv")
-        summary.update(angle_vs_truth(found, truth, lat))
+        particles, truth = load_table(folder / "particles.csv"), load_table(folder / "truth.csv")
+    summary = summarize(
+        analysis,
+        planted=planted,
+        segmentation_iou=seg.get("segmentation_iou"),
+        particles=particles,
+        truth=truth,
+        latents=lat,
+    )
     if timings:
         summary["stage_seconds"] = timings
     paths.append(save_json(folder / "summary.json", summary))

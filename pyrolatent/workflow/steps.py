@@ -1,0 +1,329 @@
+"""The self-assembly workflow as in-memory functions: arrays and tables in, arrays and tables out.
+
+``frames -> (probability, variance) -> particles -> crops -> latents -> analysis``.
+Each step takes its stage's frozen config (:mod:`pyrolatent.workflow.configs`)
+and touches no file, so a notebook can run, inspect and rerun any step; the
+``pyrolatent`` command and :func:`~pyrolatent.workflow.pipeline.run_demo` wrap
+the same functions with file reading and writing (:mod:`~pyrolatent.workflow.stages`).
+Tables are dicts of equal-length 1-D numpy arrays joined on ``particle_id``
+(:mod:`pyrolatent.data.particles`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..analysis.dynamics import angle_peaks_around, latent_kdes
+from ..analysis.polarity import latent_table
+from ..analysis.tracking import link
+from ..analysis.transitions import transition_frame
+from ..data.crops import aligned_crops, extract_crops
+from ..data.particles import check_particles, join_on_particle_id
+from ..data.preprocess import scale_crops
+from ..models.nmf import NMF
+from ..models.rvae import RVAE
+from ..segmentation import DeepEnsemble, locate, train_ensemble
+from ..segmentation.metrics import pixel_iou
+from .configs import AnalyzeConfig, CropsConfig, LocateConfig, SegmentConfig, TrainConfig
+
+__all__ = [
+    "train_segmenter",
+    "segment",
+    "segmentation_iou",
+    "find_particles",
+    "crop_particles",
+    "encode_crops",
+    "analyze_latents",
+]
+
+
+def train_segmenter(
+    frames, masks, config: SegmentConfig | None = None, *, progress: bool = False
+) -> DeepEnsemble:
+    """Train the segmentation ensemble on the labelled ``config.train_frames``.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(T, H, W)`` movie.
+    masks : numpy.ndarray
+        ``(T, H, W)`` labels (> 0 is particle); only ``config.train_frames`` are used.
+    config : SegmentConfig
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    DeepEnsemble
+    """
+    config = config if config is not None else SegmentConfig()
+    masks = np.asarray(masks)
+    if masks.shape != np.shape(frames):
+        raise ValueError(f"masks: shape {masks.shape} differs from the movie {np.shape(frames)}")
+    train = list(config.train_frames)
+    if not train or max(train) >= len(frames) or min(train) < 0:
+        raise ValueError(f"train_frames must lie in [0, {len(frames) - 1}]")
+    return train_ensemble(
+        frames[train],
+        masks[train] > 0,
+        network_config={"filters": config.filters},
+        n_members=config.n_members,
+        baseline_steps=config.baseline_steps,
+        member_steps=config.member_steps,
+        batch_size=config.batch_size,
+        patch_size=config.patch_size,
+        lr=config.lr,
+        eval_every=25,
+        patience=None,
+        seed=config.seed,
+        progress=progress,
+    )
+
+
+def segment(frames, ensemble: DeepEnsemble, *, progress: bool = False):
+    """Ensemble mean and variance of every frame.
+
+    Returns
+    -------
+    probability, variance : numpy.ndarray
+        ``(T, H, W)`` float32 each: the ensemble's particle probability and its
+        variance over members.
+    """
+    mean, var = ensemble.predict(frames, progress=progress)
+    return mean[:, 0], var[:, 0]
+
+
+def segmentation_iou(probability, masks, *, train_frames) -> float | None:
+    """Pixel IoU of ``probability > 0.5`` on the labelled frames not used for training.
+
+    Returns None when every labelled frame was used for training.
+    """
+    held_out = [t for t in range(len(probability)) if t not in set(train_frames)]
+    if not held_out:
+        return None
+    return float(pixel_iou(probability[held_out] > 0.5, np.asarray(masks)[held_out] > 0))
+
+
+def find_particles(probability, *, variance=None, config: LocateConfig | None = None) -> dict:
+    """The particle table of probability maps (:func:`pyrolatent.segmentation.locate`).
+
+    Parameters
+    ----------
+    probability : numpy.ndarray
+        ``(T, H, W)`` maps.
+    variance : numpy.ndarray, optional
+        ``(T, H, W)`` ensemble variance (fills ``mean_uncertainty``).
+    config : LocateConfig
+
+    Returns
+    -------
+    dict
+        Particle table (:mod:`pyrolatent.data.particles`) with ``particle_id``;
+        frames without particles contribute no rows.
+    """
+    config = config if config is not None else LocateConfig()
+    return locate(
+        probability, uncertainty=variance, threshold=config.threshold, min_area=config.min_area
+    )
+
+
+def crop_particles(frames, particles: dict, config: CropsConfig | None = None):
+    """Crops around every particle, optionally pre-aligned by its ellipse axis.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray
+        ``(T, H, W)`` movie.
+    particles : dict
+        Particle table.
+    config : CropsConfig
+
+    Returns
+    -------
+    crops : numpy.ndarray
+        ``(N, w, w)`` float32, one per particle.
+    index : dict
+        ``frame``, ``particle``, ``particle_id``, ``row``, ``col``, ``valid``
+        (and ``orientation`` when aligned): see :func:`pyrolatent.data.crops.extract_crops`.
+    """
+    config = config if config is not None else CropsConfig()
+    particles = check_particles(particles, n_frames=len(frames))
+    if not config.align:
+        return extract_crops(frames, particles, config.window)
+    return aligned_crops(frames, particles, config.window, mask_half_width=config.mask_half_width)
+
+
+def _fit_more(rvae: RVAE, x, *, epochs: int, done: int, **kwargs):
+    """Train ``epochs`` more epochs after ``done`` (those of a checkpoint being resumed)."""
+    # estimators with ``epochs_trained`` count fit(epochs=N) as N more; older ones as "until N"
+    n = epochs if hasattr(rvae, "epochs_trained") else done + epochs
+    return rvae.fit(x, epochs=n, **kwargs)
+
+
+def encode_crops(
+    crops,
+    index: dict,
+    config: TrainConfig | None = None,
+    *,
+    rvae: RVAE | None = None,
+    train: bool = True,
+    checkpoint_path=None,
+    done_epochs: int = 0,
+    progress: bool = False,
+) -> dict:
+    """Train (or continue) an rVAE on the crops and encode them: the latent table.
+
+    Crops are rescaled to ``[0, 1]`` (:func:`pyrolatent.data.preprocess.scale_crops`)
+    and modelled with a Bernoulli likelihood and no angle symmetry.
+
+    Parameters
+    ----------
+    crops : numpy.ndarray
+        ``(N, w, w)`` crops, ``N >= 2``.
+    index : dict
+        Their index (:func:`crop_particles`).
+    config : TrainConfig
+        ``config.epochs`` epochs are trained (more, for a given ``rvae``).
+    rvae : RVAE, optional
+        A model to continue; default: a new one from ``config``.
+    train : bool
+        False encodes with ``rvae`` as it is.
+    checkpoint_path : path-like, optional
+        The trainer checkpoint, written every epoch; a fit resumes from it
+        when it exists (then ``done_epochs`` must be its epoch count).
+    done_epochs : int
+        Epochs already in ``checkpoint_path``.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dict
+        ``latents`` (table: see :func:`pyrolatent.analysis.polarity.latent_table`),
+        ``rvae``, ``scale`` (``(lo, hi)`` of the crop rescaling) and ``history``.
+    """
+    config = config if config is not None else TrainConfig()
+    crops = np.asarray(crops)
+    if len(crops) < 2:
+        raise ValueError(f"need at least 2 crops to train the rVAE, got {len(crops)}")
+    x, scale = scale_crops(crops)
+    if rvae is None:
+        rvae = RVAE(
+            tuple(crops.shape[1:]),
+            latent_dim=config.latent_dim,
+            decoder=config.decoder,
+            likelihood="bernoulli",
+            angle_symmetry=1,
+            seed=config.seed,
+        )
+    if train:
+        _fit_more(
+            rvae,
+            x,
+            epochs=config.epochs,
+            done=done_epochs,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            checkpoint_path=checkpoint_path,
+            quiet=not progress,
+        )
+    enc = rvae.encode(x)
+    recon = None
+    if "orientation" in index:
+        recon = rvae.decode(enc["z"]["loc"], angle=enc["angle"]["loc"])
+    return {
+        "latents": latent_table(index, enc, reconstructions=recon),
+        "rvae": rvae,
+        "scale": scale,
+        "history": rvae.history,
+    }
+
+
+def analyze_latents(
+    latents: dict,
+    particles: dict,
+    *,
+    n_frames: int | None = None,
+    config: AnalyzeConfig | None = None,
+    progress: bool = False,
+) -> dict:
+    """KDE(L, t) of the latents, NMF, transition, angle peaks and trajectories.
+
+    Parameters
+    ----------
+    latents : dict
+        Latent table (:func:`encode_crops`): ``frame``, ``particle_id``,
+        ``angle`` (radians), ``z_0``, ``z_1`` (or a 2-D ``z``).
+    particles : dict
+        The particle table the latents came from (joined on ``particle_id``).
+    n_frames : int, optional
+        Frames of the movie; default ``max(frame) + 1``.
+    config : AnalyzeConfig
+    progress : bool
+        Show a progress bar (NMF).
+
+    Returns
+    -------
+    dict
+        ``kdes`` / ``grids`` (key -> ``(T, G)`` / ``(G,)``), ``nmf`` (the fitted
+        :class:`~pyrolatent.models.nmf.NMF`), ``transition``
+        (:func:`~pyrolatent.analysis.transitions.transition_frame`), ``peaks``
+        (``before``/``after``), ``trajectories`` (the linked particle table with
+        ``track`` and the joined ``angle``, ``z_0``, ``z_1``) and ``summary``
+        (the JSON-ready numbers written to ``analysis.json``).
+    """
+    config = config if config is not None else AnalyzeConfig()
+    latents = _split_columns(latents)
+    particles = check_particles(particles)
+    frames = np.asarray(latents["frame"]).astype(np.int64)
+    if n_frames is None:
+        n_frames = int(frames.max()) + 1 if frames.size else 0
+    kdes, grids = latent_kdes(latents, n_frames=n_frames, window=config.kde_window)
+    nmf = NMF(n_components=config.n_components, seed=config.seed).fit(
+        kdes["angle"], method=config.nmf_method, steps=config.nmf_steps, quiet=not progress
+    )
+    tr = transition_frame(nmf.loadings_, seed=config.seed)
+    peaks = angle_peaks_around(
+        latents["angle"], frames, onset=tr["frame"], end=tr["end"], margin=config.peak_margin
+    )
+    traj = link(particles, search_radius=config.search_radius, max_gap=config.max_gap)
+    joined = join_on_particle_id(particles, latents, ("angle", "z_0", "z_1"))
+    for k in ("angle", "z_0", "z_1"):
+        traj[k] = joined.get(k, np.full(len(particles["frame"]), np.nan))
+    summary = {
+        "n_frames": int(n_frames),
+        "n_particles": int(len(particles["frame"])),
+        "n_trajectories": int(np.unique(traj["track"]).size),
+        "transition_frame": tr["frame"],
+        "transition_end": tr["end"],
+        "transition_frame_uncertainty": tr["uncertainty"],
+        "transition_interval": list(tr["interval"]),
+        "angle_peaks_before": peaks["before"]["n_peaks"],
+        "angle_peaks_after": peaks["after"]["n_peaks"],
+        "angle_peak_positions_before_deg": np.rad2deg(peaks["before"]["positions"]).tolist(),
+        "angle_peak_positions_after_deg": np.rad2deg(peaks["after"]["positions"]).tolist(),
+        "nmf_method": config.nmf_method,
+        "nmf_reconstruction_error": nmf.reconstruction_error(kdes["angle"]),
+        "kde_window": config.kde_window,
+    }
+    return {
+        "kdes": kdes,
+        "grids": grids,
+        "nmf": nmf,
+        "transition": tr,
+        "peaks": peaks,
+        "trajectories": traj,
+        "summary": summary,
+    }
+
+
+def _split_columns(table: dict) -> dict:
+    """2-D columns (``z`` ``(N, D)``) as ``z_0 .. z_{D-1}``, as in a CSV round trip."""
+    out = {}
+    for k, v in table.items():
+        v = np.asarray(v)
+        if v.ndim == 2:
+            out.update({f"{k}_{j}": v[:, j] for j in range(v.shape[1])})
+        else:
+            out[k] = v
+    return out
