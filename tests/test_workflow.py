@@ -178,6 +178,7 @@ def test_interrupted_demo_resumes_from_finished_stages(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_demo_quick_end_to_end(tmp_path):
     from pyrolatent.cli import main
+    from pyrolatent.workflow import DemoConfig
 
     out = tmp_path / "report"
     assert main(["demo", "--quick", "--out", str(out), "--quiet"]) == 0
@@ -190,3 +191,69 @@ def test_demo_quick_end_to_end(tmp_path):
         assert (out / "figures" / name).stat().st_size > 1000
     # a rerun skips every stage
     assert main(["demo", "--quick", "--out", str(out), "--quiet"]) == 0
+    # acceptance (issue 14): the in-memory chain on the --quick movie gives the same summary
+    in_memory = _in_memory_summary(DemoConfig.preset("quick"))["summary"]
+    print("demo --quick:", json.dumps(summary), "\nin memory:", json.dumps(in_memory))
+    _assert_same_summary(in_memory, summary)
+
+
+def _tiny_demo_config():
+    from pyrolatent.workflow import DemoConfig, MovieConfig, SegmentConfig
+
+    return DemoConfig(
+        movie=MovieConfig(
+            n_frames=16, size=96, n_particles=10, transition_frame=8, head_contrast=0.9
+        ),
+        segment=SegmentConfig(n_members=2, baseline_steps=25, member_steps=5),
+        crops=CropsConfig(align=True, mask_half_width="auto"),
+        train=TrainConfig(epochs=2),
+        analyze=AnalyzeConfig(kde_window=1, nmf_method="map", nmf_steps=100),
+    )
+
+
+def _assert_same_summary(in_memory: dict, from_files: dict, rtol: float = 1e-4) -> None:
+    """Integers (frames, counts, peaks) equal; floats equal to ``rtol``."""
+    keys = [k for k in from_files if k != "stage_seconds"]
+    assert sorted(keys) == sorted(in_memory), (sorted(keys), sorted(in_memory))
+    for k in keys:
+        a, b = in_memory[k], from_files[k]
+        if isinstance(b, float) or isinstance(a, float):
+            assert a == pytest.approx(b, rel=rtol, abs=1e-9), (k, a, b)
+        else:
+            assert a == b, (k, a, b)
+
+
+def _in_memory_summary(config):
+    from pyrolatent.data.synthetic.self_assembly import make_self_assembly_movie
+    from pyrolatent.workflow import run_chain
+
+    m = config.movie
+    movie = make_self_assembly_movie(
+        n_frames=m.n_frames,
+        size=m.size,
+        n_particles=m.n_particles,
+        transition_frame=m.transition_frame,
+        head_width_ratio=m.head_width_ratio,
+        head_contrast=m.head_contrast,
+        seed=m.seed,
+    )
+    result = run_chain(
+        movie.frames,
+        masks=movie.masks,
+        config=config,
+        truth=movie.particles,
+        planted=movie.transition_frame,
+    )
+    return result
+
+
+def test_in_memory_chain_gives_the_demo_summary(tmp_path):
+    # the same configs through files (run_demo) and in memory (run_chain)
+    config = _tiny_demo_config()
+    from_files = pipeline_module.run_demo(tmp_path, quiet=True, config=config)
+    result = _in_memory_summary(config)
+    _assert_same_summary(result["summary"], from_files)
+    assert result["summary"]["n_particles"] == len(result["particles"]["frame"]) > 50
+    # latents join the particles on particle_id, not on row order
+    lat = result["latents"]
+    assert np.array_equal(np.sort(lat["particle_id"]), result["particles"]["particle_id"])

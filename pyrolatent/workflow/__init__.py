@@ -6,6 +6,7 @@ save; one frozen config per stage (:mod:`~pyrolatent.workflow.configs`) drives
 both, the ``pyrolatent`` command and the demo.
 """
 
+from .chain import run_chain
 from .configs import (
     AnalyzeConfig,
     CropsConfig,
@@ -51,6 +52,7 @@ __all__ = [
     "crop_particles",
     "encode_crops",
     "find_particles",
+    "run_chain",
     "run_demo",
     "segment",
     "segmentation_iou",

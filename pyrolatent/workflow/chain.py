@@ -1,0 +1,97 @@
+"""The whole self-assembly chain in memory: a movie in, every intermediate result out.
+
+The same steps, in the same order and with the same configs, as
+``pyrolatent demo`` (:func:`pyrolatent.workflow.pipeline.run_demo`), without
+files: for a notebook that wants to inspect or rerun any step.
+"""
+
+from __future__ import annotations
+
+from ..validation import as_images
+from . import steps
+from .configs import DemoConfig
+from .report import summarize
+
+__all__ = ["run_chain"]
+
+
+def run_chain(
+    frames,
+    *,
+    masks=None,
+    ensemble=None,
+    config: DemoConfig | None = None,
+    truth: dict | None = None,
+    planted: int | None = None,
+    progress: bool = False,
+) -> dict:
+    """Segment, locate, crop, encode and analyse a movie.
+
+    Parameters
+    ----------
+    frames : array_like
+        ``(T, H, W)`` movie.
+    masks : array_like, optional
+        ``(T, H, W)`` labels (> 0 is particle): the ensemble is trained on
+        ``config.segment.train_frames`` and scored on the others.
+    ensemble : DeepEnsemble, optional
+        A trained segmentation ensemble, used instead of training.
+    config : DemoConfig, optional
+        The stage configs; default ``DemoConfig()``. ``config.movie`` is not
+        used (the movie is given).
+    truth : dict, optional
+        True particle table of a synthetic movie: adds the angle scores to the
+        summary.
+    planted : int, optional
+        Planted transition frame of a synthetic movie (for the summary).
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    dict
+        ``ensemble``, ``probability``/``variance`` ``(T, H, W)``, ``particles``,
+        ``crops`` ``(N, w, w)`` and ``crops_index``, ``latents`` (table),
+        ``rvae``, ``analysis`` (:func:`~pyrolatent.workflow.steps.analyze_latents`)
+        and ``summary`` (the numbers of the demo's ``summary.json``).
+    """
+    config = config if config is not None else DemoConfig()
+    frames = as_images(frames, name="frames", ndim=(3,)).numpy()
+    iou = None
+    if ensemble is None:
+        if masks is None:
+            raise ValueError("give masks (labels for training) or a trained ensemble")
+        ensemble = steps.train_segmenter(frames, masks, config.segment, progress=progress)
+    probability, variance = steps.segment(frames, ensemble, progress=progress)
+    if masks is not None:
+        iou = steps.segmentation_iou(probability, masks, train_frames=config.segment.train_frames)
+    particles = steps.find_particles(probability, variance=variance, config=config.locate)
+    crops, index = steps.crop_particles(frames, particles, config.crops)
+    encoded = steps.encode_crops(crops, index, config.train, progress=progress)
+    analysis = steps.analyze_latents(
+        encoded["latents"],
+        particles,
+        n_frames=len(frames),
+        config=config.analyze,
+        progress=progress,
+    )
+    summary = summarize(
+        analysis["summary"],
+        planted=planted,
+        segmentation_iou=iou,
+        particles=particles if truth is not None else None,
+        truth=truth,
+        latents=encoded["latents"],
+    )
+    return {
+        "ensemble": ensemble,
+        "probability": probability,
+        "variance": variance,
+        "particles": particles,
+        "crops": crops,
+        "crops_index": index,
+        "latents": encoded["latents"],
+        "rvae": encoded["rvae"],
+        "analysis": analysis,
+        "summary": summary,
+    }
