@@ -86,3 +86,25 @@ def test_clear_errors(tmp_path, capsys):
 def test_demo_defaults_match_the_readme_command():
     args = build_parser().parse_args(["demo"])
     assert args.out == "pyrolatent-report" and not args.quick and args.seed == 0
+
+
+def test_train_on_an_existing_checkpoint_says_what_it_resumes_and_trains_more(tmp_path, capsys):
+    # issue 14: `train --epochs N` after a finished run trains N more epochs and says so
+    src = tmp_path / "user"
+    stage_movie(src, MovieConfig(n_frames=4, size=96, n_particles=8, transition_frame=2, seed=1))
+    np.save(src / "probability.npy", (load_npy(src / "masks.npy") > 0).astype(np.float32))
+    out = tmp_path / "run"
+    assert main(["locate", str(src / "probability.npy"), "--out", str(out)]) == 0
+    assert (
+        main(["crops", str(src / "movie.npy"), str(out / "particles.csv"), "--out", str(out)]) == 0
+    )
+    train = ["train", str(out / "crops.npy"), str(out / "crops_index.csv"), "--out", str(out)]
+    assert main([*train, "--epochs", "2", "--quiet"]) == 0
+    assert "resuming" not in capsys.readouterr().err
+    assert json.loads((out / "rvae_history.json").read_text())["epoch"] == [0, 1]
+    assert main([*train, "--epochs", "3", "--quiet"]) == 0
+    lines = [s for s in capsys.readouterr().err.splitlines() if "resuming" in s]
+    assert len(lines) == 1, lines
+    assert str(out / "rvae_checkpoint.pt") in lines[0] and "(2 epochs trained)" in lines[0]
+    assert "training 3 more" in lines[0]
+    assert json.loads((out / "rvae_history.json").read_text())["epoch"] == [0, 1, 2, 3, 4]
