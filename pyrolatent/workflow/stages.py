@@ -14,6 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .._deprecated import forward
 from ..analysis.dynamics import ANGLE_GRID_SIZE
 from ..data.io import read_movie
 from ..infer.checkpoint import load_checkpoint
@@ -300,3 +301,6 @@ def stage_analyze(
 def read_analysis(out) -> dict:
     """``analysis.json`` of a folder."""
     return load_json(Path(out) / "analysis.json")
+
+
+__getattr__ = forward(__name__, {"scale_crops": "pyrolatent.data.preprocess"})
