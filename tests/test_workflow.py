@@ -257,3 +257,32 @@ def test_in_memory_chain_gives_the_demo_summary(tmp_path):
     # latents join the particles on particle_id, not on row order
     lat = result["latents"]
     assert np.array_equal(np.sort(lat["particle_id"]), result["particles"]["particle_id"])
+
+
+def test_train_stage_resume_modes(tiny_run, tmp_path):
+    # "total" (the demo): an interrupted run continues up to its total; "more" (the CLI):
+    # config.epochs more; "fresh": start over
+    import shutil
+
+    for f in ("crops.npy", "crops_index.csv"):
+        shutil.copy(tiny_run / f, tmp_path / f)
+    lines = []
+
+    def train(epochs, resume):
+        stage_train(
+            tmp_path,
+            tmp_path / "crops.npy",
+            tmp_path / "crops_index.csv",
+            TrainConfig(epochs=epochs, batch_size=256),
+            resume=resume,
+            log=lines.append,
+        )
+        return load_json(tmp_path / "rvae_history.json")["epoch"]
+
+    assert train(1, "total") == [0] and not lines
+    assert train(3, "total") == [0, 1, 2]  # continued from epoch 1 to 3
+    assert lines[-1].endswith("(1 epochs trained); training 2 more (to 3)")
+    assert train(2, "total") == [0, 1]  # past the total: started over
+    assert train(1, "more") == [0, 1, 2]
+    assert train(1, "fresh") == [0]
+    assert len(lines) == 2

@@ -110,7 +110,8 @@ def stage_segment(
         Output folder.
     movie_path : path-like
         ``.npy`` or ``.tif`` movie, ``(T, H, W)``.
-    config : SegmentConfig
+    config : SegmentConfig, optional
+        Default ``SegmentConfig()``.
     masks_path : path-like, optional
         ``.npy`` labels ``(T, H, W)`` (> 0 is particle) for training; only
         ``config.train_frames`` are used for training, the others score the
@@ -207,7 +208,8 @@ def stage_train(
 
     Parameters
     ----------
-    config : TrainConfig
+    config : TrainConfig, optional
+        Default ``TrainConfig()``.
     resume : {"more", "total", "fresh"}
         What an existing ``rvae_checkpoint.pt`` means. ``"more"`` (the
         ``pyrolatent train`` command): continue it for ``config.epochs`` more

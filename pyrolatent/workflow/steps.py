@@ -48,7 +48,8 @@ def train_segmenter(
         ``(T, H, W)`` movie.
     masks : numpy.ndarray
         ``(T, H, W)`` labels (> 0 is particle); only ``config.train_frames`` are used.
-    config : SegmentConfig
+    config : SegmentConfig, optional
+        Default ``SegmentConfig()``.
     progress : bool
         Show progress bars.
 
@@ -113,7 +114,8 @@ def find_particles(probability, *, variance=None, config: LocateConfig | None = 
         ``(T, H, W)`` maps.
     variance : numpy.ndarray, optional
         ``(T, H, W)`` ensemble variance (fills ``mean_uncertainty``).
-    config : LocateConfig
+    config : LocateConfig, optional
+        Default ``LocateConfig()``.
 
     Returns
     -------
@@ -136,7 +138,8 @@ def crop_particles(frames, particles: dict, config: CropsConfig | None = None):
         ``(T, H, W)`` movie.
     particles : dict
         Particle table.
-    config : CropsConfig
+    config : CropsConfig, optional
+        Default ``CropsConfig()``.
 
     Returns
     -------
@@ -182,8 +185,9 @@ def encode_crops(
         ``(N, w, w)`` crops, ``N >= 2``.
     index : dict
         Their index (:func:`crop_particles`).
-    config : TrainConfig
-        ``config.epochs`` epochs are trained (more, for a given ``rvae``).
+    config : TrainConfig, optional
+        Default ``TrainConfig()``; ``config.epochs`` epochs are trained (more
+        epochs, for a given ``rvae``).
     rvae : RVAE, optional
         A model to continue; default: a new one from ``config``.
     train : bool
@@ -258,7 +262,8 @@ def analyze_latents(
         The particle table the latents came from (joined on ``particle_id``).
     n_frames : int, optional
         Frames of the movie; default ``max(frame) + 1``.
-    config : AnalyzeConfig
+    config : AnalyzeConfig, optional
+        Default ``AnalyzeConfig()``.
     progress : bool
         Show a progress bar (NMF).
 
