@@ -25,7 +25,7 @@ from pyrolatent.data.synthetic.spi import (
     shape_density,
     simulate_patterns,
 )
-from pyrolatent.infer.checkpoint import CheckpointError
+from pyrolatent.io.checkpoint import CheckpointError
 from pyrolatent.primitives import warp_images
 from pyrolatent.primitives.so3 import random_rotations
 from pyrolatent.primitives.volumes import slice_volume

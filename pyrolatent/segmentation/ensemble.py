@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..validation import as_images, as_tensor
 from .augment import Augmentation
 from .losses import SegmentationLoss

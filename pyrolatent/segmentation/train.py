@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..infer.checkpoint import save_checkpoint
+from ..io.checkpoint import save_checkpoint
 from .augment import Augmentation
 from .losses import SegmentationLoss
 from .nets import split_members

@@ -151,7 +151,7 @@ class RadialNormalizer:
         return x * self.profile_map(ndim=3 if volume else 2, device=x.device)
 
     def state_dict(self) -> dict:
-        """Tensors only, for :func:`pyrolatent.infer.checkpoint.save_checkpoint`."""
+        """Tensors only, for :func:`pyrolatent.io.checkpoint.save_checkpoint`."""
         return {"profile": self.profile_, "size": torch.tensor(self.size_), "floor": self.floor}
 
     def load_state_dict(self, state: dict) -> RadialNormalizer:

@@ -1,0 +1,24 @@
+"""Old import paths of moved names still work for one release, with a DeprecationWarning."""
+
+import importlib
+
+import pytest
+
+MOVED = [
+    ("pyrolatent.infer.checkpoint", "save_checkpoint", "pyrolatent.io.checkpoint"),
+    ("pyrolatent.infer.checkpoint", "load_checkpoint", "pyrolatent.io.checkpoint"),
+    ("pyrolatent.infer.checkpoint", "CheckpointError", "pyrolatent.io.checkpoint"),
+    ("pyrolatent.workflow.io", "atomic_write", "pyrolatent.io.files"),
+    ("pyrolatent.workflow.io", "save_npy", "pyrolatent.io.files"),
+    ("pyrolatent.workflow.io", "load_table", "pyrolatent.io.files"),
+    ("pyrolatent.workflow.io", "is_valid_file", "pyrolatent.io.files"),
+    ("pyrolatent.data.io", "read_movie", "pyrolatent.io.movie"),
+]
+
+
+@pytest.mark.parametrize(("old", "name", "new"), MOVED, ids=[f"{o}.{n}" for o, n, _ in MOVED])
+def test_old_path_forwards_with_warning(old, name, new):
+    module = importlib.import_module(old)
+    with pytest.warns(DeprecationWarning, match=new):
+        obj = getattr(module, name)
+    assert obj is getattr(importlib.import_module(new), name)
