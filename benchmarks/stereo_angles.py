@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-from pyrolatent.analysis.angles import evaluate_angles
 from pyrolatent.data.preprocess import preprocess
 from pyrolatent.data.synthetic.polygons import (
     make_polygons,
@@ -32,6 +31,7 @@ from pyrolatent.data.synthetic.polygons import (
     project_1d,
 )
 from pyrolatent.nn.angle import AngleCNN, AngleCNN1d, fit_stereo_pairs
+from pyrolatent.primitives.angles import evaluate_angles
 
 SMALL = os.environ.get("PYROLATENT_SMALL", "") not in ("", "0")
 N_TRAIN = 300 if SMALL else 4000

@@ -8,14 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from pyrolatent.analysis.angles import (
-    angle_errors,
-    apply_calibration,
-    calibrate_offset,
-    check_order,
-    evaluate_angles,
-    fraction_within,
-)
 from pyrolatent.data.preprocess import preprocess
 from pyrolatent.data.synthetic.polygons import make_polygons, make_stereo_pairs
 from pyrolatent.nn.angle import (
@@ -27,6 +19,14 @@ from pyrolatent.nn.angle import (
     pair_consistency_loss,
     periodic_loss,
     phase_to_angle,
+)
+from pyrolatent.primitives.angles import (
+    angle_errors,
+    apply_calibration,
+    calibrate_offset,
+    check_order,
+    evaluate_angles,
+    fraction_within,
 )
 
 DEG = math.pi / 180

@@ -13,7 +13,18 @@ MOVED = [
     ("pyrolatent.workflow.io", "load_table", "pyrolatent.io.files"),
     ("pyrolatent.workflow.io", "is_valid_file", "pyrolatent.io.files"),
     ("pyrolatent.data.io", "read_movie", "pyrolatent.io.movie"),
+    ("pyrolatent.analysis.angles", "wrap_angle", "pyrolatent.primitives.angles"),
+    ("pyrolatent.analysis.angles", "evaluate_angles", "pyrolatent.primitives.angles"),
+    ("pyrolatent.analysis.angles", "calibrate_offset", "pyrolatent.primitives.angles"),
 ]
+
+
+def test_one_wrap_angle():
+    import pyrolatent.distributions as d
+    import pyrolatent.primitives as p
+    from pyrolatent.primitives.angles import wrap_angle
+
+    assert d.wrap_angle is wrap_angle and p.wrap_angle is wrap_angle
 
 
 @pytest.mark.parametrize(("old", "name", "new"), MOVED, ids=[f"{o}.{n}" for o, n, _ in MOVED])

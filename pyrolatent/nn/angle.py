@@ -31,8 +31,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..analysis.angles import calibrate_offset, check_order
 from ..device import resolve_device
+from ..primitives.angles import calibrate_offset, check_order
 from ..primitives.grids import pixel_grid
 from ..primitives.warp import warp_images
 from ..validation import as_images, as_tensor, check_finite
@@ -222,7 +222,7 @@ class AngleCNN(_AngleNet):
     mirror : bool
         The inputs cannot tell ``theta`` from ``-theta`` (calibration then
         only chooses between the two fold points, see
-        :func:`pyrolatent.analysis.angles.calibrate_offset`).
+        :func:`pyrolatent.primitives.angles.calibrate_offset`).
     batch_norm : bool
         Batch normalisation after each strided convolution (faster escape
         from the initial plateau of the pair loss).

@@ -1,5 +1,6 @@
 """Pure, batched, differentiable spatial primitives shared by every model."""
 
+from .angles import wrap_angle
 from .grids import (
     normalized_to_pixel,
     pixel_grid,
@@ -37,4 +38,5 @@ __all__ = [
     "rotation_matrix_2d",
     "transform_points",
     "warp_images",
+    "wrap_angle",
 ]
