@@ -30,8 +30,9 @@ from pyrolatent.data.synthetic.polygons import (
     make_stereo_pairs,
     project_1d,
 )
-from pyrolatent.nn.angle import AngleCNN, AngleCNN1d, fit_stereo_pairs
+from pyrolatent.nn.angle import AngleCNN, AngleCNN1d
 from pyrolatent.primitives.angles import evaluate_angles
+from pyrolatent.stereo import fit_stereo_pairs
 
 SMALL = os.environ.get("PYROLATENT_SMALL", "") not in ("", "0")
 N_TRAIN = 300 if SMALL else 4000

@@ -10,24 +10,18 @@ import torch
 
 from pyrolatent.data.preprocess import preprocess
 from pyrolatent.data.synthetic.polygons import make_polygons, make_stereo_pairs
-from pyrolatent.nn.angle import (
-    AngleCNN,
-    AngleCNN1d,
-    PartnerRenderer,
-    angle_to_phase,
-    fit_stereo_pairs,
-    pair_consistency_loss,
-    periodic_loss,
-    phase_to_angle,
-)
+from pyrolatent.nn.angle import AngleCNN, AngleCNN1d, PartnerRenderer
 from pyrolatent.primitives.angles import (
     angle_errors,
+    angle_to_phase,
     apply_calibration,
     calibrate_offset,
     check_order,
     evaluate_angles,
     fraction_within,
+    phase_to_angle,
 )
+from pyrolatent.stereo import fit_stereo_pairs, pair_consistency_loss, periodic_loss
 
 DEG = math.pi / 180
 

@@ -16,6 +16,10 @@ MOVED = [
     ("pyrolatent.analysis.angles", "wrap_angle", "pyrolatent.primitives.angles"),
     ("pyrolatent.analysis.angles", "evaluate_angles", "pyrolatent.primitives.angles"),
     ("pyrolatent.analysis.angles", "calibrate_offset", "pyrolatent.primitives.angles"),
+    ("pyrolatent.nn.angle", "fit_stereo_pairs", "pyrolatent.stereo.fit"),
+    ("pyrolatent.nn.angle", "pair_consistency_loss", "pyrolatent.stereo.losses"),
+    ("pyrolatent.nn.angle", "periodic_loss", "pyrolatent.stereo.losses"),
+    ("pyrolatent.nn.angle", "angle_to_phase", "pyrolatent.primitives.angles"),
 ]
 
 

@@ -26,6 +26,8 @@ from ..validation import as_tensor, check_finite
 __all__ = [
     "check_order",
     "wrap_angle",
+    "angle_to_phase",
+    "phase_to_angle",
     "symmetric_difference",
     "calibrate_offset",
     "apply_calibration",
@@ -71,6 +73,18 @@ def wrap_angle(angle, period: float = 2 * math.pi) -> torch.Tensor:
     """
     a = torch.as_tensor(angle)
     return torch.remainder(a + period / 2, period) - period / 2
+
+
+def angle_to_phase(angle: torch.Tensor, order: int = 1) -> torch.Tensor:
+    """Unit vectors ``(cos n theta, sin n theta)``, shape ``(..., 2)``."""
+    n = check_order(order)
+    return torch.stack([torch.cos(n * angle), torch.sin(n * angle)], dim=-1)
+
+
+def phase_to_angle(phase: torch.Tensor, order: int = 1) -> torch.Tensor:
+    """Angles in ``[0, 2 pi / n)`` from ``(..., 2)`` phase vectors (need not be unit)."""
+    n = check_order(order)
+    return torch.remainder(torch.atan2(phase[..., 1], phase[..., 0]), 2 * math.pi) / n
 
 
 def _fold(phase: torch.Tensor) -> torch.Tensor:
