@@ -56,10 +56,10 @@ from pyrolatent.data.synthetic.spi import (
 )
 from pyrolatent.infer.callbacks import Callback
 from pyrolatent.models.volume_vae import VolumeVAE
+from pyrolatent.primitives.radial import radius_map
 from pyrolatent.primitives.so3 import misorientation, random_rotations
 from pyrolatent.primitives.volumes import slice_volume, symmetrize_volume, symmetrized_slices
 from pyrolatent.spi import OrientationSearch, aligned_correlation, phase_retrieval
-from pyrolatent.spi.radial import radius_map
 
 RESULTS = Path(__file__).resolve().parent / "results" / "volume_vae.json"
 N_PATTERNS = int(os.environ.get("VOLUME_VAE_N", 1500))

@@ -20,6 +20,9 @@ MOVED = [
     ("pyrolatent.nn.angle", "pair_consistency_loss", "pyrolatent.stereo.losses"),
     ("pyrolatent.nn.angle", "periodic_loss", "pyrolatent.stereo.losses"),
     ("pyrolatent.nn.angle", "angle_to_phase", "pyrolatent.primitives.angles"),
+    ("pyrolatent.spi.radial", "RadialNormalizer", "pyrolatent.primitives.radial"),
+    ("pyrolatent.spi.radial", "radial_profile", "pyrolatent.primitives.radial"),
+    ("pyrolatent.spi.radial", "radius_map", "pyrolatent.primitives.radial"),
 ]
 
 

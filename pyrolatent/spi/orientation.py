@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
+from ..primitives.radial import radial_profile
 from ..primitives.so3 import (
     axis_angle_to_matrix,
     canonicalize,
@@ -26,7 +27,6 @@ from ..primitives.so3 import (
 )
 from ..primitives.volumes import check_volume, slice_volume
 from ..validation import as_images, as_tensor
-from .radial import radial_profile
 
 __all__ = ["OrientationSearch"]
 

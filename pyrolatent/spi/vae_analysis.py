@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..primitives.radial import radius_map
 from ..validation import as_tensor
 from .phasing import particle_volume, phase_retrieval
-from .radial import radius_map
 
 __all__ = [
     "plot_latent_histogram",
