@@ -56,8 +56,9 @@ from pyrolatent.data.synthetic.spi import (
 )
 from pyrolatent.infer.callbacks import Callback
 from pyrolatent.models.volume_vae import VolumeVAE
+from pyrolatent.primitives.groups import misorientation
 from pyrolatent.primitives.radial import radius_map
-from pyrolatent.primitives.so3 import misorientation, random_rotations
+from pyrolatent.primitives.so3 import random_rotations
 from pyrolatent.primitives.volumes import slice_volume, symmetrize_volume, symmetrized_slices
 from pyrolatent.spi import OrientationSearch, aligned_correlation, phase_retrieval
 

@@ -23,6 +23,11 @@ MOVED = [
     ("pyrolatent.spi.radial", "RadialNormalizer", "pyrolatent.primitives.radial"),
     ("pyrolatent.spi.radial", "radial_profile", "pyrolatent.primitives.radial"),
     ("pyrolatent.spi.radial", "radius_map", "pyrolatent.primitives.radial"),
+    ("pyrolatent.primitives.so3", "point_group", "pyrolatent.primitives.groups"),
+    ("pyrolatent.primitives.so3", "canonicalize", "pyrolatent.primitives.groups"),
+    ("pyrolatent.primitives.so3", "misorientation", "pyrolatent.primitives.groups"),
+    ("pyrolatent.primitives.so3", "orientation_grid", "pyrolatent.primitives.groups"),
+    ("pyrolatent.primitives.so3", "proper_part", "pyrolatent.primitives.groups"),
 ]
 
 

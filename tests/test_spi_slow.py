@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pyrolatent.data.synthetic.spi import intensity_volume, shape_density, simulate_patterns
-from pyrolatent.primitives.so3 import misorientation
+from pyrolatent.primitives.groups import misorientation
 from pyrolatent.spi import OrientationSearch, aligned_correlation, phase_retrieval
 
 

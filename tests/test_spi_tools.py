@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pyrolatent.data.synthetic.spi import intensity_volume, shape_density, simulate_patterns
-from pyrolatent.primitives.so3 import misorientation, random_rotations
+from pyrolatent.primitives.groups import misorientation
+from pyrolatent.primitives.so3 import random_rotations
 from pyrolatent.spi import (
     OrientationSearch,
     RadialNormalizer,

@@ -8,15 +8,8 @@ from .grids import (
     rotation_matrix_2d,
     transform_points,
 )
-from .so3 import (
-    canonicalize,
-    matrix_to_quaternion,
-    misorientation,
-    orientation_grid,
-    point_group,
-    quaternion_to_matrix,
-    random_rotations,
-)
+from .groups import canonicalize, misorientation, orientation_grid, point_group
+from .so3 import matrix_to_quaternion, quaternion_to_matrix, random_rotations
 from .volumes import slice_volume, symmetrize_volume, symmetrized_slices
 from .warp import affine_theta, warp_images
 

@@ -18,13 +18,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
+from ..primitives.groups import canonicalize, orientation_grid, proper_part
 from ..primitives.radial import radial_profile
-from ..primitives.so3 import (
-    axis_angle_to_matrix,
-    canonicalize,
-    orientation_grid,
-    proper_part,
-)
+from ..primitives.so3 import axis_angle_to_matrix
 from ..primitives.volumes import check_volume, slice_volume
 from ..validation import as_images, as_tensor
 
