@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from pyrolatent.data.preprocess import preprocess
-from pyrolatent.data.synthetic.polygons import (
-    make_polygons,
+from pyrolatent.data.synthetic.polygons import make_polygons
+from pyrolatent.data.synthetic.stereo import (
     make_polyhedron_pairs,
     make_projection_pairs,
     make_stereo_pairs,

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from pyrolatent.data.preprocess import preprocess
-from pyrolatent.data.synthetic.polygons import make_polygons, make_stereo_pairs
+from pyrolatent.data.synthetic.polygons import make_polygons
+from pyrolatent.data.synthetic.stereo import make_stereo_pairs
 from pyrolatent.nn.angle import AngleCNN, AngleCNN1d, PartnerRenderer
 from pyrolatent.primitives.angles import (
     angle_errors,

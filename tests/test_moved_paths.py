@@ -4,6 +4,9 @@ import importlib
 
 import pytest
 
+POLY = "pyrolatent.data.synthetic.polygons"
+STEREO = "pyrolatent.data.synthetic.stereo"
+
 MOVED = [
     ("pyrolatent.infer.checkpoint", "save_checkpoint", "pyrolatent.io.checkpoint"),
     ("pyrolatent.infer.checkpoint", "load_checkpoint", "pyrolatent.io.checkpoint"),
@@ -28,6 +31,13 @@ MOVED = [
     ("pyrolatent.primitives.so3", "misorientation", "pyrolatent.primitives.groups"),
     ("pyrolatent.primitives.so3", "orientation_grid", "pyrolatent.primitives.groups"),
     ("pyrolatent.primitives.so3", "proper_part", "pyrolatent.primitives.groups"),
+    (POLY, "make_stereo_pairs", STEREO),
+    (
+        POLY,
+        "make_polyhedron_pairs",
+        STEREO,
+    ),
+    (POLY, "POLYHEDRA", STEREO),
 ]
 
 

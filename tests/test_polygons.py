@@ -18,14 +18,16 @@ from pyrolatent.data.preprocess import (
 from pyrolatent.data.synthetic.polygons import (
     add_stem_noise,
     make_polygons,
+    regular_polygon_vertices,
+    render_polygons,
+    symmetry_order,
+)
+from pyrolatent.data.synthetic.stereo import (
     make_polyhedron_pairs,
     make_projection_pairs,
     make_stereo_pairs,
     project_1d,
-    regular_polygon_vertices,
-    render_polygons,
     render_polyhedra,
-    symmetry_order,
 )
 from pyrolatent.primitives.warp import warp_images
 
