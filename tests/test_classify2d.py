@@ -12,12 +12,8 @@ from pyrolatent.data.synthetic.spi import intensity_volume, shape_density, simul
 from pyrolatent.primitives import warp_images
 from pyrolatent.primitives.so3 import random_rotations
 from pyrolatent.primitives.volumes import slice_volume
-from pyrolatent.spi.classify2d import (
-    _e_step,
-    bootstrap_classify2d,
-    classify2d,
-    classify2d_model,
-)
+from pyrolatent.spi.classify2d import bootstrap_classify2d, classify2d, classify2d_model
+from pyrolatent.spi.classify2d._em import _e_step
 
 SHAPES = [("cube", None), ("sphere", None), ("rounded_cube", None), ("dimer", None)]
 
