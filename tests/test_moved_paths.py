@@ -38,7 +38,19 @@ MOVED = [
         STEREO,
     ),
     (POLY, "POLYHEDRA", STEREO),
+    ("pyrolatent.segmentation.ensemble", "train_ensemble", "pyrolatent.segmentation.train"),
 ]
+
+
+def test_split_modules_keep_their_public_names():
+    from pyrolatent.data.synthetic import densities, spi
+    from pyrolatent.segmentation import ensemble, members, sampling
+
+    assert ensemble.stack_members is members.stack_members
+    assert ensemble.unstack_members is members.unstack_members
+    assert ensemble.prepare_training_data is sampling.prepare_training_data
+    assert spi.shape_density is densities.shape_density
+    assert spi.SHAPE_KINDS is densities.SHAPE_KINDS
 
 
 def test_one_wrap_angle():
