@@ -77,10 +77,10 @@ def run_polygons(shape: str, method: str, seed: int = 0) -> tuple[dict, float]:
     torch.manual_seed(seed)
     train = make_stereo_pairs(N_TRAIN, shape, image_size=IMAGE_SIZE, generator=_generator(1))
     test = polygon_test_set(shape)
-    order = train["order"]
+    symmetry = train["symmetry"]
     # method 2 without BatchNorm: with it, the renderer settled on a round template
     # (a rotation-invariant local minimum) for squares and hexagons
-    net = AngleCNN(IMAGE_SIZE, order=order, batch_norm=(method == "pair"), device="cpu")
+    net = AngleCNN(IMAGE_SIZE, symmetry=symmetry, batch_norm=(method == "pair"), device="cpu")
     fit = fit_stereo_pairs(
         net,
         preprocess(train["images_a"]),
@@ -92,7 +92,9 @@ def run_polygons(shape: str, method: str, seed: int = 0) -> tuple[dict, float]:
     )
     net.calibrate(preprocess(polygon_reference(shape))[0], 0.0)
     pred = net.predict(preprocess(test["images"]))
-    report = evaluate_angles(pred, test["angle"], order, pred_reference=[0.0], true_reference=[0.0])
+    report = evaluate_angles(
+        pred, test["angle"], symmetry, pred_reference=[0.0], true_reference=[0.0]
+    )
     return report, fit["seconds"]
 
 
@@ -105,8 +107,8 @@ def run_projection(shape: str = "square", seed: int = 0) -> tuple[dict, dict, fl
     torch.manual_seed(seed)
     train = make_projection_pairs(N_TRAIN_1D, shape, image_size=IMAGE_SIZE, generator=_generator(1))
     test = polygon_test_set(shape)
-    order = train["order"]
-    net = AngleCNN1d(IMAGE_SIZE[1], order=order, mirror=True, device="cpu")
+    symmetry = train["symmetry"]
+    net = AngleCNN1d(IMAGE_SIZE[1], symmetry=symmetry, mirror=True, device="cpu")
     fit = fit_stereo_pairs(
         net,
         preprocess(train["profiles_a"]),
@@ -118,8 +120,8 @@ def run_projection(shape: str = "square", seed: int = 0) -> tuple[dict, dict, fl
     net.calibrate(preprocess(project_1d(polygon_reference(shape)))[0], 0.0)
     pred = net.predict(preprocess(project_1d(test["images"])))
     kwargs = dict(pred_reference=[0.0], true_reference=[0.0])
-    mirrored = evaluate_angles(pred, test["angle"], order, mirror=True, **kwargs)
-    plain = evaluate_angles(pred, test["angle"], order, **kwargs)
+    mirrored = evaluate_angles(pred, test["angle"], symmetry, mirror=True, **kwargs)
+    plain = evaluate_angles(pred, test["angle"], symmetry, **kwargs)
     return mirrored, plain, fit["seconds"]
 
 
@@ -148,8 +150,8 @@ def run_polyhedra(name: str = "cube", wobble: float = 0.0, seed: int = 0) -> tup
         read_noise=0.0,
         generator=_generator(99),
     )
-    order = train["order"]
-    net = AngleCNN(IMAGE_SIZE, order=order, device="cpu")
+    symmetry = train["symmetry"]
+    net = AngleCNN(IMAGE_SIZE, symmetry=symmetry, device="cpu")
     fit = fit_stereo_pairs(
         net,
         preprocess(train["images_a"]),
@@ -161,7 +163,7 @@ def run_polyhedra(name: str = "cube", wobble: float = 0.0, seed: int = 0) -> tup
     net.calibrate(preprocess(ref["images_a"])[0], ref["angle_a"][0])
     pred = net.predict(preprocess(test["images_a"]))
     report = evaluate_angles(
-        pred, test["angle_a"], order, pred_reference=[0.0], true_reference=[0.0]
+        pred, test["angle_a"], symmetry, pred_reference=[0.0], true_reference=[0.0]
     )
     return report, fit["seconds"]
 
@@ -185,14 +187,14 @@ def run_rvae(shape: str, seed: int = 0):
         return (x / 1.2).clamp(0, 1)
 
     images = prepare(torch.cat([ref, test["images"]]))
-    order = test["order"]
+    symmetry = test["symmetry"]
     model = RVAE(
         image_size=IMAGE_SIZE,
         latent_dim=2,
         invariances=("rotation", "translation"),
         decoder=RVAE_DECODER,
         likelihood="gaussian",
-        angle_symmetry=order,
+        angle_symmetry=symmetry,
         device="cpu",
         seed=seed,
     )
@@ -201,11 +203,11 @@ def run_rvae(shape: str, seed: int = 0):
     seconds = time.perf_counter() - start
     angle = torch.as_tensor(model.encode(images)["angle"]["loc"]).reshape(-1).double()
     report = evaluate_angles(
-        angle[1:], test["angle"], order, pred_reference=angle[:1], true_reference=[0.0]
+        angle[1:], test["angle"], symmetry, pred_reference=angle[:1], true_reference=[0.0]
     )
     # the latent may turn the other way: report the better sign, as the best case
     flipped = evaluate_angles(
-        -angle[1:], test["angle"], order, pred_reference=-angle[:1], true_reference=[0.0]
+        -angle[1:], test["angle"], symmetry, pred_reference=-angle[:1], true_reference=[0.0]
     )
     best = report if report["frac_within"] >= flipped["frac_within"] else flipped
     best["sign"] = 1 if best is report else -1

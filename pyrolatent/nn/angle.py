@@ -15,13 +15,15 @@ as displayed, images ``(N, H, W)``, 1D projections ``(N, L)``.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn as nn
 
 from .._deprecated import forward
+from .._renamed import renamed_argument
 from ..device import resolve_device
-from ..primitives.angles import calibrate_offset, check_order, phase_to_angle
+from ..primitives.angles import calibrate_offset, check_symmetry, phase_to_angle
 from ..primitives.grids import pixel_grid
 from ..primitives.warp import warp_images
 from ..validation import as_images, as_tensor, check_finite
@@ -34,8 +36,18 @@ class _AngleNet(nn.Module):
 
     input_ndim = 3  # (N, H, W); the 1D variant uses (N, L)
 
-    def _setup(self, order: int, mirror: bool, device):
-        self.order = check_order(order)
+    @property
+    def order(self) -> int:
+        """Deprecated name of :attr:`symmetry`."""
+        warnings.warn(
+            "order is deprecated, use symmetry (the old name will be removed in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.symmetry
+
+    def _setup(self, symmetry: int, mirror: bool, device):
+        self.symmetry = check_symmetry(symmetry)
         self.mirror = bool(mirror)
         self.register_buffer("offset", torch.zeros(()))
         self.device = resolve_device(device)
@@ -59,7 +71,7 @@ class _AngleNet(nn.Module):
         x = self._check_input(images)
         was_training = self.training
         self.eval()
-        out = [phase_to_angle(self(chunk), self.order) for chunk in x.split(batch_size)]
+        out = [phase_to_angle(self(chunk), self.symmetry) for chunk in x.split(batch_size)]
         self.train(was_training)
         return torch.cat(out).cpu()
 
@@ -70,7 +82,7 @@ class _AngleNet(nn.Module):
         Call :meth:`calibrate` first; before that the global offset is zero.
         """
         raw = self.raw_angles(images, batch_size=batch_size)
-        return torch.remainder(raw - self.offset.cpu(), 2 * math.pi / self.order)
+        return torch.remainder(raw - self.offset.cpu(), 2 * math.pi / self.symmetry)
 
     def calibrate(self, reference_images, reference_angles) -> float:
         """Fix the global offset from reference image(s) of known angle.
@@ -100,7 +112,7 @@ class _AngleNet(nn.Module):
                 f" got {truth.numel()}"
             )
         pred = self.raw_angles(x)
-        offset = calibrate_offset(pred, truth, self.order, mirror=self.mirror)
+        offset = calibrate_offset(pred, truth, self.symmetry, mirror=self.mirror)
         self.offset.fill_(offset)
         return offset
 
@@ -115,7 +127,7 @@ class AngleCNN(_AngleNet):
     ----------
     image_size : (int, int)
         ``(H, W)`` of the (preprocessed) input images.
-    order : int
+    symmetry : int
         Rotational symmetry order ``n`` of the particles (4 for squares).
     channels : tuple of int
         Channels of the convolution stages.
@@ -135,13 +147,16 @@ class AngleCNN(_AngleNet):
     def __init__(
         self,
         image_size=(32, 32),
-        order: int = 1,
+        symmetry: int = 1,
         channels=(32, 64, 64),
         hidden: int = 128,
         mirror: bool = False,
         batch_norm: bool = True,
         device=None,
+        *,
+        order: int | None = None,
     ):
+        symmetry = renamed_argument(symmetry, order, old="order", new="symmetry", where="AngleCNN")
         super().__init__()
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
@@ -159,7 +174,7 @@ class AngleCNN(_AngleNet):
         for _ in channels:
             h, w = (h + 1) // 2, (w + 1) // 2
         self.head = nn.Sequential(nn.Linear(c_in * h * w, hidden), nn.ReLU(), nn.Linear(hidden, 2))
-        self._setup(order, mirror, device)
+        self._setup(symmetry, mirror, device)
         self.to(self.device)
 
 
@@ -170,7 +185,7 @@ class AngleCNN1d(_AngleNet):
     ----------
     length : int
         Profile length ``L``.
-    order, channels, hidden, mirror, device
+    symmetry, channels, hidden, mirror, device
         As in :class:`AngleCNN`. Projections of regular polygons are
         reflection-ambiguous, so ``mirror=True`` is the usual choice.
     """
@@ -180,12 +195,17 @@ class AngleCNN1d(_AngleNet):
     def __init__(
         self,
         length: int = 32,
-        order: int = 1,
+        symmetry: int = 1,
         channels=(32, 64, 64),
         hidden: int = 128,
         mirror: bool = True,
         device=None,
+        *,
+        order: int | None = None,
     ):
+        symmetry = renamed_argument(
+            symmetry, order, old="order", new="symmetry", where="AngleCNN1d"
+        )
         super().__init__()
         self.input_size = (int(length),)
         if self.input_size[0] < 8:
@@ -203,7 +223,7 @@ class AngleCNN1d(_AngleNet):
         for _ in channels:
             n = (n + 1) // 2
         self.head = nn.Sequential(nn.Linear(c_in * n, hidden), nn.ReLU(), nn.Linear(hidden, 2))
-        self._setup(order, mirror, device)
+        self._setup(symmetry, mirror, device)
         self.to(self.device)
 
 
@@ -221,7 +241,7 @@ class PartnerRenderer(nn.Module):
     ----------
     image_size : (int, int)
         ``(H, W)``.
-    order : int
+    symmetry : int
         Rotational symmetry order.
     content_dim : int
         Size of the content code.
@@ -233,16 +253,21 @@ class PartnerRenderer(nn.Module):
     def __init__(
         self,
         image_size=(32, 32),
-        order: int = 1,
+        symmetry: int = 1,
         content_dim: int = 8,
         hidden: int = 256,
         device=None,
+        *,
+        order: int | None = None,
     ):
+        symmetry = renamed_argument(
+            symmetry, order, old="order", new="symmetry", where="PartnerRenderer"
+        )
         super().__init__()
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
         self.image_size = tuple(int(s) for s in image_size)
-        self.order = check_order(order)
+        self.symmetry = check_symmetry(symmetry)
         h, w = self.image_size
         radius = pixel_grid(h, w).norm(dim=-1).reshape(-1)
         n_bins = max(4, min(h, w) // 2)
@@ -258,16 +283,26 @@ class PartnerRenderer(nn.Module):
         self.device = resolve_device(device)
         self.to(self.device)
 
+    @property
+    def order(self) -> int:
+        """Deprecated name of :attr:`symmetry`."""
+        warnings.warn(
+            "order is deprecated, use symmetry (the old name will be removed in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.symmetry
+
     def template(self, images: torch.Tensor) -> torch.Tensor:
         """``C_n``-symmetric canonical templates ``(B, H, W)`` for images ``(B, H, W)``."""
         b = images.shape[0]
         profile = images.reshape(b, -1) @ self.radial_weights
         canon = self.decoder(self.content(profile)).reshape(b, *self.image_size)
-        if self.order == 1:
+        if self.symmetry == 1:
             return canon
         turns = [canon]
-        for k in range(1, self.order):
-            angle = canon.new_full((b,), 2 * math.pi * k / self.order)
+        for k in range(1, self.symmetry):
+            angle = canon.new_full((b,), 2 * math.pi * k / self.symmetry)
             turns.append(warp_images(canon, angle=angle, padding_mode="border"))
         return torch.stack(turns).mean(0)
 

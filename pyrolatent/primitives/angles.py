@@ -5,7 +5,7 @@ An angle inferred without labels (by the stereo-pair CNN or by the rVAE's
 angle latent) is defined only up to
 
 * the shape's rotational symmetry: a square at ``theta`` and ``theta + pi/2``
-  is the same image, so angles are compared modulo ``2 pi / order``;
+  is the same image, so angles are compared modulo ``2 pi / symmetry``;
 * a global offset: nothing fixes the network's zero, so one reference image
   of known angle calibrates it;
 * for 1D projections, a reflection (``mirror=True``): a projection of a
@@ -18,12 +18,15 @@ tensors (or floats for the scalar summaries).
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
+from .._renamed import renamed_argument
 from ..validation import as_tensor, check_finite
 
 __all__ = [
+    "check_symmetry",
     "check_order",
     "wrap_angle",
     "angle_to_phase",
@@ -37,15 +40,28 @@ __all__ = [
 ]
 
 
-def check_order(order) -> int:
-    """Validate a rotational symmetry order (an integer ``>= 1``)."""
+def check_symmetry(symmetry) -> int:
+    """Validate a rotational symmetry order ``n`` (an integer ``>= 1``)."""
     try:
-        value = int(order)
+        value = int(symmetry)
     except (TypeError, ValueError):
-        raise ValueError(f"order: expected an integer symmetry order >= 1, got {order!r}") from None
-    if value != order or value < 1:
-        raise ValueError(f"order: expected an integer symmetry order >= 1, got {order!r}")
+        raise ValueError(
+            f"symmetry: expected an integer symmetry order >= 1, got {symmetry!r}"
+        ) from None
+    if value != symmetry or value < 1:
+        raise ValueError(f"symmetry: expected an integer symmetry order >= 1, got {symmetry!r}")
     return value
+
+
+def check_order(order) -> int:
+    """Deprecated name of :func:`check_symmetry`."""
+    warnings.warn(
+        "check_order is deprecated, use check_symmetry (the old name will be removed in the"
+        " next release)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return check_symmetry(order)
 
 
 def _angles(x, name: str) -> torch.Tensor:
@@ -75,15 +91,25 @@ def wrap_angle(angle, period: float = 2 * math.pi) -> torch.Tensor:
     return torch.remainder(a + period / 2, period) - period / 2
 
 
-def angle_to_phase(angle: torch.Tensor, order: int = 1) -> torch.Tensor:
+def angle_to_phase(
+    angle: torch.Tensor, symmetry: int = 1, *, order: int | None = None
+) -> torch.Tensor:
     """Unit vectors ``(cos n theta, sin n theta)``, shape ``(..., 2)``."""
-    n = check_order(order)
+    symmetry = renamed_argument(
+        symmetry, order, old="order", new="symmetry", where="angle_to_phase"
+    )
+    n = check_symmetry(symmetry)
     return torch.stack([torch.cos(n * angle), torch.sin(n * angle)], dim=-1)
 
 
-def phase_to_angle(phase: torch.Tensor, order: int = 1) -> torch.Tensor:
+def phase_to_angle(
+    phase: torch.Tensor, symmetry: int = 1, *, order: int | None = None
+) -> torch.Tensor:
     """Angles in ``[0, 2 pi / n)`` from ``(..., 2)`` phase vectors (need not be unit)."""
-    n = check_order(order)
+    symmetry = renamed_argument(
+        symmetry, order, old="order", new="symmetry", where="phase_to_angle"
+    )
+    n = check_symmetry(symmetry)
     return torch.remainder(torch.atan2(phase[..., 1], phase[..., 0]), 2 * math.pi) / n
 
 
@@ -92,14 +118,16 @@ def _fold(phase: torch.Tensor) -> torch.Tensor:
     return wrap_angle(phase).abs()
 
 
-def symmetric_difference(pred, true, order: int = 1, mirror: bool = False) -> torch.Tensor:
-    """Signed difference ``pred - true`` modulo ``2 pi / order``.
+def symmetric_difference(
+    pred, true, symmetry: int = 1, mirror: bool = False, *, order: int | None = None
+) -> torch.Tensor:
+    """Signed difference ``pred - true`` modulo ``2 pi / symmetry``.
 
     Parameters
     ----------
     pred, true : array_like
         ``(N,)`` radians (``true`` may be a single value).
-    order : int
+    symmetry : int
         Rotational symmetry order ``n >= 1``.
     mirror : bool
         Also identify ``theta`` with ``-theta`` (projections); the result is
@@ -111,7 +139,10 @@ def symmetric_difference(pred, true, order: int = 1, mirror: bool = False) -> to
     torch.Tensor
         ``(N,)`` radians in ``[-pi/n, pi/n)``.
     """
-    n = check_order(order)
+    symmetry = renamed_argument(
+        symmetry, order, old="order", new="symmetry", where="symmetric_difference"
+    )
+    n = check_symmetry(symmetry)
     p = _angles(pred, "pred")
     t = _angles(true, "true")
     if t.numel() not in (1, p.numel()):
@@ -121,7 +152,14 @@ def symmetric_difference(pred, true, order: int = 1, mirror: bool = False) -> to
     return wrap_angle(n * (p - t)) / n
 
 
-def calibrate_offset(pred_reference, true_reference, order: int = 1, mirror: bool = False):
+def calibrate_offset(
+    pred_reference,
+    true_reference,
+    symmetry: int = 1,
+    mirror: bool = False,
+    *,
+    order: int | None = None,
+):
     """Global offset of an uncalibrated angle predictor from reference image(s).
 
     Parameters
@@ -131,7 +169,7 @@ def calibrate_offset(pred_reference, true_reference, order: int = 1, mirror: boo
     true_reference : array_like
         Their known angle(s). One image suffices; several are combined by a
         circular mean in the symmetry-reduced phase ``n theta``.
-    order : int
+    symmetry : int
         Rotational symmetry order.
     mirror : bool
         Reflection-ambiguous angles (projections). The network's phase is then
@@ -144,7 +182,10 @@ def calibrate_offset(pred_reference, true_reference, order: int = 1, mirror: boo
         Offset ``c`` in radians; calibrated angles are ``pred - c``
         (:func:`apply_calibration`).
     """
-    n = check_order(order)
+    symmetry = renamed_argument(
+        symmetry, order, old="order", new="symmetry", where="calibrate_offset"
+    )
+    n = check_symmetry(symmetry)
     p = _angles(pred_reference, "pred_reference")
     t = _angles(true_reference, "true_reference")
     if t.numel() != p.numel():
@@ -161,37 +202,56 @@ def calibrate_offset(pred_reference, true_reference, order: int = 1, mirror: boo
     return mean / n
 
 
-def apply_calibration(pred, offset: float, order: int = 1) -> torch.Tensor:
-    """Subtract a global offset and wrap into ``[0, 2 pi / order)``."""
-    n = check_order(order)
+def apply_calibration(
+    pred, offset: float, symmetry: int = 1, *, order: int | None = None
+) -> torch.Tensor:
+    """Subtract a global offset and wrap into ``[0, 2 pi / symmetry)``."""
+    symmetry = renamed_argument(
+        symmetry, order, old="order", new="symmetry", where="apply_calibration"
+    )
+    n = check_symmetry(symmetry)
     p = _angles(pred, "pred")
     return torch.remainder(p - offset, 2 * math.pi / n)
 
 
-def angle_errors(pred, true, order: int = 1, mirror: bool = False) -> torch.Tensor:
-    """Absolute angle errors modulo ``2 pi / order`` (and reflection), radians ``(N,)``."""
-    return symmetric_difference(pred, true, order, mirror=mirror).abs()
+def angle_errors(
+    pred, true, symmetry: int = 1, mirror: bool = False, *, order: int | None = None
+) -> torch.Tensor:
+    """Absolute angle errors modulo ``2 pi / symmetry`` (and reflection), radians ``(N,)``."""
+    symmetry = renamed_argument(symmetry, order, old="order", new="symmetry", where="angle_errors")
+    return symmetric_difference(pred, true, symmetry, mirror=mirror).abs()
 
 
 def fraction_within(
-    pred, true, order: int = 1, tolerance_deg: float = 3.0, mirror: bool = False
+    pred,
+    true,
+    symmetry: int = 1,
+    tolerance_deg: float = 3.0,
+    mirror: bool = False,
+    *,
+    order: int | None = None,
 ) -> float:
     """Fraction of angles within ``tolerance_deg`` degrees of the truth modulo symmetry."""
+    symmetry = renamed_argument(
+        symmetry, order, old="order", new="symmetry", where="fraction_within"
+    )
     if tolerance_deg <= 0:
         raise ValueError(f"tolerance_deg: expected a positive tolerance, got {tolerance_deg}")
-    err = angle_errors(pred, true, order, mirror=mirror)
+    err = angle_errors(pred, true, symmetry, mirror=mirror)
     return float((err <= math.radians(tolerance_deg)).double().mean())
 
 
 def evaluate_angles(
     pred,
     true,
-    order: int = 1,
+    symmetry: int = 1,
     reference_index: int | None = 0,
     pred_reference=None,
     true_reference=None,
     tolerance_deg: float = 3.0,
     mirror: bool = False,
+    *,
+    order: int | None = None,
 ) -> dict:
     """Calibrate with one reference image, then score all predictions.
 
@@ -206,6 +266,9 @@ def evaluate_angles(
         ``(N,)`` radians, ``frac_within`` (fraction within ``tolerance_deg``),
         ``median_error_deg`` and ``mean_error_deg``.
     """
+    symmetry = renamed_argument(
+        symmetry, order, old="order", new="symmetry", where="evaluate_angles"
+    )
     p = _angles(pred, "pred")
     t = _angles(true, "true")
     if t.numel() != p.numel():
@@ -218,9 +281,9 @@ def evaluate_angles(
         pred_reference, true_reference = p[reference_index], t[reference_index]
     elif true_reference is None:
         raise ValueError("true_reference: needed together with pred_reference")
-    offset = calibrate_offset(pred_reference, true_reference, order, mirror=mirror)
-    calibrated = apply_calibration(p, offset, order)
-    errors = angle_errors(calibrated, t, order, mirror=mirror)
+    offset = calibrate_offset(pred_reference, true_reference, symmetry, mirror=mirror)
+    calibrated = apply_calibration(p, offset, symmetry)
+    errors = angle_errors(calibrated, t, symmetry, mirror=mirror)
     deg = errors * 180 / math.pi
     return {
         "offset": offset,

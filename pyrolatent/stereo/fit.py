@@ -126,9 +126,9 @@ def fit_stereo_pairs(
         if net.mirror:
             raise ValueError("method 'render' does not support mirror-ambiguous networks")
         if renderer is None:
-            renderer = PartnerRenderer(net.input_size, order=net.order, device=net.device)
-        elif renderer.order != net.order or renderer.image_size != net.input_size:
-            raise ValueError("renderer: its order and image_size must match the network's")
+            renderer = PartnerRenderer(net.input_size, symmetry=net.symmetry, device=net.device)
+        elif renderer.symmetry != net.symmetry or renderer.image_size != net.input_size:
+            raise ValueError("renderer: its symmetry and image_size must match the network's")
     device = net.device
     a, b, d = a.to(device), b.to(device), d.to(device)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -153,11 +153,11 @@ def fit_stereo_pairs(
                 xb = warp_images(xb, angle=turn, padding_mode="border")
             ua, ub = net(xa), net(xb)
             if method == "pair":
-                loss = pair_consistency_loss(ua, ub, dd, net.order, mirror=net.mirror)
+                loss = pair_consistency_loss(ua, ub, dd, net.symmetry, mirror=net.mirror)
             else:
                 # the phase gives theta in [-pi/n, pi/n); any branch renders the same C_n template
-                theta_a = torch.atan2(ua[:, 1], ua[:, 0]) / net.order
-                theta_b = torch.atan2(ub[:, 1], ub[:, 0]) / net.order
+                theta_a = torch.atan2(ua[:, 1], ua[:, 0]) / net.symmetry
+                theta_b = torch.atan2(ub[:, 1], ub[:, 0]) / net.symmetry
                 loss = (
                     F.mse_loss(renderer(xa, theta_a + dd), xb)
                     + F.mse_loss(renderer(xb, theta_b - dd), xa)

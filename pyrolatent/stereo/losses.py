@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from ..primitives.angles import check_order
+from .._renamed import renamed_argument
+from ..primitives.angles import check_symmetry
 
 __all__ = ["periodic_loss", "pair_consistency_loss"]
 
@@ -27,13 +28,20 @@ def _fold_phase(phase: torch.Tensor) -> torch.Tensor:
     return torch.stack([phase[..., 0], phase[..., 1].abs()], dim=-1)
 
 
-def periodic_loss(pred_angle: torch.Tensor, true_angle: torch.Tensor, order: int = 1):
+def periodic_loss(
+    pred_angle: torch.Tensor,
+    true_angle: torch.Tensor,
+    symmetry: int = 1,
+    *,
+    order: int | None = None,
+):
     """Symmetry-aware angle loss ``mean(1 - cos(n (pred - true)))``.
 
     It is zero whenever ``pred`` and ``true`` agree modulo ``2 pi / n`` and is
     smooth across the wrap-around, unlike the MSE on angles.
     """
-    n = check_order(order)
+    symmetry = renamed_argument(symmetry, order, old="order", new="symmetry", where="periodic_loss")
+    n = check_symmetry(symmetry)
     return (1 - torch.cos(n * (pred_angle - true_angle))).mean()
 
 
@@ -41,8 +49,10 @@ def pair_consistency_loss(
     phase_a: torch.Tensor,
     phase_b: torch.Tensor,
     delta: torch.Tensor,
-    order: int = 1,
+    symmetry: int = 1,
     mirror: bool = False,
+    *,
+    order: int | None = None,
 ) -> torch.Tensor:
     """Method 1: the angles of a pair must differ by ``delta`` modulo ``2 pi / n``.
 
@@ -56,7 +66,7 @@ def pair_consistency_loss(
         ``(B, 2)`` network outputs ``e^{i n theta}`` for images ``a`` and ``b``.
     delta : torch.Tensor
         ``(B,)`` known offsets ``theta_b - theta_a`` in radians.
-    order : int
+    symmetry : int
         Rotational symmetry order ``n >= 1``.
     mirror : bool
         For inputs that cannot tell ``theta`` from ``-theta`` (1D projections):
@@ -68,7 +78,10 @@ def pair_consistency_loss(
     torch.Tensor
         Scalar loss.
     """
-    n = check_order(order)
+    symmetry = renamed_argument(
+        symmetry, order, old="order", new="symmetry", where="pair_consistency_loss"
+    )
+    n = check_symmetry(symmetry)
     turn = n * delta
     if not mirror:
         return (phase_b - _rotate_phase(phase_a, turn)).pow(2).sum(-1).mean()

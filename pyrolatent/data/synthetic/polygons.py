@@ -317,8 +317,8 @@ def make_polygons(
     dict
         ``images`` ``(n, H, W)`` noisy, ``clean`` ``(n, H, W)``, ``angle`` ``(n,)``
         radians, ``offset`` ``(n, 2)`` pixels, ``size`` ``(n,)`` pixels,
-        ``intensity`` ``(n,)``, ``vertices`` (canonical), ``order`` (int, the
-        rotational symmetry order).
+        ``intensity`` ``(n,)``, ``vertices`` (canonical), ``symmetry`` (int, the
+        rotational symmetry order; ``order``, its old name, is kept for one release).
     """
     n = _check_count(n)
     if angle is None:
@@ -339,6 +339,7 @@ def make_polygons(
         "size": size,
         "intensity": intensity,
         "vertices": vertices,
+        "symmetry": symmetry_order(shape),
         "order": symmetry_order(shape),
     }
 

@@ -52,10 +52,10 @@ def _noisy_pair(clean_a, clean_b, noise: dict, generator) -> dict:
     }
 
 
-def _draw_deltas(n, delta, delta_range, order, generator):
+def _draw_deltas(n, delta, delta_range, symmetry, generator):
     if delta is None:
         if delta_range is None:
-            delta_range = (-math.pi / order, math.pi / order)
+            delta_range = (-math.pi / symmetry, math.pi / symmetry)
         return _uniform(n, delta_range[0], delta_range[1], generator)
     delta = torch.as_tensor(delta, dtype=torch.float32).reshape(-1)
     if delta.numel() == 1:
@@ -104,7 +104,7 @@ def make_stereo_pairs(
         ``images_a``, ``images_b`` ``(n, H, W)``; ``clean_a``, ``clean_b``;
         ``angle_a``, ``angle_b``, ``delta`` ``(n,)`` radians; ``offset_a``,
         ``offset_b`` ``(n, 2)``; ``size``, ``intensity`` ``(n,)``; ``vertices``;
-        ``order``.
+        ``symmetry`` (``order``, its old name, is kept for one release).
     """
     n = _check_count(n)
     delta = _draw_deltas(n, delta, delta_range, symmetry_order(shape), generator)
@@ -126,6 +126,7 @@ def make_stereo_pairs(
         "size": size,
         "intensity": intensity,
         "vertices": vertices,
+        "symmetry": symmetry_order(shape),
         "order": symmetry_order(shape),
     }
 
@@ -276,8 +277,8 @@ def make_polyhedron_pairs(
 
     Symmetry order: a projection of a centrosymmetric solid (cube,
     octahedron) is unchanged by a half turn in the image plane, so about the
-    beam axis its angle is defined modulo ``pi`` (``order`` 2); otherwise, and
-    for the tetrahedron, ``order`` is 1. This assumes the generic default
+    beam axis its angle is defined modulo ``pi`` (``symmetry`` 2); otherwise, and
+    for the tetrahedron, ``symmetry`` is 1. This assumes the generic default
     ``base_rotation`` (no symmetry axis of the solid along ``axis``).
 
     Parameters
@@ -309,7 +310,8 @@ def make_polyhedron_pairs(
         ``images_a``, ``images_b``, ``clean_a``, ``clean_b`` ``(n, H, W)``;
         ``angle_a``, ``angle_b``, ``delta`` ``(n,)``; ``rotations_a``,
         ``rotations_b`` ``(n, 3, 3)``; ``wobble_angles`` ``(n, 2)``;
-        ``offset_a``, ``offset_b``, ``size``, ``intensity``; ``order``.
+        ``offset_a``, ``offset_b``, ``size``, ``intensity``; ``symmetry`` (``order``,
+        its old name, is kept for one release).
     """
     n = _check_count(n)
     polyhedron_faces(name)  # validates the name
@@ -318,8 +320,8 @@ def make_polyhedron_pairs(
         raise ValueError(f"axis: expected a non-zero 3-vector, got {axis}")
     axis_t = axis_t / axis_t.norm()
     along_beam = float(axis_t[2].abs()) > 1 - 1e-6
-    order = 2 if along_beam and name in ("cube", "octahedron") else 1
-    delta = _draw_deltas(n, delta, delta_range, order, generator)
+    symmetry = 2 if along_beam and name in ("cube", "octahedron") else 1
+    delta = _draw_deltas(n, delta, delta_range, symmetry, generator)
     if base_rotation is None:
         base_rotation = random_rotations(1, generator=torch.Generator().manual_seed(7))[0]
     base = torch.as_tensor(base_rotation, dtype=torch.float32).reshape(3, 3)
@@ -358,5 +360,6 @@ def make_polyhedron_pairs(
         "offset_b": offset_b,
         "size": size,
         "intensity": intensity,
-        "order": order,
+        "symmetry": symmetry,
+        "order": symmetry,
     }
