@@ -165,14 +165,16 @@ def orientation_error(size: int = 33, n: int = 300) -> float:
     sim = simulate_patterns(cube, n, photons=1e4, seed=5)
     search = OrientationSearch(cube, n_orientations=16407, group="Oh", friedel=True,
                                mask=sim["mask"])  # fmt: skip
-    found = search.search(sim["patterns"], quiet=True)
+    found = search.search(sim["patterns"], progress=False)
     err = misorientation(found["rotation"], sim["rotations"], "Oh", friedel=True)
     return float(torch.rad2deg(err).median())
 
 
 def phasing_cc(size: int = 33) -> float:
     density = shape_density("cube", size)
-    result = phase_retrieval(intensity_volume(density), n_iter=300, n_er=100, seed=0)
+    result = phase_retrieval(
+        intensity_volume(density), n_iter=300, n_er=100, seed=0, progress=False
+    )
     return aligned_correlation(result["density"], density)
 
 
