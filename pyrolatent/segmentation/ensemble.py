@@ -124,7 +124,7 @@ class DeepEnsemble:
         tile_size: int = 256,
         overlap: int = 16,
         batch_size: int = 4,
-        progress: bool = False,
+        progress: bool = True,
         tta: bool = False,
         member_pass: str = "auto",
     ) -> tuple[np.ndarray, np.ndarray]:
