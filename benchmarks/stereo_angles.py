@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from pyrolatent.data.preprocess import preprocess
-from pyrolatent.data.synthetic.polygons import make_polygons
+from pyrolatent.data.synthetic.polygons import make_polygons, reference_polygon
 from pyrolatent.data.synthetic.stereo import (
     make_polyhedron_pairs,
     make_projection_pairs,
@@ -53,21 +53,6 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def polygon_reference(shape: str) -> torch.Tensor:
-    """The calibration image: the shape at angle 0, centred, noise-free, preprocessed."""
-    ref = make_polygons(
-        1,
-        shape,
-        angle=[0.0],
-        size_range=(9.0, 9.0),
-        max_offset=0.0,
-        dose=0.0,
-        read_noise=0.0,
-        generator=_generator(99),
-    )
-    return ref["images"]
-
-
 def polygon_test_set(shape: str) -> dict:
     return make_polygons(N_TEST, shape, image_size=IMAGE_SIZE, generator=_generator(2))
 
@@ -90,7 +75,7 @@ def run_polygons(shape: str, method: str, seed: int = 0) -> tuple[dict, float]:
         epochs=EPOCHS if method == "pair" else EPOCHS_METHOD2,
         progress=False,
     )
-    net.calibrate(preprocess(polygon_reference(shape))[0], 0.0)
+    net.calibrate(preprocess(reference_polygon(shape))[0], 0.0)
     pred = net.predict(preprocess(test["images"]))
     report = evaluate_angles(
         pred, test["angle"], symmetry, pred_reference=[0.0], true_reference=[0.0]
@@ -117,7 +102,7 @@ def run_projection(shape: str = "square", seed: int = 0) -> tuple[dict, dict, fl
         epochs=EPOCHS_1D,
         progress=False,
     )
-    net.calibrate(preprocess(project_1d(polygon_reference(shape)))[0], 0.0)
+    net.calibrate(preprocess(project_1d(reference_polygon(shape)))[0], 0.0)
     pred = net.predict(preprocess(project_1d(test["images"])))
     kwargs = dict(pred_reference=[0.0], true_reference=[0.0])
     mirrored = evaluate_angles(pred, test["angle"], symmetry, mirror=True, **kwargs)
@@ -179,7 +164,7 @@ def run_rvae(shape: str, seed: int = 0):
         return None, None
     torch.manual_seed(seed)
     test = polygon_test_set(shape)
-    ref = polygon_reference(shape)
+    ref = reference_polygon(shape)
 
     def prepare(images):
         # denoise and centre as for the CNN; intensities scaled to about [0, 1]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pyrolatent.data.preprocess import preprocess
-from pyrolatent.data.synthetic.polygons import make_polygons
+from pyrolatent.data.synthetic.polygons import make_polygons, reference_polygon
 from pyrolatent.data.synthetic.stereo import make_stereo_pairs
 from pyrolatent.nn.angle import AngleCNN, AngleCNN1d, PartnerRenderer
 from pyrolatent.primitives.angles import (
@@ -149,17 +149,7 @@ def test_partner_renderer_template_is_symmetric():
 # --------------------------------------------------------------------------- end to end
 def _reference(shape):
     """One noise-free, centred image of the shape at angle 0 (the calibration image)."""
-    ref = make_polygons(
-        1,
-        shape,
-        angle=[0.0],
-        size_range=(9.0, 9.0),
-        max_offset=0.0,
-        dose=0.0,
-        read_noise=0.0,
-        generator=torch.Generator().manual_seed(99),
-    )
-    return preprocess(ref["images"])[0]
+    return preprocess(reference_polygon(shape))[0]
 
 
 def test_method1_learns_square_angles_without_labels():

@@ -9,6 +9,7 @@ from pyrolatent.primitives.groups import canonicalize, misorientation, orientati
 from pyrolatent.primitives.so3 import (
     axis_angle_to_matrix,
     check_rotations,
+    in_plane_rotations,
     matrix_to_quaternion,
     quaternion_to_matrix,
     random_rotations,
@@ -196,3 +197,9 @@ def test_bad_rotations_raise():
         matrix_to_quaternion(-torch.eye(3))
     with pytest.raises(ValueError, match="not orthonormal"):
         misorientation(torch.eye(3), torch.ones(3, 3), "O")
+
+
+def test_in_plane_rotations_turn_about_the_beam():
+    alpha = torch.tensor([0.3, -1.2, 2.5])
+    z = torch.tensor([0.0, 0.0, 1.0]).expand(3, 3)
+    assert torch.allclose(in_plane_rotations(alpha), axis_angle_to_matrix(z, alpha), atol=1e-6)

@@ -36,6 +36,7 @@ __all__ = [
     "random_rotations",
     "rotation_angle",
     "axis_angle_to_matrix",
+    "in_plane_rotations",
 ]
 
 
@@ -177,6 +178,27 @@ def axis_angle_to_matrix(axis, angle) -> torch.Tensor:
     half = angle.unsqueeze(-1) / 2
     q = torch.cat([half.cos(), axis * half.sin()], dim=-1)
     return quaternion_to_matrix(q)
+
+
+def in_plane_rotations(angle) -> torch.Tensor:
+    """Rotations by ``angle`` about the beam axis ``z``, ``(N, 3, 3)``.
+
+    Parameters
+    ----------
+    angle : array_like
+        ``(N,)`` radians, counter-clockwise seen from ``+z``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 3, 3)`` float32 ``[[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]]``.
+    """
+    alpha = torch.as_tensor(angle, dtype=torch.float32).reshape(-1)
+    rot = torch.zeros(len(alpha), 3, 3)
+    rot[:, 0, 0], rot[:, 0, 1] = torch.cos(alpha), -torch.sin(alpha)
+    rot[:, 1, 0], rot[:, 1, 1] = torch.sin(alpha), torch.cos(alpha)
+    rot[:, 2, 2] = 1.0
+    return rot
 
 
 def random_rotations(

@@ -42,6 +42,7 @@ __all__ = [
     "gaussian_blur",
     "add_stem_noise",
     "make_polygons",
+    "reference_polygon",
 ]
 
 #: Names accepted for regular polygons, with their number of sides.
@@ -342,6 +343,39 @@ def make_polygons(
         "symmetry": symmetry_order(shape),
         "order": symmetry_order(shape),
     }
+
+
+def reference_polygon(shape="square", image_size=(32, 32), size: float = 9.0) -> torch.Tensor:
+    """The calibration image of a shape: at angle 0, centred, blurred, without noise.
+
+    Parameters
+    ----------
+    shape : str or int
+        As in :func:`make_polygons` (``"irregular"`` draws its vertices from a
+        fixed seed).
+    image_size : int or (int, int)
+        ``(H, W)`` in pixels.
+    size : float
+        Circumradius in pixels.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(1, H, W)``; the intensity is drawn from a fixed seed (99), so the image
+        is the same at every call.
+    """
+    ref = make_polygons(
+        1,
+        shape,
+        image_size=image_size,
+        angle=[0.0],
+        size_range=(size, size),
+        max_offset=0.0,
+        dose=0.0,
+        read_noise=0.0,
+        generator=torch.Generator().manual_seed(99),
+    )
+    return ref["images"]
 
 
 __getattr__ = forward(

@@ -33,10 +33,17 @@ import torch
 
 from ...primitives.so3 import check_rotations, random_rotations
 from ...primitives.volumes import check_volume, slice_volume
-from .densities import SHAPE_KINDS, morph_to_exponent, shape_density, superellipsoid_half_width
+from .densities import (
+    SHAPE_KINDS,
+    blob_density,
+    morph_to_exponent,
+    shape_density,
+    superellipsoid_half_width,
+)
 
 __all__ = [
     "SHAPE_KINDS",
+    "blob_density",
     "detector_mask",
     "intensity_volume",
     "melting_series",
