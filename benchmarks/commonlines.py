@@ -62,7 +62,10 @@ from pyrolatent.commonlines import (
     rotation_invariant_features,
     similarity_matrix,
 )
+from pyrolatent.commonlines.geometry import true_common_line_angles
 from pyrolatent.commonlines.profiles import line_radii
+from pyrolatent.data.synthetic.classes2d import sparse_class_frames
+from pyrolatent.data.synthetic.densities import blob_density
 from pyrolatent.data.synthetic.spi import (
     intensity_volume,
     melting_series,
@@ -70,7 +73,7 @@ from pyrolatent.data.synthetic.spi import (
     simulate_patterns,
 )
 from pyrolatent.primitives import warp_images
-from pyrolatent.primitives.so3 import random_rotations
+from pyrolatent.primitives.so3 import in_plane_rotations, random_rotations
 from pyrolatent.primitives.volumes import slice_volume
 from pyrolatent.spi.classify2d import classify2d
 
@@ -79,14 +82,6 @@ SHAPES = [("cube", None), ("sphere", None), ("rounded_cube", None), ("dimer", No
 # CLPCA shapes: a clearly rounded cube (rounding 0.5); with the generator's default
 # rounding 0.3 the cube and rounded cube clusters overlap in 3D CLPCA (ARI ~0.75)
 CLPCA_SHAPES = [("cube", None), ("sphere", None), ("rounded_cube", 0.5), ("dimer", None)]
-
-
-def in_plane(alpha: torch.Tensor) -> torch.Tensor:
-    rot = torch.zeros(len(alpha), 3, 3)
-    rot[:, 0, 0], rot[:, 0, 1] = torch.cos(alpha), -torch.sin(alpha)
-    rot[:, 1, 0], rot[:, 1, 1] = torch.sin(alpha), torch.cos(alpha)
-    rot[:, 2, 2] = 1.0
-    return rot
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -130,28 +125,11 @@ def bench_morph(n=400, size=65):
     return max(abs(spearmanr(emb[:, k], data["morph"].numpy()).statistic) for k in range(3))
 
 
-def blob_density(size, n_blobs=12, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    c = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    z, y, x = torch.meshgrid(c, c, c, indexing="ij")
-    vol = torch.zeros(size, size, size)
-    for _ in range(n_blobs):
-        centre = (torch.rand(3, generator=g) - 0.5) * size / 3
-        width = 1.0 + 1.5 * torch.rand(1, generator=g)
-        amp = 0.5 + torch.rand(1, generator=g)
-        r2 = (x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2
-        vol += amp * torch.exp(-r2 / (2 * width**2))
-    return vol
-
-
 def bench_geometry(n=100, size=65, n_angles=180):
     volume = intensity_volume(blob_density(size), size)
     rot = random_rotations(n, generator=torch.Generator().manual_seed(1))
     res = similarity_matrix(slice_volume(volume, rot), n_angles=n_angles, log=True, progress=False)
-    normals = rot[:, :, 2]
-    d = torch.cross(normals[:, None].expand(n, n, 3), normals[None, :].expand(n, n, 3), dim=-1)
-    local = torch.einsum("iba,ijb->ija", rot, d)
-    truth = torch.atan2(-local[..., 1], local[..., 0]) % math.pi
+    truth = true_common_line_angles(rot)
     err = (res.angle - truth).abs() % math.pi
     err = torch.minimum(err, math.pi - err)
     off = ~torch.eye(n, dtype=torch.bool)
@@ -163,7 +141,7 @@ def bench_features(n=100, size=65):
     rot = random_rotations(n, generator=torch.Generator().manual_seed(3))
     alpha = torch.rand(n, generator=torch.Generator().manual_seed(4)) * 2 * math.pi
     patterns = slice_volume(volume, rot)
-    turned = slice_volume(volume, rot @ in_plane(alpha))
+    turned = slice_volume(volume, rot @ in_plane_rotations(alpha))
     out = {}
     for log in (True, False):
         f = rotation_invariant_features(patterns, log=log)
@@ -193,21 +171,9 @@ def bench_absolute_embedding(n=1000, size=33):
 
 
 def bench_classify2d(n=2000, photons=2000, size=65):
-    g = torch.Generator().manual_seed(0)
-    views = random_rotations(len(SHAPES), generator=g)
-    labels = torch.randint(0, len(SHAPES), (n,), generator=g)
-    alpha = torch.rand(n, generator=g) * 2 * math.pi
-    frames = torch.zeros(n, size, size)
-    truth = []
-    for k, (kind, p) in enumerate(SHAPES):
-        volume = intensity_volume(shape_density(kind, 33, p=p), size)
-        rows = (labels == k).nonzero().squeeze(1)
-        sim = simulate_patterns(
-            volume, len(rows), photons=photons, rotations=views[k] @ in_plane(alpha[rows]), seed=k
-        )
-        frames[rows] = sim["patterns"]
-        truth.append(slice_volume(volume, views[k : k + 1])[0] * sim["mask"])
-    res = classify2d(frames, 4, n_rotations=36, n_iterations=30, mask=sim["mask"], progress=False)
+    data = sparse_class_frames(n, photons=photons, size=size, seed=0, classes=SHAPES)
+    frames, labels, truth, mask = data["frames"], data["labels"], data["truth"], data["mask"]
+    res = classify2d(frames, 4, n_rotations=36, n_iterations=30, mask=mask, progress=False)
     confusion = np.zeros((4, 4))
     for a, b in zip(labels.numpy(), res.best_class.numpy(), strict=True):
         confusion[a, b] += 1

@@ -76,14 +76,19 @@ def speed(n_frames: int = 2, repeats: int = 3) -> dict:
     ensemble = DeepEnsemble(network=stack_members(singles).eval())
 
     def run(ens):
-        return lambda: ens.predict(frames, tile_size=512, overlap=0, batch_size=1)
+        return lambda: ens.predict(frames, tile_size=512, overlap=0, batch_size=1, progress=False)
 
     t_single = _best_time(run(single), repeats) / n_frames
     t_ensemble = _best_time(run(ensemble), max(1, repeats - 1)) / n_frames
     t_grouped = (
         _best_time(
             lambda: ensemble.predict(
-                frames, tile_size=512, overlap=0, batch_size=1, member_pass="grouped"
+                frames,
+                tile_size=512,
+                overlap=0,
+                batch_size=1,
+                member_pass="grouped",
+                progress=False,
             ),
             1,
         )

@@ -22,16 +22,17 @@ from pathlib import Path
 
 import torch
 
-from pyrolatent.analysis.angles import evaluate_angles
 from pyrolatent.data.preprocess import preprocess
-from pyrolatent.data.synthetic.polygons import (
-    make_polygons,
+from pyrolatent.data.synthetic.polygons import make_polygons, reference_polygon
+from pyrolatent.data.synthetic.stereo import (
     make_polyhedron_pairs,
     make_projection_pairs,
     make_stereo_pairs,
     project_1d,
 )
-from pyrolatent.nn.angle import AngleCNN, AngleCNN1d, fit_stereo_pairs
+from pyrolatent.nn.angle import AngleCNN, AngleCNN1d
+from pyrolatent.primitives.angles import evaluate_angles
+from pyrolatent.stereo import fit_stereo_pairs
 
 SMALL = os.environ.get("PYROLATENT_SMALL", "") not in ("", "0")
 N_TRAIN = 300 if SMALL else 4000
@@ -52,21 +53,6 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def polygon_reference(shape: str) -> torch.Tensor:
-    """The calibration image: the shape at angle 0, centred, noise-free, preprocessed."""
-    ref = make_polygons(
-        1,
-        shape,
-        angle=[0.0],
-        size_range=(9.0, 9.0),
-        max_offset=0.0,
-        dose=0.0,
-        read_noise=0.0,
-        generator=_generator(99),
-    )
-    return ref["images"]
-
-
 def polygon_test_set(shape: str) -> dict:
     return make_polygons(N_TEST, shape, image_size=IMAGE_SIZE, generator=_generator(2))
 
@@ -76,10 +62,10 @@ def run_polygons(shape: str, method: str, seed: int = 0) -> tuple[dict, float]:
     torch.manual_seed(seed)
     train = make_stereo_pairs(N_TRAIN, shape, image_size=IMAGE_SIZE, generator=_generator(1))
     test = polygon_test_set(shape)
-    order = train["order"]
+    symmetry = train["symmetry"]
     # method 2 without BatchNorm: with it, the renderer settled on a round template
     # (a rotation-invariant local minimum) for squares and hexagons
-    net = AngleCNN(IMAGE_SIZE, order=order, batch_norm=(method == "pair"), device="cpu")
+    net = AngleCNN(IMAGE_SIZE, symmetry=symmetry, batch_norm=(method == "pair"), device="cpu")
     fit = fit_stereo_pairs(
         net,
         preprocess(train["images_a"]),
@@ -89,9 +75,11 @@ def run_polygons(shape: str, method: str, seed: int = 0) -> tuple[dict, float]:
         epochs=EPOCHS if method == "pair" else EPOCHS_METHOD2,
         progress=False,
     )
-    net.calibrate(preprocess(polygon_reference(shape))[0], 0.0)
+    net.calibrate(preprocess(reference_polygon(shape))[0], 0.0)
     pred = net.predict(preprocess(test["images"]))
-    report = evaluate_angles(pred, test["angle"], order, pred_reference=[0.0], true_reference=[0.0])
+    report = evaluate_angles(
+        pred, test["angle"], symmetry, pred_reference=[0.0], true_reference=[0.0]
+    )
     return report, fit["seconds"]
 
 
@@ -104,8 +92,8 @@ def run_projection(shape: str = "square", seed: int = 0) -> tuple[dict, dict, fl
     torch.manual_seed(seed)
     train = make_projection_pairs(N_TRAIN_1D, shape, image_size=IMAGE_SIZE, generator=_generator(1))
     test = polygon_test_set(shape)
-    order = train["order"]
-    net = AngleCNN1d(IMAGE_SIZE[1], order=order, mirror=True, device="cpu")
+    symmetry = train["symmetry"]
+    net = AngleCNN1d(IMAGE_SIZE[1], symmetry=symmetry, mirror=True, device="cpu")
     fit = fit_stereo_pairs(
         net,
         preprocess(train["profiles_a"]),
@@ -114,11 +102,11 @@ def run_projection(shape: str = "square", seed: int = 0) -> tuple[dict, dict, fl
         epochs=EPOCHS_1D,
         progress=False,
     )
-    net.calibrate(preprocess(project_1d(polygon_reference(shape)))[0], 0.0)
+    net.calibrate(preprocess(project_1d(reference_polygon(shape)))[0], 0.0)
     pred = net.predict(preprocess(project_1d(test["images"])))
     kwargs = dict(pred_reference=[0.0], true_reference=[0.0])
-    mirrored = evaluate_angles(pred, test["angle"], order, mirror=True, **kwargs)
-    plain = evaluate_angles(pred, test["angle"], order, **kwargs)
+    mirrored = evaluate_angles(pred, test["angle"], symmetry, mirror=True, **kwargs)
+    plain = evaluate_angles(pred, test["angle"], symmetry, **kwargs)
     return mirrored, plain, fit["seconds"]
 
 
@@ -147,8 +135,8 @@ def run_polyhedra(name: str = "cube", wobble: float = 0.0, seed: int = 0) -> tup
         read_noise=0.0,
         generator=_generator(99),
     )
-    order = train["order"]
-    net = AngleCNN(IMAGE_SIZE, order=order, device="cpu")
+    symmetry = train["symmetry"]
+    net = AngleCNN(IMAGE_SIZE, symmetry=symmetry, device="cpu")
     fit = fit_stereo_pairs(
         net,
         preprocess(train["images_a"]),
@@ -160,7 +148,7 @@ def run_polyhedra(name: str = "cube", wobble: float = 0.0, seed: int = 0) -> tup
     net.calibrate(preprocess(ref["images_a"])[0], ref["angle_a"][0])
     pred = net.predict(preprocess(test["images_a"]))
     report = evaluate_angles(
-        pred, test["angle_a"], order, pred_reference=[0.0], true_reference=[0.0]
+        pred, test["angle_a"], symmetry, pred_reference=[0.0], true_reference=[0.0]
     )
     return report, fit["seconds"]
 
@@ -176,7 +164,7 @@ def run_rvae(shape: str, seed: int = 0):
         return None, None
     torch.manual_seed(seed)
     test = polygon_test_set(shape)
-    ref = polygon_reference(shape)
+    ref = reference_polygon(shape)
 
     def prepare(images):
         # denoise and centre as for the CNN; intensities scaled to about [0, 1]
@@ -184,14 +172,14 @@ def run_rvae(shape: str, seed: int = 0):
         return (x / 1.2).clamp(0, 1)
 
     images = prepare(torch.cat([ref, test["images"]]))
-    order = test["order"]
+    symmetry = test["symmetry"]
     model = RVAE(
         image_size=IMAGE_SIZE,
         latent_dim=2,
         invariances=("rotation", "translation"),
         decoder=RVAE_DECODER,
         likelihood="gaussian",
-        angle_symmetry=order,
+        angle_symmetry=symmetry,
         device="cpu",
         seed=seed,
     )
@@ -200,11 +188,11 @@ def run_rvae(shape: str, seed: int = 0):
     seconds = time.perf_counter() - start
     angle = torch.as_tensor(model.encode(images)["angle"]["loc"]).reshape(-1).double()
     report = evaluate_angles(
-        angle[1:], test["angle"], order, pred_reference=angle[:1], true_reference=[0.0]
+        angle[1:], test["angle"], symmetry, pred_reference=angle[:1], true_reference=[0.0]
     )
     # the latent may turn the other way: report the better sign, as the best case
     flipped = evaluate_angles(
-        -angle[1:], test["angle"], order, pred_reference=-angle[:1], true_reference=[0.0]
+        -angle[1:], test["angle"], symmetry, pred_reference=-angle[:1], true_reference=[0.0]
     )
     best = report if report["frac_within"] >= flipped["frac_within"] else flipped
     best["sign"] = 1 if best is report else -1

@@ -56,10 +56,11 @@ from pyrolatent.data.synthetic.spi import (
 )
 from pyrolatent.infer.callbacks import Callback
 from pyrolatent.models.volume_vae import VolumeVAE
-from pyrolatent.primitives.so3 import misorientation, random_rotations
+from pyrolatent.primitives.groups import misorientation
+from pyrolatent.primitives.radial import radius_map
+from pyrolatent.primitives.so3 import random_rotations
 from pyrolatent.primitives.volumes import slice_volume, symmetrize_volume, symmetrized_slices
 from pyrolatent.spi import OrientationSearch, aligned_correlation, phase_retrieval
-from pyrolatent.spi.radial import radius_map
 
 RESULTS = Path(__file__).resolve().parent / "results" / "volume_vae.json"
 N_PATTERNS = int(os.environ.get("VOLUME_VAE_N", 1500))
@@ -164,14 +165,16 @@ def orientation_error(size: int = 33, n: int = 300) -> float:
     sim = simulate_patterns(cube, n, photons=1e4, seed=5)
     search = OrientationSearch(cube, n_orientations=16407, group="Oh", friedel=True,
                                mask=sim["mask"])  # fmt: skip
-    found = search.search(sim["patterns"], quiet=True)
+    found = search.search(sim["patterns"], progress=False)
     err = misorientation(found["rotation"], sim["rotations"], "Oh", friedel=True)
     return float(torch.rad2deg(err).median())
 
 
 def phasing_cc(size: int = 33) -> float:
     density = shape_density("cube", size)
-    result = phase_retrieval(intensity_volume(density), n_iter=300, n_er=100, seed=0)
+    result = phase_retrieval(
+        intensity_volume(density), n_iter=300, n_er=100, seed=0, progress=False
+    )
     return aligned_correlation(result["density"], density)
 
 

@@ -42,7 +42,7 @@ _EXPORTS = {
     "phase_retrieval": "pyrolatent.spi",
     "AngleCNN": "pyrolatent.nn.angle",
     "AngleCNN1d": "pyrolatent.nn.angle",
-    "fit_stereo_pairs": "pyrolatent.nn.angle",
+    "fit_stereo_pairs": "pyrolatent.stereo.fit",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -36,6 +36,7 @@ def run_tiny_workflow(out: Path, *, empty_frame: int | None = None) -> Path:
     The ground-truth masks stand in for the segmentation probabilities (the
     networks have their own tests); ``empty_frame`` blanks one frame's map.
     """
+    from pyrolatent.io.files import load_npy, save_npy
     from pyrolatent.workflow import (
         AnalyzeConfig,
         CropsConfig,
@@ -48,7 +49,6 @@ def run_tiny_workflow(out: Path, *, empty_frame: int | None = None) -> Path:
         stage_train,
         write_report,
     )
-    from pyrolatent.workflow.io import load_npy, save_npy
 
     stage_movie(out, MovieConfig(n_frames=24, size=128, n_particles=16, transition_frame=12))
     probability = (load_npy(out / "masks.npy") > 0).astype(np.float32)

@@ -8,16 +8,12 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from pyrolatent.data.synthetic.classes2d import sparse_class_frames
 from pyrolatent.data.synthetic.spi import intensity_volume, shape_density, simulate_patterns
 from pyrolatent.primitives import warp_images
-from pyrolatent.primitives.so3 import random_rotations
-from pyrolatent.primitives.volumes import slice_volume
-from pyrolatent.spi.classify2d import (
-    _e_step,
-    bootstrap_classify2d,
-    classify2d,
-    classify2d_model,
-)
+from pyrolatent.primitives.so3 import in_plane_rotations, random_rotations
+from pyrolatent.spi.classify2d import bootstrap_classify2d, classify2d, classify2d_model
+from pyrolatent.spi.classify2d._em import _e_step
 
 SHAPES = [("cube", None), ("sphere", None), ("rounded_cube", None), ("dimer", None)]
 
@@ -31,38 +27,14 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def in_plane(alpha):
-    """Rotations about the beam (z) axis, ``(N, 3, 3)``."""
-    rot = torch.zeros(len(alpha), 3, 3)
-    rot[:, 0, 0], rot[:, 0, 1] = torch.cos(alpha), -torch.sin(alpha)
-    rot[:, 1, 0], rot[:, 1, 1] = torch.sin(alpha), torch.cos(alpha)
-    rot[:, 2, 2] = 1.0
-    return rot
-
-
 def sparse_frames(n=400, photons=2000, size=65, seed=0):
     """Four particles, each seen in one orientation, turned in-plane at random.
 
     Returns frames, true labels, the noise-free class patterns and the detector mask.
     """
-    g = torch.Generator().manual_seed(seed)
-    views = random_rotations(len(SHAPES), generator=g)
-    labels = torch.randint(0, len(SHAPES), (n,), generator=g)
-    alpha = torch.rand(n, generator=g) * 2 * math.pi
-    frames = torch.zeros(n, size, size)
-    truth = []
-    for k, (kind, p) in enumerate(SHAPES):
-        # 33^3 particle grid padded to 65: patterns sampled ~6 times finer than the fringes
-        volume = intensity_volume(shape_density(kind, 33, p=p), size)
-        rows = (labels == k).nonzero().squeeze(1)
-        sim = simulate_patterns(
-            volume, len(rows), photons=photons, rotations=views[k] @ in_plane(alpha[rows]),
-            seed=10 * seed + k,
-        )  # fmt: skip
-        frames[rows] = sim["patterns"]
-        mask = sim["mask"]
-        truth.append(slice_volume(volume, views[k : k + 1])[0] * mask)
-    return frames, labels, torch.stack(truth), mask
+    # 33^3 particle grid padded to 65: patterns sampled ~6 times finer than the fringes
+    data = sparse_class_frames(n, photons=photons, size=size, seed=seed, classes=SHAPES)
+    return data["frames"], data["labels"], data["truth"], data["mask"]
 
 
 def matched_accuracy(labels, predicted, k):
@@ -109,7 +81,9 @@ def test_best_rotation_matches_the_true_in_plane_turn():
     volume = intensity_volume(shape_density("cube", 33), size)
     view = random_rotations(1, generator=torch.Generator().manual_seed(5))
     alpha = torch.rand(n, generator=torch.Generator().manual_seed(6)) * 2 * math.pi
-    sim = simulate_patterns(volume, n, photons=3000, rotations=view @ in_plane(alpha), seed=7)
+    sim = simulate_patterns(
+        volume, n, photons=3000, rotations=view @ in_plane_rotations(alpha), seed=7
+    )
     res = classify2d(sim["patterns"], 1, n_rotations=60, mask=sim["mask"], progress=False)
     # slicing at view @ Rz(alpha) shows the view turned by alpha, counter-clockwise as
     # displayed (y points down), which is the convention of best_rotation

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pyrolatent.cli import build_parser, main
+from pyrolatent.io.files import load_npy, load_table
 from pyrolatent.workflow import FIGURES, MovieConfig, stage_movie
-from pyrolatent.workflow.io import load_npy, load_table
 
 
 def test_subcommands_chain_on_a_users_movie(tmp_path, capsys):

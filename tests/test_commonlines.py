@@ -19,13 +19,15 @@ from pyrolatent.commonlines import (
     rotation_invariant_features,
     similarity_matrix,
 )
+from pyrolatent.commonlines.geometry import true_common_line_angles
+from pyrolatent.data.synthetic.densities import blob_density
 from pyrolatent.data.synthetic.spi import (
     intensity_volume,
     melting_series,
     shape_density,
     simulate_patterns,
 )
-from pyrolatent.infer.checkpoint import CheckpointError
+from pyrolatent.io.checkpoint import CheckpointError
 from pyrolatent.primitives import warp_images
 from pyrolatent.primitives.so3 import random_rotations
 from pyrolatent.primitives.volumes import slice_volume
@@ -41,31 +43,6 @@ def _one_thread():
 
 
 FOUR_SHAPES = [("cube", None), ("sphere", None), ("rounded_cube", 0.5), ("dimer", None)]
-
-
-def blob_density(size, n_blobs=12, seed=0):
-    """An asymmetric density: Gaussian blobs at random places (no point symmetry)."""
-    g = torch.Generator().manual_seed(seed)
-    c = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    z, y, x = torch.meshgrid(c, c, c, indexing="ij")
-    vol = torch.zeros(size, size, size)
-    for _ in range(n_blobs):
-        centre = (torch.rand(3, generator=g) - 0.5) * size / 3
-        width = 1.0 + 1.5 * torch.rand(1, generator=g)
-        amp = 0.5 + torch.rand(1, generator=g)
-        r2 = (x - centre[0]) ** 2 + (y - centre[1]) ** 2 + (z - centre[2]) ** 2
-        vol += amp * torch.exp(-r2 / (2 * width**2))
-    return vol
-
-
-def true_common_line_angles(rotations):
-    """Angle in pattern i of the line shared with pattern j: direction of R_i^T (n_i x n_j)."""
-    normals = rotations[:, :, 2]
-    n = len(normals)
-    d = torch.cross(normals[:, None].expand(n, n, 3), normals[None, :].expand(n, n, 3), dim=-1)
-    local = torch.einsum("iba,ijb->ija", rotations, d)
-    # image coordinates are (x, y-down); line angle theta has direction (cos, -sin)
-    return torch.atan2(-local[..., 1], local[..., 0]) % math.pi
 
 
 def circular_difference(a, b, period=math.pi):

@@ -161,8 +161,8 @@ def test_workflow_stages_on_cuda(tmp_path):
     """The CLI/workflow chain (rVAE and NMF inside) on the GPU, as in test_workflow."""
     from recipes import run_tiny_workflow
 
+    from pyrolatent.io.files import load_json
     from pyrolatent.workflow import FIGURES
-    from pyrolatent.workflow.io import load_json
 
     out = run_tiny_workflow(tmp_path)
     summary = load_json(out / "summary.json")

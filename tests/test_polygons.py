@@ -18,14 +18,16 @@ from pyrolatent.data.preprocess import (
 from pyrolatent.data.synthetic.polygons import (
     add_stem_noise,
     make_polygons,
+    regular_polygon_vertices,
+    render_polygons,
+    symmetry_order,
+)
+from pyrolatent.data.synthetic.stereo import (
     make_polyhedron_pairs,
     make_projection_pairs,
     make_stereo_pairs,
     project_1d,
-    regular_polygon_vertices,
-    render_polygons,
     render_polyhedra,
-    symmetry_order,
 )
 from pyrolatent.primitives.warp import warp_images
 
@@ -95,7 +97,7 @@ def test_stereo_pairs_ground_truth_and_offsets():
     pairs = make_stereo_pairs(50, "hexagon", delta=0.2, generator=g)
     assert torch.allclose(pairs["angle_b"] - pairs["angle_a"], torch.full((50,), 0.2))
     assert pairs["images_a"].shape == pairs["images_b"].shape == (50, 32, 32)
-    assert pairs["order"] == 6
+    assert pairs["symmetry"] == 6
     # default offsets span one symmetry period so that n * delta covers the circle
     free = make_stereo_pairs(2000, "square", generator=g)
     assert float(free["delta"].abs().max()) == pytest.approx(math.pi / 4, abs=0.01)
@@ -115,7 +117,7 @@ def test_stereo_pairs_ground_truth_and_offsets():
 def test_irregular_shapes_share_vertices_within_a_pair():
     g = torch.Generator().manual_seed(2)
     pairs = make_stereo_pairs(8, "irregular", delta=0.0, max_offset=0.0, generator=g)
-    assert pairs["order"] == 1 and pairs["vertices"].shape == (8, 5, 2)
+    assert pairs["symmetry"] == 1 and pairs["vertices"].shape == (8, 5, 2)
     assert float((pairs["clean_a"] - pairs["clean_b"]).abs().max()) < 1e-5
     assert float((pairs["clean_a"][0] - pairs["clean_a"][1]).abs().max()) > 0.5
 
@@ -151,7 +153,7 @@ def test_polyhedron_projections_integrate_to_the_volume(name, volume):
 def test_polyhedron_pairs_are_tilts_about_the_axis():
     g = torch.Generator().manual_seed(3)
     pairs = make_polyhedron_pairs(6, "cube", axis=(0, 1, 0), delta=0.3, wobble=0.2, generator=g)
-    assert pairs["order"] == 1  # a tilt turns the projection over: no symmetry in the angle
+    assert pairs["symmetry"] == 1  # a tilt turns the projection over: no symmetry in the angle
     rel = pairs["rotations_b"] @ pairs["rotations_a"].transpose(-1, -2)
     # the relative rotation is 0.3 rad about y
     assert torch.allclose(rel[:, 1, 1], torch.ones(6), atol=1e-5)
@@ -162,10 +164,10 @@ def test_polyhedron_pairs_are_tilts_about_the_axis():
     beam = make_polyhedron_pairs(
         4, "cube", delta=math.pi, max_offset=0.0, dose=0.0, read_noise=0.0, generator=g
     )
-    assert beam["order"] == 2
+    assert beam["symmetry"] == 2
     assert float((beam["clean_a"] - beam["clean_b"]).abs().max()) < 1e-4
     tetra = make_polyhedron_pairs(4, "tetrahedron", delta=math.pi, max_offset=0.0, generator=g)
-    assert tetra["order"] == 1
+    assert tetra["symmetry"] == 1
     assert float((tetra["clean_a"] - tetra["clean_b"]).abs().max()) > 0.1
     with pytest.raises(ValueError, match="axis"):
         make_polyhedron_pairs(2, "cube", axis=(0, 0, 0))

@@ -9,7 +9,7 @@ import pytest
 import torch
 from skimage.draw import ellipse
 
-from pyrolatent.infer.checkpoint import CheckpointError
+from pyrolatent.io.checkpoint import CheckpointError
 from pyrolatent.segmentation import (
     Augmentation,
     DeepEnsemble,

@@ -8,7 +8,7 @@ import tifffile
 from skimage.io import imsave
 
 from pyrolatent.data.crops import extract_crops
-from pyrolatent.data.io import read_movie
+from pyrolatent.io.movie import read_movie
 
 
 def _movie():

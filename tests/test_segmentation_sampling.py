@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from pyrolatent.segmentation import Augmentation, UNet
-from pyrolatent.segmentation.train import _foreground_pixels, _sample_batch, train_network
+from pyrolatent.segmentation.sampling import _foreground_pixels, _sample_batch
+from pyrolatent.segmentation.train import train_network
 
 
 def _sparse_masks():

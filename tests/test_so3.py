@@ -5,14 +5,12 @@ import math
 import pytest
 import torch
 
+from pyrolatent.primitives.groups import canonicalize, misorientation, orientation_grid, point_group
 from pyrolatent.primitives.so3 import (
     axis_angle_to_matrix,
-    canonicalize,
     check_rotations,
+    in_plane_rotations,
     matrix_to_quaternion,
-    misorientation,
-    orientation_grid,
-    point_group,
     quaternion_to_matrix,
     random_rotations,
     rotation_angle,
@@ -60,7 +58,18 @@ def test_random_rotations_are_uniform():
 
 @pytest.mark.parametrize(
     "name,order",
-    [("C1", 1), ("C4", 4), ("C7", 7), ("D3", 6), ("D6", 12), ("T", 12), ("O", 24), ("Oh", 48)],
+    [
+        ("C1", 1),
+        ("C4", 4),
+        ("C7", 7),
+        ("D3", 6),
+        ("D6", 12),
+        ("T", 12),
+        ("O", 24),
+        ("Oh", 48),
+        ("I", 60),
+        ("Ih", 120),
+    ],
 )
 def test_point_groups_are_closed_groups(name, order):
     G = point_group(name, dtype=torch.float64)
@@ -72,7 +81,32 @@ def test_point_groups_are_closed_groups(name, order):
     distinct = (G[:, None] - G[None]).abs().amax(dim=(-1, -2)) + torch.eye(order) * 9
     assert float(distinct.min()) > 1e-3  # no duplicates
     det = torch.linalg.det(G)
-    assert int((det < 0).sum()) == (24 if name == "Oh" else 0)
+    assert int((det < 0).sum()) == {"Oh": 24, "Ih": 60}.get(name, 0)
+    assert torch.allclose(G.transpose(-1, -2) @ G, torch.eye(3, dtype=torch.float64).expand_as(G))
+
+
+def test_icosahedral_group_axes_and_subgroups():
+    ico = point_group("I", dtype=torch.float64)
+    assert torch.allclose(torch.linalg.det(ico), torch.ones(60, dtype=torch.float64))
+    # rotation angles of I: identity, 15 two-fold, 20 three-fold, 24 five-fold (+-72, +-144)
+    angles = torch.round(torch.rad2deg(rotation_angle(ico))).long().tolist()
+    counts = {a: angles.count(a) for a in sorted(set(angles))}
+    assert counts == {0: 1, 72: 12, 120: 20, 144: 12, 180: 15}
+
+    # T (same two-fold axes along x, y, z) is a subgroup of I; O is not
+    def contains(big, small):
+        d = (small[:, None] - big[None]).abs().amax(dim=(-1, -2)).min(dim=1).values
+        return float(d.max()) < 1e-9
+
+    assert contains(ico, point_group("T", dtype=torch.float64))
+    assert not contains(ico, point_group("O", dtype=torch.float64))
+    # a five-fold axis lies along (0, 1, phi)
+    phi = (1 + math.sqrt(5)) / 2
+    axis = torch.tensor([0.0, 1.0, phi], dtype=torch.float64)
+    fixes_axis = ((ico @ axis) - axis).norm(dim=-1) < 1e-9
+    assert int(fixes_axis.sum()) == 5
+    ih = point_group("Ih", dtype=torch.float64)
+    assert contains(ih, ico) and contains(ih, -ico)
 
 
 def test_point_group_unknown_name():
@@ -113,7 +147,26 @@ def test_canonicalize_and_misorientation_modulo_group():
     assert float(m.max()) < 0.05 + 1e-6 and float((m > 0.05 - 1e-6).float().mean()) > 0.9
 
 
-@pytest.mark.parametrize("group,friedel", [(None, False), ("O", False), ("O", True), ("D4", False)])
+@pytest.mark.parametrize("name", ["I", "Ih"])
+def test_canonicalize_modulo_icosahedral_group(name):
+    R = random_rotations(400, generator=_gen(6), dtype=torch.float64)
+    proper = point_group("I", dtype=torch.float64)
+    g = proper[torch.randint(0, 60, (400,), generator=_gen(7))]
+    c1, c2 = canonicalize(R, name), canonicalize(g @ R, name)
+    assert torch.allclose(c1, c2, atol=1e-9)
+    assert torch.allclose(canonicalize(c1, name), c1, atol=1e-12)
+    assert float(misorientation(R, g @ R, name).max()) < 1e-6
+    # the fundamental zone of I is small: measured max rotation angle 44.12 deg over 200 000
+    # random rotations (62.8 deg for O)
+    assert float(rotation_angle(c1).max()) < math.radians(44.5)
+    # |SO(3)| / 60: the zone holds 1/60 of random rotations' probability mass
+    inside = (canonicalize(R, name) - R).abs().amax(dim=(-1, -2)) < 1e-9
+    assert abs(float(inside.double().mean()) - 1 / 60) < 0.02
+
+
+@pytest.mark.parametrize(
+    "group,friedel", [(None, False), ("O", False), ("O", True), ("D4", False), ("I", False)]
+)
 def test_orientation_grid_is_near_uniform(group, friedel):
     n = 3000
     grid = orientation_grid(n, group=group, friedel=friedel, dtype=torch.float64)
@@ -144,3 +197,9 @@ def test_bad_rotations_raise():
         matrix_to_quaternion(-torch.eye(3))
     with pytest.raises(ValueError, match="not orthonormal"):
         misorientation(torch.eye(3), torch.ones(3, 3), "O")
+
+
+def test_in_plane_rotations_turn_about_the_beam():
+    alpha = torch.tensor([0.3, -1.2, 2.5])
+    z = torch.tensor([0.0, 0.0, 1.0]).expand(3, 3)
+    assert torch.allclose(in_plane_rotations(alpha), axis_angle_to_matrix(z, alpha), atol=1e-6)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pyrolatent.data.synthetic.spi import intensity_volume, shape_density, simulate_patterns
-from pyrolatent.primitives.so3 import misorientation
+from pyrolatent.primitives.groups import misorientation
 from pyrolatent.spi import OrientationSearch, aligned_correlation, phase_retrieval
 
 
@@ -16,7 +16,7 @@ def test_orientation_search_full_grid_cube_patterns():
     search = OrientationSearch(
         cube, n_orientations=16407, group="Oh", friedel=True, mask=sim["mask"]
     )
-    found = search.search(sim["patterns"], quiet=True)
+    found = search.search(sim["patterns"], progress=False)
     err = torch.rad2deg(misorientation(found["rotation"], sim["rotations"], "Oh", friedel=True))
     assert float(err.median()) <= 3.0
 
@@ -25,5 +25,5 @@ def test_orientation_search_full_grid_cube_patterns():
 def test_phase_retrieval_65_cube_and_superellipsoid():
     for kind, p in [("cube", None), ("superellipsoid", 4.0)]:
         dens = shape_density(kind, 65, p=p)
-        res = phase_retrieval(intensity_volume(dens), n_iter=200, n_er=50, seed=0)
+        res = phase_retrieval(intensity_volume(dens), n_iter=200, n_er=50, seed=0, progress=False)
         assert aligned_correlation(res["density"], dens) >= 0.9  # measured 0.994 (cube)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pyrolatent.data.synthetic.spi import intensity_volume, shape_density, simulate_patterns
-from pyrolatent.primitives.so3 import misorientation, random_rotations
+from pyrolatent.primitives.groups import misorientation
+from pyrolatent.primitives.so3 import random_rotations
 from pyrolatent.spi import (
     OrientationSearch,
     RadialNormalizer,
@@ -61,14 +62,14 @@ def test_orientation_search_recovers_cube_orientations(cube33):
     _, vol = cube33
     sim = simulate_patterns(vol, 100, photons=1e4, seed=1)
     search = OrientationSearch(vol, n_orientations=2000, group="Oh", friedel=True, mask=sim["mask"])
-    res = search.search(sim["patterns"], quiet=True)
+    res = search.search(sim["patterns"], progress=False)
     err = torch.rad2deg(misorientation(res["rotation"], sim["rotations"], "Oh", friedel=True))
     assert float(err.median()) < 3.0  # measured 1.3 degrees
     assert bool((res["gain"] > 1).all())
     # a sphere does not fit the cube: lower best CC and lower gain than cube patterns
     sphere = intensity_volume(shape_density("sphere", 33))
     sim_s = simulate_patterns(sphere, 40, photons=1e4, seed=2)
-    res_s = search.search(sim_s["patterns"], quiet=True)
+    res_s = search.search(sim_s["patterns"], progress=False)
     assert float(res_s["gain"].median()) < float(res["gain"].median())
     assert float(res_s["cc"].median()) < float(res["cc"].median())
     with pytest.raises(ValueError, match="does not match the reference"):
@@ -79,13 +80,13 @@ def test_orientation_search_recovers_cube_orientations(cube33):
 
 def test_phase_retrieval_recovers_3d_and_2d_densities(cube33):
     dens, vol = cube33
-    res = phase_retrieval(vol, n_iter=150, n_er=50, seed=0)
+    res = phase_retrieval(vol, n_iter=150, n_er=50, seed=0, progress=False)
     assert aligned_correlation(res["density"], dens) > 0.99  # measured 1.000
     assert res["error"] < 1e-3
     # a 2D density (a projection-like image of a rod) from its 2D intensity
     img = shape_density("rod", 33, edge=9).sum(0)
     i2 = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(img.double()))).abs() ** 2
-    res2 = phase_retrieval(i2, n_iter=200, n_er=50, seed=1)
+    res2 = phase_retrieval(i2, n_iter=200, n_er=50, seed=1, progress=False)
     assert aligned_correlation(res2["density"], img) > 0.99
     # a wrong (random) density does not score high: the metric can fail
     assert aligned_correlation(torch.rand(33, 33, 33), dens) < 0.5
@@ -121,3 +122,9 @@ def test_bad_inputs(cube33):
     with pytest.raises(ValueError, match="not orthonormal"):
         simulate_patterns(vol, 1, rotations=2 * random_rotations(1))
     assert math.isfinite(float(vol.max()))
+
+
+def test_quiet_is_a_deprecated_alias_of_progress():
+    with pytest.warns(DeprecationWarning, match="progress="):
+        res = phase_retrieval(torch.ones(9, 9), n_iter=2, n_er=1, quiet=True)
+    assert res["density"].shape == (9, 9)

@@ -10,7 +10,8 @@ from pyrolatent.data.synthetic.spi import melting_series
 from pyrolatent.guides.volume_vae import VolumeVAEGuide
 from pyrolatent.models.volume_vae import FLUENCE, OBS, VolumeVAE, VolumeVAEModel, Z
 from pyrolatent.nn.volume import ImplicitDecoder, VoxelDecoder, canonical_coordinates
-from pyrolatent.primitives.so3 import point_group, random_rotations
+from pyrolatent.primitives.groups import point_group
+from pyrolatent.primitives.so3 import random_rotations
 from pyrolatent.primitives.volumes import slice_coordinates, slice_volume
 
 

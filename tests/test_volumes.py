@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from pyrolatent.primitives.so3 import axis_angle_to_matrix, point_group, random_rotations
+from pyrolatent.primitives.groups import point_group
+from pyrolatent.primitives.so3 import axis_angle_to_matrix, random_rotations
 from pyrolatent.primitives.volumes import slice_volume, symmetrize_volume, symmetrized_slices
 
 

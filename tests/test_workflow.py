@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from recipes import run_tiny_workflow
 
+from pyrolatent.io.files import is_valid_file, load_json, load_npy, save_json, save_npy
 from pyrolatent.workflow import (
     FIGURES,
     SUMMARY_KEYS,
@@ -26,7 +27,6 @@ from pyrolatent.workflow import (
     stage_train,
 )
 from pyrolatent.workflow import pipeline as pipeline_module
-from pyrolatent.workflow.io import is_valid_file, load_json, load_npy, save_json, save_npy
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_stages_write_plain_files_and_report(tiny_run):
 
 
 def test_angles_are_scored_against_the_truth_when_it_exists(tiny_run):
-    from pyrolatent.workflow.io import load_table
+    from pyrolatent.io.files import load_table
     from pyrolatent.workflow.report import TRUTH_KEYS, angle_vs_truth
 
     summary = load_json(tiny_run / "summary.json")
@@ -84,7 +84,7 @@ def test_analyze_errors_when_movie_is_shorter_than_the_window(tiny_run, tmp_path
 
 
 def test_aligned_crops_give_directed_angles(tiny_run, tmp_path):
-    from pyrolatent.workflow.io import load_table
+    from pyrolatent.io.files import load_table
 
     with pytest.raises(ValueError, match="align"):
         CropsConfig(mask_half_width=4.0)
@@ -143,7 +143,7 @@ def test_interrupted_demo_resumes_from_finished_stages(tmp_path, monkeypatch):
                 elif f.endswith(".csv"):
                     path.write_text("a\n1\n")
                 else:
-                    from pyrolatent.infer.checkpoint import save_checkpoint
+                    from pyrolatent.io.checkpoint import save_checkpoint
 
                     save_checkpoint({"kind": "fake"}, path)
 

@@ -3,6 +3,7 @@ the absolute-embedding regressor (``spi-clpca-volume-vae``, section 2.2)."""
 
 from .embedding import EMBEDDING_METHODS, CommonLinePCA, embed_similarity
 from .features import feature_layout, polar_resample, rotation_invariant_features
+from .geometry import true_common_line_angles
 from .profiles import line_angles, line_profiles, line_radii, normalize_profiles
 from .regressor import AbsoluteEmbedding, r2_scores
 from .similarity import CommonLineSimilarity, profile_similarity, similarity_matrix
@@ -23,4 +24,5 @@ __all__ = [
     "r2_scores",
     "rotation_invariant_features",
     "similarity_matrix",
+    "true_common_line_angles",
 ]

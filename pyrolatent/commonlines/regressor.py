@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
-from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..validation import as_tensor, check_finite
 
 __all__ = ["AbsoluteEmbedding", "r2_scores"]

@@ -15,6 +15,8 @@ import torch
 from pyro.distributions.torch_distribution import TorchDistribution
 from torch.distributions import constraints
 
+from ..primitives.angles import wrap_angle
+
 __all__ = [
     "angle_to_vector",
     "vector_to_angle",
@@ -32,11 +34,6 @@ def angle_to_vector(angle: torch.Tensor) -> torch.Tensor:
 def vector_to_angle(vector: torch.Tensor) -> torch.Tensor:
     """``(..., 2)`` vectors -> ``(...,)`` radians in ``(-pi, pi]``."""
     return torch.atan2(vector[..., 1], vector[..., 0])
-
-
-def wrap_angle(angle: torch.Tensor, period: float = 2 * math.pi) -> torch.Tensor:
-    """Wrap angles to ``[-period/2, period/2)``."""
-    return torch.remainder(angle + period / 2, period) - period / 2
 
 
 class CircularUniform(TorchDistribution):

@@ -1,7 +1,7 @@
 """Inference: the shared SVI Trainer, callbacks, checkpoints and DDP helpers."""
 
+from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .callbacks import BetaSchedule, Callback, EarlyStopping, LearningRateDecay
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .scaling import LatentScaleMessenger
 from .trainer import Trainer
 

@@ -11,7 +11,7 @@
   permutations, so the intensity is exactly O_h-symmetric with no averaging.
 
 Intensities are positive (softplus) and are meant in units of the dataset's
-radial average (see :class:`pyrolatent.spi.radial.RadialNormalizer`).
+radial average (see :class:`pyrolatent.primitives.radial.RadialNormalizer`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Pure, batched, differentiable spatial primitives shared by every model."""
 
+from .angles import wrap_angle
 from .grids import (
     normalized_to_pixel,
     pixel_grid,
@@ -7,15 +8,8 @@ from .grids import (
     rotation_matrix_2d,
     transform_points,
 )
-from .so3 import (
-    canonicalize,
-    matrix_to_quaternion,
-    misorientation,
-    orientation_grid,
-    point_group,
-    quaternion_to_matrix,
-    random_rotations,
-)
+from .groups import canonicalize, misorientation, orientation_grid, point_group
+from .so3 import matrix_to_quaternion, quaternion_to_matrix, random_rotations
 from .volumes import slice_volume, symmetrize_volume, symmetrized_slices
 from .warp import affine_theta, warp_images
 
@@ -37,4 +31,5 @@ __all__ = [
     "rotation_matrix_2d",
     "transform_points",
     "warp_images",
+    "wrap_angle",
 ]

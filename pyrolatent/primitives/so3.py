@@ -1,4 +1,7 @@
-"""Rotations in 3D: quaternions, uniform sampling, orientation grids and point groups.
+"""Rotations in 3D: checks, quaternions, axis-angle and uniform random sampling.
+
+Point groups, fundamental zones, misorientation and orientation grids are in
+:mod:`pyrolatent.primitives.groups`.
 
 Conventions (see ``DESIGN.md``)
 -------------------------------
@@ -19,31 +22,22 @@ Conventions (see ``DESIGN.md``)
 
 from __future__ import annotations
 
-import itertools
 import math
-import re
 
 import torch
 
+from .._deprecated import forward
 from ..validation import as_tensor, check_finite
 
 __all__ = [
-    "canonicalize",
     "check_rotations",
     "matrix_to_quaternion",
-    "misorientation",
-    "orientation_grid",
-    "point_group",
-    "proper_part",
     "quaternion_to_matrix",
     "random_rotations",
     "rotation_angle",
     "axis_angle_to_matrix",
+    "in_plane_rotations",
 ]
-
-# Plastic-number-like constant of the Super-Fibonacci spiral (psi**4 = psi + 4).
-_SUPER_FIB_PSI = 1.533751168755204288118041
-_SUPER_FIB_PHI = math.sqrt(2.0)
 
 
 def check_rotations(R, name: str = "rotations", atol: float = 1e-3, proper: bool = False):
@@ -186,6 +180,27 @@ def axis_angle_to_matrix(axis, angle) -> torch.Tensor:
     return quaternion_to_matrix(q)
 
 
+def in_plane_rotations(angle) -> torch.Tensor:
+    """Rotations by ``angle`` about the beam axis ``z``, ``(N, 3, 3)``.
+
+    Parameters
+    ----------
+    angle : array_like
+        ``(N,)`` radians, counter-clockwise seen from ``+z``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 3, 3)`` float32 ``[[cos, -sin, 0], [sin, cos, 0], [0, 0, 1]]``.
+    """
+    alpha = torch.as_tensor(angle, dtype=torch.float32).reshape(-1)
+    rot = torch.zeros(len(alpha), 3, 3)
+    rot[:, 0, 0], rot[:, 0, 1] = torch.cos(alpha), -torch.sin(alpha)
+    rot[:, 1, 0], rot[:, 1, 1] = torch.sin(alpha), torch.cos(alpha)
+    rot[:, 2, 2] = 1.0
+    return rot
+
+
 def random_rotations(
     n: int,
     generator: torch.Generator | None = None,
@@ -223,241 +238,16 @@ def rotation_angle(R) -> torch.Tensor:
     return torch.arccos(((tr - 1) / 2).clamp(-1.0, 1.0))
 
 
-def _signed_permutations(proper_only: bool, cyclic_only: bool = False) -> torch.Tensor:
-    mats = []
-    for perm in itertools.permutations(range(3)):
-        p = torch.zeros(3, 3, dtype=torch.float64)
-        p[range(3), perm] = 1.0
-        if cyclic_only and round(float(torch.linalg.det(p))) != 1:
-            continue
-        for signs in itertools.product((1.0, -1.0), repeat=3):
-            m = torch.diag(torch.tensor(signs, dtype=torch.float64)) @ p
-            if proper_only and round(float(torch.linalg.det(m))) != 1:
-                continue
-            mats.append(m)
-    return torch.stack(mats)
-
-
-def _rz(angle: float) -> torch.Tensor:
-    c, s = math.cos(angle), math.sin(angle)
-    return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
-
-
-def point_group(
-    name: str, dtype: torch.dtype = torch.float32, device: torch.device | None = None
-) -> torch.Tensor:
-    """The matrices of a crystallographic/molecular point group.
-
-    Parameters
-    ----------
-    name : str
-        ``"C<n>"`` (n-fold axis along z), ``"D<n>"`` (plus n two-fold axes in the
-        xy plane, the first along x), ``"T"`` (12 rotations of the tetrahedron,
-        three-fold axes along the cube diagonals), ``"O"`` (24 rotations of the
-        cube, axes along x, y, z) or ``"Oh"`` (48: ``"O"`` with inversion and
-        mirrors; the only group here with improper elements). ``"C1"`` is the
-        identity.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(G, 3, 3)``; the identity comes first.
-
-    Raises
-    ------
-    ValueError
-        Unknown group name.
-    """
-    if not isinstance(name, str):
-        raise ValueError(f"group: expected a group name string, got {type(name).__name__}")
-    key = name.strip()
-    m = re.fullmatch(r"([CD])(\d+)", key)
-    if m:
-        n = int(m.group(2))
-        if n < 1:
-            raise ValueError(f"group {name!r}: the order n must be >= 1")
-        cn = [_rz(2 * math.pi * k / n) for k in range(n)]
-        mats = cn
-        if m.group(1) == "D":
-            flip_x = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))
-            mats = cn + [_rz(math.pi * k / n) @ flip_x @ _rz(-math.pi * k / n) for k in range(n)]
-        out = torch.stack(mats)
-    elif key == "T":
-        out = _signed_permutations(proper_only=True, cyclic_only=True)
-    elif key == "O":
-        out = _signed_permutations(proper_only=True)
-    elif key == "Oh":
-        out = _signed_permutations(proper_only=False)
-    else:
-        raise ValueError(
-            f"group: unknown point group {name!r}; expected 'C<n>', 'D<n>', 'T', 'O' or 'Oh'"
+__getattr__ = forward(
+    __name__,
+    {
+        name: "pyrolatent.primitives.groups"
+        for name in (
+            "canonicalize",
+            "misorientation",
+            "orientation_grid",
+            "point_group",
+            "proper_part",
         )
-    # identity first, then the rest in a stable order
-    eye = torch.eye(3, dtype=torch.float64)
-    is_eye = (out - eye).abs().amax(dim=(-1, -2)) < 1e-9
-    out = torch.cat([out[is_eye][:1], out[~is_eye]])
-    out = torch.where(out.abs() < 1e-12, torch.zeros_like(out), out)
-    return out.to(dtype=dtype, device=device)
-
-
-def _as_group(group, dtype, device) -> torch.Tensor:
-    if isinstance(group, str):
-        return point_group(group, dtype=dtype, device=device)
-    g = check_rotations(group, name="group")
-    if g.dim() != 3:
-        raise ValueError(f"group: expected a name or (G, 3, 3) matrices, got {tuple(g.shape)}")
-    return g.to(dtype=dtype, device=device)
-
-
-def proper_part(group) -> torch.Tensor:
-    """Proper rotations of a group: improper ``g`` are replaced by ``-g``, duplicates removed.
-
-    ``group`` is a name (see :func:`point_group`) or ``(G, 3, 3)`` matrices.
-    """
-    g = _as_group(group, torch.float64, None)
-    det = torch.linalg.det(g)
-    g = torch.where(det.reshape(-1, 1, 1) < 0, -g, g)
-    keep = []
-    for i in range(g.shape[0]):
-        if all((g[i] - g[j]).abs().max() > 1e-6 for j in keep):
-            keep.append(i)
-    return g[keep]
-
-
-def _equivalents(group, friedel: bool, dtype, device):
-    """Left factors ``(G,3,3)`` and right factors ``(H,3,3)`` of the equivalence class."""
-    left = proper_part(group).to(dtype=dtype, device=device)
-    right = [torch.eye(3, dtype=torch.float64)]
-    if friedel:
-        right.append(_rz(math.pi))
-    return left, torch.stack(right).to(dtype=dtype, device=device)
-
-
-def canonicalize(R, group, friedel: bool = False, return_index: bool = False):
-    """Map rotations into the fundamental zone of a point group.
-
-    The representative of ``{g R h}`` (``g`` in the group's proper part, ``h`` in
-    ``{I, Rz(pi)}`` when ``friedel``) is the one closest to the identity (largest
-    trace), i.e. the fundamental zone is the Voronoi cell of the identity.
-
-    Parameters
-    ----------
-    R : array_like
-        ``(..., 3, 3)`` proper rotations.
-    group : str or array_like
-        Group name (see :func:`point_group`) or ``(G, 3, 3)`` matrices.
-    friedel : bool
-        Also identify ``R`` with ``R Rz(pi)`` (central slices obey Friedel's law).
-    return_index : bool
-        Also return the index of the chosen ``g`` (and of ``h`` as ``g_index * H + h``).
-
-    Returns
-    -------
-    torch.Tensor
-        ``(..., 3, 3)`` canonical rotations (and ``(...)`` long indices).
-    """
-    R = check_rotations(R, name="R", proper=True)
-    left, right = _equivalents(group, friedel, R.dtype, R.device)
-    r = R.reshape(-1, 3, 3)
-    n_right = right.shape[0]
-    # every candidate g R h (k = g_index * H + h_index) is linear in R, and so are its
-    # trace and the tie-break score below: precompute both as (9, K) matrices
-    g_k = left.repeat_interleave(n_right, dim=0)
-    h_k = right.repeat(left.shape[0], 1, 1)
-    trace_op = (h_k @ g_k).transpose(-1, -2).reshape(-1, 9).T
-    # the vector part of a candidate's quaternion, 4w (x, y, z), mixed with fixed weights:
-    # ties in trace (the identity has a stabiliser when h is in G) are broken by it
-    w = torch.tensor([[0.0, -0.1, 0.3], [0.1, 0.0, -1.0], [-0.3, 1.0, 0.0]], dtype=R.dtype)
-    w = w.to(R.device)
-    tie_op = (g_k.transpose(-1, -2) @ w @ h_k.transpose(-1, -2)).reshape(-1, 9).T
-    tol = 1e-9 if R.dtype == torch.float64 else 2e-5
-    idx = torch.empty(r.shape[0], dtype=torch.long, device=R.device)
-    for start in range(0, r.shape[0], 65536):
-        flat = r[start : start + 65536].reshape(-1, 9)
-        tr = flat @ trace_op
-        score = flat @ tie_op
-        near_best = tr >= tr.amax(-1, keepdim=True) - tol
-        idx[start : start + 65536] = torch.where(near_best, score, -math.inf).argmax(-1)
-    out = g_k[idx] @ r @ h_k[idx]
-    out = out.reshape(R.shape)
-    if return_index:
-        return out, idx.reshape(R.shape[:-2])
-    return out
-
-
-def misorientation(R1, R2, group=None, friedel: bool = False) -> torch.Tensor:
-    """Smallest rotation angle between two orientations modulo a symmetry group.
-
-    ``min over g, h of angle(R1^T g R2 h)`` with ``g`` in the group's proper part
-    and ``h`` in ``{I, Rz(pi)}`` when ``friedel`` (see the module notes).
-
-    Parameters
-    ----------
-    R1, R2 : array_like
-        ``(..., 3, 3)`` proper rotations (broadcast against each other).
-    group : str or array_like, optional
-        Group name or ``(G, 3, 3)`` matrices; ``None`` means no symmetry.
-    friedel : bool
-        Identify ``R`` with ``R Rz(pi)``.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(...)`` angles in radians, in ``[0, pi]``.
-    """
-    R1 = check_rotations(R1, name="R1", proper=True)
-    R2 = check_rotations(R2, name="R2", proper=True).to(dtype=R1.dtype, device=R1.device)
-    left, right = _equivalents("C1" if group is None else group, friedel, R1.dtype, R1.device)
-    a = R1.transpose(-1, -2).unsqueeze(-3) @ left  # (..., G, 3, 3)
-    b = R2.unsqueeze(-3) @ right  # (..., H, 3, 3)
-    # trace(R1^T g R2 h) for every (g, h)
-    tr = torch.einsum("...gij,...hji->...gh", a, b).flatten(-2).amax(-1)
-    return torch.arccos(((tr - 1) / 2).clamp(-1.0, 1.0))
-
-
-def orientation_grid(
-    n: int,
-    group=None,
-    friedel: bool = False,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | None = None,
-) -> torch.Tensor:
-    """A near-uniform deterministic set of rotations (Super-Fibonacci spiral).
-
-    Parameters
-    ----------
-    n : int
-        Number of rotations covering SO(3) (``group=None``), or the approximate
-        number inside the fundamental zone when ``group`` is given.
-    group : str or array_like, optional
-        Keep only the rotations inside this group's fundamental zone (see
-        :func:`canonicalize`); the spiral is then built with ``n * |G|`` points
-        (``n * 2 |G|`` with ``friedel``) so the zone holds about ``n``.
-    friedel : bool
-        Use the Friedel-reduced fundamental zone.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(n', 3, 3)`` with ``n' = n`` without a group, ``n' ~ n`` with one.
-    """
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"n: expected a positive grid size, got {n}")
-    factor = 1
-    if group is not None or friedel:
-        left, right = _equivalents("C1" if group is None else group, friedel, torch.float64, None)
-        factor = left.shape[0] * right.shape[0]
-    m = n * factor
-    s = torch.arange(m, dtype=torch.float64) + 0.5
-    r = (s / m).sqrt()
-    big_r = (1 - s / m).sqrt()
-    alpha = 2 * math.pi * s / _SUPER_FIB_PHI
-    beta = 2 * math.pi * s / _SUPER_FIB_PSI
-    q = torch.stack([r * alpha.sin(), r * alpha.cos(), big_r * beta.sin(), big_r * beta.cos()], -1)
-    rot = quaternion_to_matrix(q)
-    if factor > 1:
-        canon = canonicalize(rot, "C1" if group is None else group, friedel=friedel)
-        inside = (canon - rot).abs().amax(dim=(-1, -2)) < 1e-9
-        rot = rot[inside]
-    return rot.to(dtype=dtype, device=device)
+    },
+)

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from ..validation import as_tensor, check_finite
-from .so3 import check_rotations, point_group
+from .groups import point_group
+from .so3 import check_rotations
 
 __all__ = [
     "check_volume",
@@ -195,7 +196,7 @@ def symmetrized_slices(volume, rotations, group) -> torch.Tensor:
     rotations : array_like
         ``(N, 3, 3)``.
     group : str or array_like
-        Name (see :func:`pyrolatent.primitives.so3.point_group`) or ``(G, 3, 3)``.
+        Name (see :func:`pyrolatent.primitives.groups.point_group`) or ``(G, 3, 3)``.
 
     Returns
     -------

@@ -6,18 +6,14 @@ the workflow ``frames -> probability (mean, variance) -> particle table``.
 
 from .._deprecated import forward
 from .augment import Augmentation
-from .ensemble import (
-    DeepEnsemble,
-    prepare_training_data,
-    stack_members,
-    train_ensemble,
-    unstack_members,
-)
+from .ensemble import DeepEnsemble
 from .locate import foreground_mask, locate, split_touching
 from .losses import SegmentationLoss, cross_entropy_loss, dice_loss, focal_loss
+from .members import stack_members, unstack_members
 from .nets import DilNet, UNet, build_network, split_members
+from .sampling import prepare_training_data
 from .tiling import predict_tiled, standardize_frames
-from .train import train_network, validation_split
+from .train import train_ensemble, train_network, validation_split
 
 __all__ = [
     "Augmentation",

@@ -1,10 +1,12 @@
-"""Deep ensembles of segmentation networks: training recipe and batched prediction.
+"""Deep ensembles of segmentation networks: the trained ensemble and its batched prediction.
 
 Recipe of Ziatdinov et al. (rVAE of protein self-assembly): a baseline network
 is trained until the validation loss plateaus; ``M`` members then start from the
 baseline weights and are trained briefly, each with its own shuffling seed.
 The ensemble mean of the per-pixel probabilities is the prediction and their
-variance the uncertainty.
+variance the uncertainty. The recipe is
+:func:`pyrolatent.segmentation.train.train_ensemble`; member stacking is in
+:mod:`pyrolatent.segmentation.members`.
 
 All members live in one stacked network whose convolutions are grouped by
 member; nothing is ever reloaded. On CUDA prediction is one grouped forward
@@ -25,18 +27,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._deprecated import forward
 from ..device import resolve_device
-from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..validation import as_images, as_tensor
-from .augment import Augmentation
-from .losses import SegmentationLoss
+from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..validation import as_images
+from .members import _network_name, stack_members, unstack_members
 from .nets import build_network, split_members
+from .sampling import prepare_training_data
 from .tiling import predict_tiled, standardize_frames
-from .train import train_network, validation_split
 
 __all__ = [
     "DeepEnsemble",
-    "train_ensemble",
     "stack_members",
     "unstack_members",
     "prepare_training_data",
@@ -64,113 +65,6 @@ def _undo_dihedral(x: torch.Tensor, flip: bool, turns: int) -> torch.Tensor:
     """Inverse of :func:`_dihedral`."""
     x = torch.rot90(x, -turns, dims=(-2, -1))
     return x.flip(-1) if flip else x
-
-
-def _network_name(network) -> str:
-    return type(network).__name__.lower()
-
-
-def stack_members(networks: list[torch.nn.Module]) -> torch.nn.Module:
-    """Stack trained networks of the same configuration into one grouped network.
-
-    Parameters
-    ----------
-    networks : list of DilNet or UNet
-        Each may itself hold several members; they are concatenated in order.
-
-    Returns
-    -------
-    DilNet or UNet
-        A network with ``sum(n.members)`` members whose output for member ``i``
-        equals the output of the corresponding input network.
-    """
-    if not networks:
-        raise ValueError("stack_members: need at least one network")
-    name = _network_name(networks[0])
-    base = {k: v for k, v in networks[0].config().items() if k != "members"}
-    for net in networks[1:]:
-        other = {k: v for k, v in net.config().items() if k != "members"}
-        if _network_name(net) != name or other != base:
-            raise ValueError("stack_members: all networks must share one architecture")
-    total = sum(n.members for n in networks)
-    stacked = build_network(name, {**base, "members": total})
-    states = [n.state_dict() for n in networks]
-    merged = {}
-    for key, value in states[0].items():
-        if value.dim() == 0:  # BatchNorm's num_batches_tracked
-            merged[key] = value
-        else:
-            merged[key] = torch.cat([s[key] for s in states], dim=0)
-    stacked.load_state_dict(merged)
-    return stacked.to(next(networks[0].parameters()).device)
-
-
-def unstack_members(network: torch.nn.Module) -> list[torch.nn.Module]:
-    """Split a stacked network into one-member networks (the inverse of :func:`stack_members`).
-
-    Parameters
-    ----------
-    network : DilNet or UNet
-        A network with ``network.members`` members.
-
-    Returns
-    -------
-    list of DilNet or UNet
-        ``network.members`` one-member networks in evaluation mode, on the
-        network's device, whose weights are views of the stacked weights
-        (nothing is copied; they follow the stacked network's values).
-    """
-    m = network.members
-    base = {k: v for k, v in network.config().items() if k != "members"}
-    device = next(network.parameters()).device
-    state = network.state_dict()
-    members = []
-    for i in range(m):
-        with torch.device("meta"):
-            net = build_network(_network_name(network), {**base, "members": 1})
-        part = {k: v if v.dim() == 0 else v.chunk(m, dim=0)[i] for k, v in state.items()}
-        net.load_state_dict(part, assign=True)
-        members.append(net.to(device).eval())
-    return members
-
-
-def _replicate(network: torch.nn.Module, members: int) -> torch.nn.Module:
-    """A stacked network with ``members`` copies of a one-member network's weights."""
-    return stack_members([network] * members)
-
-
-def prepare_training_data(images, masks, multiclass: bool, device) -> tuple:
-    """Validate and convert images ``(N, [C,] H, W)`` and masks for training.
-
-    Binary masks ``(N, H, W)`` (any value > 0 is particle) become ``(N, 1, H, W)``;
-    multi-label masks ``(N, K, H, W)`` are kept; multi-class masks are ``(N, H, W)``
-    integer labels.
-
-    Raises
-    ------
-    ValueError
-        NaN/Inf images, wrong dimensions, or masks whose shape does not match the images.
-    """
-    x = as_images(images, "images", ndim=(3, 4), device=device)
-    if x.dim() == 3:
-        x = x.unsqueeze(1)
-    y = as_tensor(masks, "masks", dtype=None, device=device)
-    if y.dim() not in (3, 4):
-        raise ValueError(f"masks: expected (N, H, W) or (N, K, H, W), got {tuple(y.shape)}")
-    if y.shape[0] != x.shape[0] or y.shape[-2:] != x.shape[-2:]:
-        raise ValueError(
-            f"masks: shape {tuple(y.shape)} does not match images {tuple(x.shape)} "
-            "(need the same number of images and the same height and width)"
-        )
-    if multiclass:
-        if y.dim() != 3:
-            raise ValueError("masks: multi-class targets must be (N, H, W) class indices")
-        y = y.long()
-    else:
-        y = (y > 0).float()
-        if y.dim() == 3:
-            y = y.unsqueeze(1)
-    return standardize_frames(x), y
 
 
 @dataclass
@@ -230,7 +124,7 @@ class DeepEnsemble:
         tile_size: int = 256,
         overlap: int = 16,
         batch_size: int = 4,
-        progress: bool = False,
+        progress: bool = True,
         tta: bool = False,
         member_pass: str = "auto",
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -335,130 +229,5 @@ class DeepEnsemble:
         return cls(network=network, multiclass=bool(state["multiclass"]))
 
 
-def train_ensemble(
-    images,
-    masks,
-    *,
-    network: str = "dilnet",
-    network_config: dict | None = None,
-    n_members: int = 12,
-    baseline_steps: int = 1000,
-    member_steps: int = 100,
-    patience: int | None = 5,
-    eval_every: int = 50,
-    batch_size: int = 8,
-    patch_size: int = 96,
-    lr: float = 1e-3,
-    multiclass: bool = False,
-    loss: SegmentationLoss | None = None,
-    augmentation: Augmentation | None = None,
-    foreground_fraction: float = 0.0,
-    bfloat16: bool = False,
-    val_fraction: float = 0.2,
-    seed: int = 0,
-    checkpoint_dir: str | None = None,
-    device=None,
-    progress: bool = True,
-) -> DeepEnsemble:
-    """Train a baseline network, then ``n_members`` members fine-tuned from it.
-
-    Parameters
-    ----------
-    images : array_like
-        ``(N, H, W)`` or ``(N, C, H, W)`` training frames (raw; standardised per frame).
-    masks : array_like
-        ``(N, H, W)`` binary (> 0 is particle) or class indices with ``multiclass``;
-        ``(N, K, H, W)`` multi-label (e.g. layer 1 / layer 2 for overlaps).
-    network : {"dilnet", "unet"}
-        Architecture.
-    network_config : dict, optional
-        Extra constructor arguments (``filters``, ``depth``, ...); channel counts
-        are set from the data.
-    n_members : int
-        Ensemble size (12 in the paper).
-    baseline_steps, member_steps : int
-        Maximum optimiser steps of the baseline and of each member (``member_steps``
-        much smaller than ``baseline_steps``).
-    patience : int, optional
-        Baseline early stopping on the validation loss, in evaluations.
-    eval_every, batch_size, patch_size, lr, loss, augmentation, foreground_fraction, bfloat16
-        See :func:`~pyrolatent.segmentation.train.train_network`.
-    multiclass : bool
-        Softmax classes instead of independent sigmoid channels.
-    val_fraction : float
-        Fraction of frames held out for validation (none with a single frame).
-    seed : int
-        Seed of the baseline; members use ``seed + 1, ..., seed + n_members``.
-    checkpoint_dir : str, optional
-        Folder for ``baseline.pt`` and ``ensemble.pt`` checkpoints.
-    device : str or torch.device, optional
-        Resolved through :func:`pyrolatent.device.resolve_device`.
-    progress : bool
-        Show progress bars.
-
-    Returns
-    -------
-    DeepEnsemble
-    """
-    if n_members < 1:
-        raise ValueError(f"n_members must be >= 1, got {n_members}")
-    dev = resolve_device(device)
-    x, y = prepare_training_data(images, masks, multiclass, dev)
-    config = dict(network_config or {})
-    if multiclass:
-        n_out = int(config.get("out_channels", int(y.max()) + 1))
-        if n_out < int(y.max()) + 1:
-            raise ValueError(f"masks: class {int(y.max())} needs out_channels > {n_out}")
-    else:
-        n_out = y.shape[1]
-    config.update({"in_channels": x.shape[1], "out_channels": n_out, "members": 1})
-    torch.manual_seed(seed)
-    baseline = build_network(network, config).to(dev)
-    train_idx, val_idx = validation_split(x.shape[0], val_fraction, seed)
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    describe = {"network": network.lower(), "config": config, "multiclass": multiclass}
-    common = {
-        "multiclass": multiclass,
-        "loss": loss,
-        "batch_size": batch_size,
-        "patch_size": patch_size,
-        "lr": lr,
-        "augmentation": augmentation,
-        "foreground_fraction": foreground_fraction,
-        "bfloat16": bfloat16,
-        "train_index": train_idx,
-        "val_index": val_idx,
-        "eval_every": eval_every,
-        "progress": progress,
-    }
-    history = {
-        "baseline": train_network(
-            baseline,
-            x,
-            y,
-            steps=baseline_steps,
-            patience=patience,
-            seeds=[seed],
-            checkpoint_path=None if ckpt is None else ckpt / "baseline.pt",
-            checkpoint_extra=describe,
-            **common,
-        )
-    }
-    stacked = _replicate(baseline, n_members)
-    if member_steps > 0:
-        member_describe = dict(describe, config=stacked.config())
-        history["members"] = train_network(
-            stacked,
-            x,
-            y,
-            steps=member_steps,
-            patience=None,
-            seeds=[seed + 1 + k for k in range(n_members)],
-            checkpoint_path=None if ckpt is None else ckpt / "members.pt",
-            checkpoint_extra=member_describe,
-            **common,
-        )
-    ensemble = DeepEnsemble(network=stacked.eval(), multiclass=multiclass, history=history)
-    if ckpt is not None:
-        ensemble.save(ckpt / "ensemble.pt")
-    return ensemble
+# train_ensemble builds a DeepEnsemble, so it lives in train.py, which imports this module
+__getattr__ = forward(__name__, {"train_ensemble": "pyrolatent.segmentation.train"})

@@ -11,17 +11,26 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..infer.checkpoint import save_checkpoint
+from ..device import resolve_device
+from ..io.checkpoint import save_checkpoint
 from .augment import Augmentation
+from .ensemble import DeepEnsemble
 from .losses import SegmentationLoss
-from .nets import split_members
+from .members import _replicate
+from .nets import build_network, split_members
+from .sampling import (
+    _foreground_pixels,
+    _sample_batch,
+    _targets_as_channels,
+    prepare_training_data,
+)
 
-__all__ = ["train_network", "validation_split"]
+__all__ = ["train_ensemble", "train_network", "validation_split"]
 
 
 def validation_split(n_images: int, val_fraction: float, seed: int) -> tuple[list, list]:
@@ -34,56 +43,6 @@ def validation_split(n_images: int, val_fraction: float, seed: int) -> tuple[lis
     n_val = min(max(n_val, 1), n_images - 1)
     order = torch.randperm(n_images, generator=torch.Generator().manual_seed(seed)).tolist()
     return sorted(order[n_val:]), sorted(order[:n_val])
-
-
-def _targets_as_channels(masks: torch.Tensor, n_out: int, multiclass: bool) -> torch.Tensor:
-    """Masks as ``(N, K, H, W)`` float channels (one-hot for multi-class)."""
-    if multiclass:
-        return F.one_hot(masks.long(), n_out).permute(0, 3, 1, 2).float()
-    return masks.float()
-
-
-def _foreground_pixels(targets: torch.Tensor, multiclass: bool) -> list[torch.Tensor]:
-    """Per image, the ``(n, 2)`` (row, col) indices of foreground pixels (on the CPU).
-
-    Foreground is any positive channel for binary/multi-label targets, and any
-    class other than 0 (background) for one-hot multi-class targets.
-    """
-    fg = targets[:, 1:] if multiclass else targets
-    fg = (fg > 0).any(dim=1).cpu()
-    return [torch.nonzero(f) for f in fg]
-
-
-def _sample_batch(
-    images, targets, index, patch, batch_size, generator, foreground=None, foreground_fraction=0.0
-):
-    """Random patches ``(B, C, P, P)`` and ``(B, K, P, P)`` from the listed images.
-
-    With probability ``foreground_fraction`` (per patch, when the picked image has
-    foreground pixels) the patch contains a uniformly drawn foreground pixel at a
-    uniformly drawn position; otherwise its corner is uniform over the image.
-    """
-    h, w = images.shape[-2:]
-    pick = torch.randint(0, len(index), (batch_size,), generator=generator)
-    rows = torch.randint(0, h - patch + 1, (batch_size,), generator=generator)
-    cols = torch.randint(0, w - patch + 1, (batch_size,), generator=generator)
-    if foreground is not None and foreground_fraction > 0:
-        centred = torch.rand(batch_size, generator=generator) < foreground_fraction
-        u = torch.rand(batch_size, generator=generator)
-        offset = torch.randint(0, patch, (batch_size, 2), generator=generator)
-        for b in torch.nonzero(centred).flatten().tolist():
-            pixels = foreground[index[int(pick[b])]]
-            if len(pixels) == 0:
-                continue
-            r, c = pixels[min(int(u[b] * len(pixels)), len(pixels) - 1)].tolist()
-            rows[b] = min(max(r - int(offset[b, 0]), 0), h - patch)
-            cols[b] = min(max(c - int(offset[b, 1]), 0), w - patch)
-    xs, ys = [], []
-    for p, r, c in zip(pick.tolist(), rows.tolist(), cols.tolist(), strict=True):
-        i = index[p]
-        xs.append(images[i, :, r : r + patch, c : c + patch])
-        ys.append(targets[i, :, r : r + patch, c : c + patch])
-    return torch.stack(xs), torch.stack(ys)
 
 
 def _loss_per_member(network, loss_fn, x, y_channels, multiclass):
@@ -276,3 +235,132 @@ def train_network(
     history["images_per_s"] = step * batch_size * m / max(elapsed, 1e-9)
     network.eval()
     return history
+
+
+def train_ensemble(
+    images,
+    masks,
+    *,
+    network: str = "dilnet",
+    network_config: dict | None = None,
+    n_members: int = 12,
+    baseline_steps: int = 1000,
+    member_steps: int = 100,
+    patience: int | None = 5,
+    eval_every: int = 50,
+    batch_size: int = 8,
+    patch_size: int = 96,
+    lr: float = 1e-3,
+    multiclass: bool = False,
+    loss: SegmentationLoss | None = None,
+    augmentation: Augmentation | None = None,
+    foreground_fraction: float = 0.0,
+    bfloat16: bool = False,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    checkpoint_dir: str | None = None,
+    device=None,
+    progress: bool = True,
+) -> DeepEnsemble:
+    """Train a baseline network, then ``n_members`` members fine-tuned from it.
+
+    Parameters
+    ----------
+    images : array_like
+        ``(N, H, W)`` or ``(N, C, H, W)`` training frames (raw; standardised per frame).
+    masks : array_like
+        ``(N, H, W)`` binary (> 0 is particle) or class indices with ``multiclass``;
+        ``(N, K, H, W)`` multi-label (e.g. layer 1 / layer 2 for overlaps).
+    network : {"dilnet", "unet"}
+        Architecture.
+    network_config : dict, optional
+        Extra constructor arguments (``filters``, ``depth``, ...); channel counts
+        are set from the data.
+    n_members : int
+        Ensemble size (12 in the paper).
+    baseline_steps, member_steps : int
+        Maximum optimiser steps of the baseline and of each member (``member_steps``
+        much smaller than ``baseline_steps``).
+    patience : int, optional
+        Baseline early stopping on the validation loss, in evaluations.
+    eval_every, batch_size, patch_size, lr, loss, augmentation, foreground_fraction, bfloat16
+        See :func:`~pyrolatent.segmentation.train.train_network`.
+    multiclass : bool
+        Softmax classes instead of independent sigmoid channels.
+    val_fraction : float
+        Fraction of frames held out for validation (none with a single frame).
+    seed : int
+        Seed of the baseline; members use ``seed + 1, ..., seed + n_members``.
+    checkpoint_dir : str, optional
+        Folder for ``baseline.pt`` and ``ensemble.pt`` checkpoints.
+    device : str or torch.device, optional
+        Resolved through :func:`pyrolatent.device.resolve_device`.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    DeepEnsemble
+    """
+    if n_members < 1:
+        raise ValueError(f"n_members must be >= 1, got {n_members}")
+    dev = resolve_device(device)
+    x, y = prepare_training_data(images, masks, multiclass, dev)
+    config = dict(network_config or {})
+    if multiclass:
+        n_out = int(config.get("out_channels", int(y.max()) + 1))
+        if n_out < int(y.max()) + 1:
+            raise ValueError(f"masks: class {int(y.max())} needs out_channels > {n_out}")
+    else:
+        n_out = y.shape[1]
+    config.update({"in_channels": x.shape[1], "out_channels": n_out, "members": 1})
+    torch.manual_seed(seed)
+    baseline = build_network(network, config).to(dev)
+    train_idx, val_idx = validation_split(x.shape[0], val_fraction, seed)
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    describe = {"network": network.lower(), "config": config, "multiclass": multiclass}
+    common = {
+        "multiclass": multiclass,
+        "loss": loss,
+        "batch_size": batch_size,
+        "patch_size": patch_size,
+        "lr": lr,
+        "augmentation": augmentation,
+        "foreground_fraction": foreground_fraction,
+        "bfloat16": bfloat16,
+        "train_index": train_idx,
+        "val_index": val_idx,
+        "eval_every": eval_every,
+        "progress": progress,
+    }
+    history = {
+        "baseline": train_network(
+            baseline,
+            x,
+            y,
+            steps=baseline_steps,
+            patience=patience,
+            seeds=[seed],
+            checkpoint_path=None if ckpt is None else ckpt / "baseline.pt",
+            checkpoint_extra=describe,
+            **common,
+        )
+    }
+    stacked = _replicate(baseline, n_members)
+    if member_steps > 0:
+        member_describe = dict(describe, config=stacked.config())
+        history["members"] = train_network(
+            stacked,
+            x,
+            y,
+            steps=member_steps,
+            patience=None,
+            seeds=[seed + 1 + k for k in range(n_members)],
+            checkpoint_path=None if ckpt is None else ckpt / "members.pt",
+            checkpoint_extra=member_describe,
+            **common,
+        )
+    ensemble = DeepEnsemble(network=stacked.eval(), multiclass=multiclass, history=history)
+    if ckpt is not None:
+        ensemble.save(ckpt / "ensemble.pt")
+    return ensemble

@@ -1,6 +1,7 @@
 """Diffraction-specific tools: radial normalisation, orientation search, phase retrieval,
 2D classification of sparse photon frames."""
 
+from ..primitives.radial import RadialNormalizer, radial_profile, radius_map
 from .classify2d import (
     Classify2DResult,
     bootstrap_classify2d,
@@ -10,7 +11,6 @@ from .classify2d import (
 )
 from .orientation import OrientationSearch
 from .phasing import aligned_correlation, autocorrelation_support, particle_volume, phase_retrieval
-from .radial import RadialNormalizer, radial_profile, radius_map
 
 __all__ = [
     "Classify2DResult",

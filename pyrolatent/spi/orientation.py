@@ -17,16 +17,13 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from .._renamed import progress_from_quiet
 from ..device import resolve_device
-from ..primitives.so3 import (
-    axis_angle_to_matrix,
-    canonicalize,
-    orientation_grid,
-    proper_part,
-)
+from ..primitives.groups import canonicalize, orientation_grid, proper_part
+from ..primitives.radial import radial_profile
+from ..primitives.so3 import axis_angle_to_matrix
 from ..primitives.volumes import check_volume, slice_volume
 from ..validation import as_images, as_tensor
-from .radial import radial_profile
 
 __all__ = ["OrientationSearch"]
 
@@ -174,7 +171,9 @@ class OrientationSearch:
         return best_rot, best_cc
 
     # --------------------------------------------------------------------- API
-    def search(self, patterns, seed: int = 0, quiet: bool = False) -> dict:
+    def search(
+        self, patterns, seed: int = 0, progress: bool = True, *, quiet: bool | None = None
+    ) -> dict:
         """Find the best orientation of each pattern.
 
         Parameters
@@ -183,8 +182,10 @@ class OrientationSearch:
             ``(N, S, S)`` photon counts or intensities, same ``S`` as the reference.
         seed : int
             Seed of the random candidates of the local refinement.
-        quiet : bool
-            Hide the progress bar.
+        progress : bool
+            Show a tqdm progress bar over batches.
+        quiet : bool, optional
+            Deprecated: ``progress=not quiet``.
 
         Returns
         -------
@@ -194,6 +195,7 @@ class OrientationSearch:
             over the mean CC across the grid; ``grid_index`` ``(N,)`` index of the
             best grid orientation.
         """
+        progress = progress_from_quiet(progress, quiet, where="OrientationSearch.search")
         x = as_images(patterns, name="patterns", device=self.device)
         if tuple(x.shape[-2:]) != (self.size, self.size):
             raise ValueError(
@@ -204,7 +206,7 @@ class OrientationSearch:
             self._build_templates()
         gen = torch.Generator().manual_seed(int(seed))
         rots, ccs, gains, idxs = [], [], [], []
-        for start in tqdm(range(0, x.shape[0], self.batch_size), disable=quiet,
+        for start in tqdm(range(0, x.shape[0], self.batch_size), disable=not progress,
                           desc="orientation search", unit="batch"):  # fmt: skip
             vecs = self._prepare(x[start : start + self.batch_size])
             cc = vecs @ self._templates.T

@@ -27,6 +27,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from .._renamed import progress_from_quiet
 from ..validation import as_tensor, check_finite, check_nonnegative
 
 __all__ = ["aligned_correlation", "autocorrelation_support", "particle_volume", "phase_retrieval"]
@@ -91,7 +92,9 @@ def phase_retrieval(
     sigma_end: float = 0.7,
     positivity: bool = True,
     seed: int = 0,
-    quiet: bool = True,
+    progress: bool = True,
+    *,
+    quiet: bool | None = None,
 ) -> dict:
     """Recover a real-space density from a centred 2D or 3D intensity.
 
@@ -121,8 +124,10 @@ def phase_retrieval(
         Clip negative density inside the support.
     seed : int
         Seed of the random starting phases.
-    quiet : bool
-        Hide the progress bar.
+    progress : bool
+        Show a tqdm progress bar over iterations.
+    quiet : bool, optional
+        Deprecated: ``progress=not quiet``.
 
     Returns
     -------
@@ -131,6 +136,7 @@ def phase_retrieval(
         (final Fourier-magnitude error ``|| |F| - sqrt(I) || / || sqrt(I) ||``
         over measured pixels) and ``history`` (errors per iteration).
     """
+    progress = progress_from_quiet(progress, quiet, where="phase_retrieval")
     x = _check_intensity(intensity)
     dims = _dims(x)
     amp = torch.fft.ifftshift(x.sqrt(), dim=dims)
@@ -173,7 +179,7 @@ def phase_retrieval(
     history = []
     n_iter = int(n_iter)
     estimate = p_s(rho)
-    for it in tqdm(range(n_iter + int(n_er)), disable=quiet, desc="phase retrieval"):
+    for it in tqdm(range(n_iter + int(n_er)), disable=not progress, desc="phase retrieval"):
         if it < n_iter:
             pm = p_m(rho)
             ps = p_s(rho)

@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._renamed import progress_from_quiet
+from ..primitives.radial import radius_map
 from ..validation import as_tensor
 from .phasing import particle_volume, phase_retrieval
-from .radial import radius_map
 
 __all__ = [
     "plot_latent_histogram",
@@ -29,7 +30,9 @@ def volume_along_z(
     n_er: int = 100,
     threshold: float = 1e-4,
     seed: int = 0,
-    quiet: bool = False,
+    progress: bool = True,
+    *,
+    quiet: bool | None = None,
 ) -> dict:
     """Generate intensities along a latent path, phase them and measure the particle volume.
 
@@ -46,7 +49,11 @@ def volume_along_z(
     threshold : float
         Density threshold as a fraction of the total mass (the paper's 1e-4).
     seed : int
-    quiet : bool
+        Seed of the random starting phases.
+    progress : bool
+        Show a tqdm progress bar over the latent values.
+    quiet : bool, optional
+        Deprecated: ``progress=not quiet``.
 
     Returns
     -------
@@ -55,6 +62,7 @@ def volume_along_z(
         ``densities`` ``(K, S, S, S)``, ``particle_volume`` ``(K,)`` voxels,
         ``phasing_error`` ``(K,)``.
     """
+    progress = progress_from_quiet(progress, quiet, where="volume_along_z")
     z = as_tensor(z_values, name="z_values")
     if z.dim() == 1:
         z = z[:, None]
@@ -63,9 +71,9 @@ def volume_along_z(
     r = radius_map(size, ndim=3, dtype=torch.float64)
     measured = (r >= 2) & (r <= (size - 1) / 2)
     densities, volumes, errors = [], [], []
-    for k in tqdm(range(inten.shape[0]), disable=quiet, desc="phasing along z"):
+    for k in tqdm(range(inten.shape[0]), disable=not progress, desc="phasing along z"):
         res = phase_retrieval(inten[k].clamp_min(0), mask=measured, n_iter=n_iter, n_er=n_er,
-                              seed=seed)  # fmt: skip
+                              seed=seed, progress=False)  # fmt: skip
         densities.append(res["density"])
         volumes.append(particle_volume(res["density"], threshold=threshold))
         errors.append(res["error"])

@@ -1,112 +1,20 @@
-"""Atomic writing and validated reading of the workflow's plain files (npy, csv, json).
+"""Moved to :mod:`pyrolatent.io.files`; this path forwards for one release."""
 
-Every writer goes through a temporary file in the same folder and
-``os.replace``, so a file either holds complete content or does not exist.
-"""
+from .._deprecated import forward
 
-from __future__ import annotations
-
-import json
-import os
-import tempfile
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
-
-__all__ = [
-    "atomic_write",
-    "save_npy",
-    "load_npy",
-    "save_table",
-    "load_table",
-    "save_json",
-    "load_json",
-    "is_valid_file",
-]
-
-
-def atomic_write(path, write) -> Path:
-    """Call ``write(tmp_path)`` then move the finished file to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-def save_npy(path, array) -> Path:
-    arr = np.asarray(array)
-    return atomic_write(path, lambda p: np.save(p, arr))
-
-
-def load_npy(path, mmap: bool = False) -> np.ndarray:
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-
-
-def save_table(path, table: dict) -> Path:
-    """A dict of equal-length 1-D arrays as CSV (2-D columns split as ``name_0, name_1``)."""
-    cols = {}
-    for k, v in table.items():
-        v = np.asarray(v)
-        if v.ndim == 2:
-            for j in range(v.shape[1]):
-                cols[f"{k}_{j}"] = v[:, j]
-        else:
-            cols[k] = v
-    frame = pd.DataFrame(cols)
-    return atomic_write(path, lambda p: frame.to_csv(p, index=False))
-
-
-def load_table(path) -> dict:
-    """Read a CSV written by :func:`save_table` as a dict of numpy arrays."""
-    frame = pd.read_csv(path)
-    return {k: frame[k].to_numpy() for k in frame.columns}
-
-
-def _default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def save_json(path, obj) -> Path:
-    text = json.dumps(obj, indent=2, default=_default)
-    return atomic_write(path, lambda p: Path(p).write_text(text))
-
-
-def load_json(path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
-def is_valid_file(path) -> bool:
-    """The file exists, is not empty and parses (npy header, json, csv, png signature)."""
-    path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        return False
-    try:
-        if path.suffix == ".npy":
-            load_npy(path, mmap=True)
-        elif path.suffix == ".json":
-            load_json(path)
-        elif path.suffix == ".csv":
-            pd.read_csv(path, nrows=1)
-        elif path.suffix == ".png":
-            return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        elif path.suffix == ".pt":
-            from ..infer.checkpoint import load_checkpoint
-
-            load_checkpoint(path)
-    except Exception:
-        return False
-    return True
+__getattr__ = forward(
+    __name__,
+    {
+        name: "pyrolatent.io.files"
+        for name in (
+            "atomic_write",
+            "save_npy",
+            "load_npy",
+            "save_table",
+            "load_table",
+            "save_json",
+            "load_json",
+            "is_valid_file",
+        )
+    },
+)

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .configs import DemoConfig, config_dict
-from .io import is_valid_file, load_json, save_json
+from ..io.files import is_valid_file, load_json, save_json
 from .report import FIGURES, write_report
 from .stages import (
     OUTPUTS,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_write, is_valid_file, load_json, load_npy, load_table, save_json
+from ..io.files import atomic_write, is_valid_file, load_json, load_npy, load_table, save_json
 
 __all__ = [
     "FIGURES",

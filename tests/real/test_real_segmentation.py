@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pyrolatent.analysis.tracking import link, mean_squared_displacement, track_statistics
-from pyrolatent.data.io import read_movie
+from pyrolatent.io.movie import read_movie
 from pyrolatent.segmentation import locate
 from pyrolatent.segmentation.filters import bandpass_map, otsu_threshold
 
