@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .configs import DemoConfig, config_dict
 from ..io.files import is_valid_file, load_json, save_json
+from .configs import DemoConfig, config_dict
 from .report import FIGURES, write_report
 from .stages import (
     OUTPUTS,

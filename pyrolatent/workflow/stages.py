@@ -16,8 +16,9 @@ from pathlib import Path
 
 from .._deprecated import forward
 from ..analysis.dynamics import ANGLE_GRID_SIZE
-from ..io.movie import read_movie
 from ..io.checkpoint import load_checkpoint
+from ..io.files import load_json, load_npy, load_table, save_json, save_npy, save_table
+from ..io.movie import read_movie
 from ..segmentation import DeepEnsemble
 from . import steps
 from .configs import (
@@ -28,7 +29,6 @@ from .configs import (
     SegmentConfig,
     TrainConfig,
 )
-from ..io.files import load_json, load_npy, load_table, save_json, save_npy, save_table
 
 __all__ = [
     "OUTPUTS",
