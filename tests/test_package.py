@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import pyrolatent
+from pyrolatent.checks import as_images
 from pyrolatent.device import resolve_device
-from pyrolatent.validation import as_images
 
 
 def test_every_top_level_name_resolves():

@@ -16,9 +16,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_nonnegative
 from ..device import resolve_device
 from ..primitives.grids import pixel_to_normalized, transform_points
-from ..validation import check_nonnegative
 from .profiles import as_patterns, check_radii
 
 __all__ = ["polar_resample", "feature_layout", "rotation_invariant_features"]

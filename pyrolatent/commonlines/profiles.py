@@ -16,9 +16,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..checks import as_images, check_nonnegative
 from ..device import resolve_device
 from ..primitives.grids import pixel_to_normalized, transform_points
-from ..validation import as_images, check_nonnegative
 
 __all__ = ["as_patterns", "line_angles", "line_radii", "line_profiles", "normalize_profiles"]
 

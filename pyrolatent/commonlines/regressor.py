@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..checks import as_tensor, check_finite
 from ..device import resolve_device
 from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..validation import as_tensor, check_finite
 
 __all__ = ["AbsoluteEmbedding", "r2_scores"]
 

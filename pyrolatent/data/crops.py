@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..checks import as_images
 from ..primitives.grids import transform_points
 from ..primitives.warp import warp_images
-from ..validation import as_images
 from .particles import check_particles
 
 __all__ = ["extract_crops", "align_crops", "aligned_crops", "band_mask"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..checks import as_images
 from ..primitives.grids import pixel_grid
 from ..primitives.warp import warp_images
-from ..validation import as_images
 from .synthetic.polygons import gaussian_blur
 
 __all__ = [

@@ -30,8 +30,8 @@ import torch
 from pyro.infer import Trace_ELBO
 from tqdm.auto import tqdm
 
+from ..checks import as_tensor
 from ..device import resolve_device
-from ..validation import as_tensor
 from .callbacks import Callback
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .distributed import DistributedContext

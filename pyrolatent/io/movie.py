@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..validation import as_images
+from ..checks import as_images
 
 __all__ = ["read_movie"]
 

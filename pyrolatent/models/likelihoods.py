@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..validation import check_nonnegative
+from ..checks import check_nonnegative
 
 __all__ = ["BernoulliLikelihood", "GaussianLikelihood", "PoissonLikelihood", "make_likelihood"]
 

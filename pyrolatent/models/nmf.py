@@ -26,9 +26,9 @@ import torch
 from pyro.infer import Trace_ELBO
 from pyro.nn import PyroModule
 
+from ..checks import as_tensor, check_finite, check_nonnegative
 from ..device import resolve_device
 from ..infer.callbacks import LearningRateDecay
-from ..validation import as_tensor, check_finite, check_nonnegative
 
 __all__ = ["NMFModel", "NMF", "WEIGHTS", "LOADINGS", "SIGMA", "check_nmf_input", "nndsvd"]
 

@@ -26,9 +26,9 @@ import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule
 
+from ..checks import as_tensor
 from ..device import resolve_device
 from ..nn.decoders import make_decoder
-from ..validation import as_tensor
 from .likelihoods import make_likelihood
 from .pose import ANGLE, OFFSET, SCALE, PosePrior, expand_prior, parse_invariances
 from .wrapper import ImageModelWrapper, custom_prior_names

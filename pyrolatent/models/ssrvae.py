@@ -36,10 +36,10 @@ import torch.nn.functional as F
 from pyro.infer import TraceEnum_ELBO
 from pyro.nn import PyroModule
 
+from ..checks import as_tensor
 from ..device import resolve_device
 from ..distributions import ProjectedNormalAngle, VonMises
 from ..nn.decoders import make_decoder
-from ..validation import as_tensor
 from .likelihoods import make_likelihood
 from .pose import ANGLE, OFFSET, SCALE, PosePrior, expand_prior, parse_invariances
 from .rvae import OBS, Z

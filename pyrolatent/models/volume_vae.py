@@ -33,13 +33,13 @@ import torch
 from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam
 
+from ..checks import as_images, as_tensor, check_nonnegative
 from ..device import resolve_device
 from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..nn.volume import ImplicitDecoder, VoxelDecoder
 from ..primitives.so3 import canonicalize, check_rotations
 from ..primitives.volumes import symmetrize_volume, symmetrized_slices
 from ..spi.radial import RadialNormalizer
-from ..validation import as_images, as_tensor, check_nonnegative
 
 __all__ = ["FLUENCE", "OBS", "PLATE", "Z", "VolumeVAE", "VolumeVAEModel"]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
+from ..checks import as_images
 from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..validation import as_images
 
 __all__ = ["ImageModelWrapper", "custom_prior_names"]
 

@@ -22,11 +22,11 @@ import torch.nn as nn
 
 from .._deprecated import forward
 from .._renamed import renamed_argument
+from ..checks import as_images, as_tensor, check_finite
 from ..device import resolve_device
 from ..primitives.angles import calibrate_offset, check_symmetry, phase_to_angle
 from ..primitives.grids import pixel_grid
 from ..primitives.warp import warp_images
-from ..validation import as_images, as_tensor, check_finite
 
 __all__ = ["AngleCNN", "AngleCNN1d", "PartnerRenderer"]
 

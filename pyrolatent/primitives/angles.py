@@ -23,7 +23,7 @@ import warnings
 import torch
 
 from .._renamed import renamed_argument
-from ..validation import as_tensor, check_finite
+from ..checks import as_tensor, check_finite
 
 __all__ = [
     "check_symmetry",

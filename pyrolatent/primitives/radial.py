@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..validation import as_images, as_tensor
+from ..checks import as_images, as_tensor
 
 __all__ = ["RadialNormalizer", "radial_profile", "radius_map"]
 

@@ -27,7 +27,7 @@ import math
 import torch
 
 from .._deprecated import forward
-from ..validation import as_tensor, check_finite
+from ..checks import as_tensor, check_finite
 
 __all__ = [
     "check_rotations",

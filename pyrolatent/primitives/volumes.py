@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..validation import as_tensor, check_finite
+from ..checks import as_tensor, check_finite
 from .groups import point_group
 from .so3 import check_rotations
 

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from .._deprecated import forward
+from ..checks import as_images
 from ..device import resolve_device
 from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..validation import as_images
 from .members import _network_name, stack_members, unstack_members
 from .nets import build_network, split_members
 from .sampling import prepare_training_data

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
-from ..validation import as_images
+from ..checks import as_images
 
 __all__ = ["bandpass_map", "otsu_threshold"]
 

@@ -16,8 +16,8 @@ from skimage.measure import regionprops
 from skimage.segmentation import watershed as watershed_transform
 
 from .._deprecated import forward
+from ..checks import as_images
 from ..data import particles as _table
-from ..validation import as_images
 
 __all__ = ["locate", "foreground_mask", "split_touching"]
 

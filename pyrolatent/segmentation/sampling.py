@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..validation import as_images, as_tensor
+from ..checks import as_images, as_tensor
 from .tiling import standardize_frames
 
 __all__ = ["prepare_training_data"]

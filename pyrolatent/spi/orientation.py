@@ -18,12 +18,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .._renamed import progress_from_quiet
+from ..checks import as_images, as_tensor
 from ..device import resolve_device
 from ..primitives.groups import canonicalize, orientation_grid, proper_part
 from ..primitives.radial import radial_profile
 from ..primitives.so3 import axis_angle_to_matrix
 from ..primitives.volumes import check_volume, slice_volume
-from ..validation import as_images, as_tensor
 
 __all__ = ["OrientationSearch"]
 

@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._renamed import progress_from_quiet
-from ..validation import as_tensor, check_finite, check_nonnegative
+from ..checks import as_tensor, check_finite, check_nonnegative
 
 __all__ = ["aligned_correlation", "autocorrelation_support", "particle_volume", "phase_retrieval"]
 

@@ -11,8 +11,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .._renamed import progress_from_quiet
+from ..checks import as_tensor
 from ..primitives.radial import radius_map
-from ..validation import as_tensor
 from .phasing import particle_volume, phase_retrieval
 
 __all__ = [

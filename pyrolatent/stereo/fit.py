@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..checks import as_images, as_tensor, check_finite
 from ..nn.angle import AngleCNN, AngleCNN1d, PartnerRenderer
 from ..primitives.warp import warp_images
-from ..validation import as_images, as_tensor, check_finite
 from .losses import pair_consistency_loss
 
 __all__ = ["fit_stereo_pairs"]

@@ -7,7 +7,7 @@ files: for a notebook that wants to inspect or rerun any step.
 
 from __future__ import annotations
 
-from ..validation import as_images
+from ..checks import as_images
 from . import steps
 from .configs import DemoConfig
 from .report import summarize

@@ -7,8 +7,8 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from ...checks import as_tensor, check_finite, check_nonnegative
 from ...primitives.warp import warp_images
-from ...validation import as_tensor, check_finite, check_nonnegative
 from ._frames import _frame_batches
 from ._init import _initial_averages, _split_into_empty_classes
 from .result import Classify2DResult

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...checks import as_tensor, check_finite, check_nonnegative
 from ...primitives.grids import pixel_grid
-from ...validation import as_tensor, check_finite, check_nonnegative
 
 
 def _check_frames(frames, n_min: int):

@@ -6,8 +6,8 @@ import math
 
 import torch
 
+from ...checks import as_tensor
 from ...commonlines.features import rotation_invariant_features
-from ...validation import as_tensor
 from ._frames import _take
 
 
