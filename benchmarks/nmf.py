@@ -24,7 +24,7 @@ import torch
 
 from pyrolatent.analysis.kde import latent_kde_over_time
 from pyrolatent.diagnostics.nmf import nmf_summary, nmf_to_inference_data
-from pyrolatent.models.nmf import NMF
+from pyrolatent.estimators.nmf import NMF
 
 
 def kde_matrix(n_frames, n_grid, transition, per_frame=40, seed=0):

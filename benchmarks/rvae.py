@@ -38,7 +38,7 @@ from _pyroved import import_pyroved  # noqa: E402
 
 from pyrolatent.analysis.circular import circular_correlation  # noqa: E402
 from pyrolatent.data.synthetic.shapes import make_rotated_shapes  # noqa: E402
-from pyrolatent.models.rvae import RVAE  # noqa: E402
+from pyrolatent.estimators.rvae import RVAE  # noqa: E402
 
 SIZE = 48
 N_TRAIN = 1000

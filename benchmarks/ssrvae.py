@@ -58,8 +58,8 @@ from _pyroved import import_pyroved  # noqa: E402
 
 from pyrolatent.analysis.stress import PAPER_TEST_DISORDER, accuracy_curve  # noqa: E402
 from pyrolatent.data.synthetic.cards import paper_split  # noqa: E402
+from pyrolatent.estimators.ssrvae import SSRVAE  # noqa: E402
 from pyrolatent.infer.metrics import accuracy, confusion_matrix  # noqa: E402
-from pyrolatent.models.ssrvae import SSRVAE  # noqa: E402
 
 SIZE = 48
 BATCH = 64  # throughput (pyroVED's setting)

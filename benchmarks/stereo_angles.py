@@ -171,7 +171,7 @@ def run_rvae(shape: str, seed: int = 0):
     Returns ``(report, seconds)`` or ``(None, None)`` when the rVAE is not available.
     """
     try:
-        from pyrolatent.models.rvae import RVAE
+        from pyrolatent.estimators.rvae import RVAE
     except ImportError:
         return None, None
     torch.manual_seed(seed)

@@ -54,8 +54,8 @@ from pyrolatent.data.synthetic.spi import (
     shape_density,
     simulate_patterns,
 )
+from pyrolatent.estimators.volume_vae import VolumeVAE
 from pyrolatent.infer.callbacks import Callback
-from pyrolatent.models.volume_vae import VolumeVAE
 from pyrolatent.primitives.so3 import misorientation, random_rotations
 from pyrolatent.primitives.volumes import slice_volume, symmetrize_volume, symmetrized_slices
 from pyrolatent.spi import OrientationSearch, aligned_correlation, phase_retrieval

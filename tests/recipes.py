@@ -14,7 +14,7 @@ def fit_cards_fast_split(*, input_noise: float = 0.0):
     The device is the default one (``PYROLATENT_DEVICE``).
     """
     from pyrolatent.data.synthetic.cards import paper_split
-    from pyrolatent.models.ssrvae import SSRVAE
+    from pyrolatent.estimators.ssrvae import SSRVAE
 
     split = paper_split(50, 300, 100, image_size=32, seed=0)
     model = SSRVAE((32, 32), 4, hidden=(128, 128), input_noise=input_noise, seed=0)

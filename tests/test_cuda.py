@@ -48,7 +48,7 @@ def test_trainer_resume_on_cuda_continues_the_same_run(tmp_path):
 def test_rvae_on_cuda_recovers_angles():
     from pyrolatent.analysis.circular import circular_correlation
     from pyrolatent.data.synthetic.shapes import make_rotated_shapes
-    from pyrolatent.models.rvae import RVAE
+    from pyrolatent.estimators.rvae import RVAE
 
     data = make_rotated_shapes(2000, shapes=("L",), image_size=32, max_offset=2.0, seed=1)
     for decoder in ("warp", "spatial"):
@@ -83,7 +83,7 @@ def test_nmf_on_cuda_matches_sklearn():
     from sklearn.decomposition import NMF as SkNMF
     from test_nmf import planted_kde_matrix
 
-    from pyrolatent.models.nmf import NMF
+    from pyrolatent.estimators.nmf import NMF
 
     x = planted_kde_matrix()
     ref = SkNMF(n_components=2, init="nndsvda", max_iter=5000, tol=1e-8).fit(x)
@@ -100,7 +100,7 @@ def test_nmf_on_cuda_matches_sklearn():
 
 def test_volume_vae_on_cuda_orders_cubes_and_spheres():
     from pyrolatent.data.synthetic.spi import melting_series
-    from pyrolatent.models.volume_vae import VolumeVAE
+    from pyrolatent.estimators.volume_vae import VolumeVAE
 
     s = melting_series(256, size=33, photons=1e5, seed=3, n_levels=2)
     vae = VolumeVAE(

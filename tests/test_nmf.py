@@ -14,7 +14,7 @@ import pytest
 
 from pyrolatent.analysis.kde import latent_kde_over_time
 from pyrolatent.diagnostics.nmf import nmf_summary, nmf_to_inference_data
-from pyrolatent.models.nmf import NMF, order_by_time_centroid, order_samples
+from pyrolatent.estimators.nmf import NMF, order_by_time_centroid, order_samples
 
 
 def planted_kde_matrix(

@@ -14,7 +14,8 @@ from pyrolatent.analysis.circular import circular_correlation
 from pyrolatent.data.synthetic.shapes import make_rotated_shapes, render_shapes
 from pyrolatent.distributions import ProjectedNormalAngle, VonMises
 from pyrolatent.infer import CheckpointError
-from pyrolatent.models.rvae import ANGLE, OBS, OFFSET, RVAE, Z
+from pyrolatent.estimators.rvae import RVAE
+from pyrolatent.models.sites import ANGLE, OBS, OFFSET, Z
 
 # acceptance thresholds (issue 2)
 ANGLE_CORR = 0.95

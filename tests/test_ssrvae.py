@@ -15,7 +15,9 @@ from pyro.infer import TraceEnum_ELBO, config_enumerate
 from recipes import fit_cards_fast_split
 
 from pyrolatent.data.synthetic.cards import make_cards
-from pyrolatent.models.ssrvae import ANGLE, AUX, OBS, OFFSET, SSRVAE, SSRVAEModel, Y, Z
+from pyrolatent.estimators.ssrvae import SSRVAE
+from pyrolatent.models.sites import ANGLE, AUX, OBS, OFFSET, Y, Z
+from pyrolatent.models.ssrvae import SSRVAEModel
 
 S = 24
 

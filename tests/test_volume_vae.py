@@ -8,7 +8,9 @@ from pyro import poutine
 
 from pyrolatent.data.synthetic.spi import melting_series
 from pyrolatent.guides.volume_vae import VolumeVAEGuide
-from pyrolatent.models.volume_vae import FLUENCE, OBS, VolumeVAE, VolumeVAEModel, Z
+from pyrolatent.estimators.volume_vae import VolumeVAE
+from pyrolatent.models.sites import FLUENCE, OBS, Z
+from pyrolatent.models.volume_vae import VolumeVAEModel
 from pyrolatent.nn.volume import ImplicitDecoder, VoxelDecoder, canonical_coordinates
 from pyrolatent.primitives.so3 import point_group, random_rotations
 from pyrolatent.primitives.volumes import slice_coordinates, slice_volume

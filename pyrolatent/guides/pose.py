@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributions import ProjectedNormalAngle
-from ..models.pose import ANGLE, OFFSET, SCALE, parse_invariances
+from ..models.pose import parse_invariances
+from ..models.sites import ANGLE, OFFSET, SCALE
 
 __all__ = ["PoseHeads", "IDENTITY_CONCENTRATION"]
 

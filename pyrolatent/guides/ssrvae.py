@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule
 from torch import nn
 
-from ..models.ssrvae import Y, Z
+from ..models.sites import Y, Z
 from ..nn.classifier import ImageClassifier, PoseCanonicalClassifier
 from ..nn.encoders import make_encoder
 from ..nn.mlp import make_activation

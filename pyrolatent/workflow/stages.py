@@ -295,7 +295,7 @@ def stage_train(
     (:func:`pyrolatent.analysis.polarity.directed_angles`); the raw latent is
     kept as ``angle_latent``, with ``polarity`` (+1/-1) and ``polarity_moment``.
     """
-    from ..models.rvae import RVAE
+    from ..estimators.rvae import RVAE
 
     out = Path(out)
     crops = load_npy(crops_path)
@@ -384,7 +384,7 @@ def stage_analyze(
     from ..analysis.kde import latent_kde_over_time
     from ..analysis.tracking import link
     from ..analysis.transitions import count_angle_peaks, transition_frame
-    from ..models.nmf import NMF
+    from ..estimators.nmf import NMF
 
     out = Path(out)
     lat = load_table(latents_path)
