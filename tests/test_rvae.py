@@ -13,8 +13,8 @@ from pyro.infer import SVI, Predictive, Trace_ELBO
 from pyrolatent.analysis.circular import circular_correlation
 from pyrolatent.data.synthetic.shapes import make_rotated_shapes, render_shapes
 from pyrolatent.distributions import ProjectedNormalAngle, VonMises
-from pyrolatent.infer import CheckpointError
 from pyrolatent.estimators.rvae import RVAE
+from pyrolatent.infer import CheckpointError
 from pyrolatent.models.sites import ANGLE, OBS, OFFSET, Z
 
 # acceptance thresholds (issue 2)

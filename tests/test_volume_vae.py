@@ -7,8 +7,8 @@ import torch
 from pyro import poutine
 
 from pyrolatent.data.synthetic.spi import melting_series
-from pyrolatent.guides.volume_vae import VolumeVAEGuide
 from pyrolatent.estimators.volume_vae import VolumeVAE
+from pyrolatent.guides.volume_vae import VolumeVAEGuide
 from pyrolatent.models.sites import FLUENCE, OBS, Z
 from pyrolatent.models.volume_vae import VolumeVAEModel
 from pyrolatent.nn.volume import ImplicitDecoder, VoxelDecoder, canonical_coordinates
