@@ -132,10 +132,9 @@ def acceptance_run() -> dict:
                     mask=data["mask"], seed=0)  # fmt: skip
     t0 = time.perf_counter()
     vae.fit(data["patterns"], data["rotations"], epochs=MAX_EPOCHS, batch_size=64, lr=3e-3,
-            callbacks=[TimeBudget(TRAIN_BUDGET_S)], quiet=True)  # fmt: skip
+            callbacks=[TimeBudget(TRAIN_BUDGET_S)], progress=False)  # fmt: skip
     train_s = time.perf_counter() - t0
-    loc, _ = vae.encode(data["patterns"], data["rotations"])
-    z = loc[:, 0].cpu().numpy()
+    z = vae.encode(data["patterns"], data["rotations"])["z"]["loc"][:, 0]
     morph = data["morph"].numpy()
     rho = abs(float(spearmanr(z, morph)[0]))
     pose = vae.canonical_rotations(data["rotations"]).reshape(-1, 9).cpu().numpy()

@@ -25,7 +25,7 @@ def fit_cards_fast_split(*, input_noise: float = 0.0):
         epochs=24,
         batch_size=32,
         lr=3e-3,
-        quiet=True,
+        progress=False,
     )
     return model, split
 
@@ -54,7 +54,7 @@ def run_tiny_workflow(out: Path, *, empty_frame: int | None = None) -> Path:
     stage_locate(out, out / "probability.npy")
     stage_crops(out, out / "movie.npy", out / "particles.csv", window=32)
     stage_train(
-        out, out / "crops.npy", out / "crops_index.csv", epochs=2, batch_size=128, quiet=True
+        out, out / "crops.npy", out / "crops_index.csv", epochs=2, batch_size=128, progress=False
     )
     stage_analyze(
         out,
@@ -64,7 +64,7 @@ def run_tiny_workflow(out: Path, *, empty_frame: int | None = None) -> Path:
         kde_window=1,
         nmf_method="map",
         nmf_steps=200,
-        quiet=True,
+        progress=False,
     )
     write_report(out)
     return out

@@ -84,7 +84,7 @@ def test_one_optimiser_step_per_interleaved_step(small):
         epochs=2,
         batch_size=8,
         labelled_batch_size=8,
-        quiet=True,
+        progress=False,
     )
     # 2 unlabelled and 4 labelled batches: max(2, 4) = 4 steps per epoch, 8 in all,
     # each one Adam step (the auxiliary loss takes no second pass)
@@ -105,7 +105,7 @@ def test_labels_are_used_with_fewer_unlabelled_batches():
         epochs=6,
         batch_size=16,
         labelled_batch_size=16,
-        quiet=True,
+        progress=False,
     )
     acc = (m.predict(test["images"]) == test["labels"]).mean()
     # 15 labelled batches per epoch against 1 unlabelled: with pyroVED's
@@ -124,8 +124,8 @@ def test_validation_accuracy_goes_into_history(small):
         batch_size=16,
         val_images=un["images"],
         val_labels=un["labels"],
-        quiet=True,
-    )
+        progress=False,
+    ).history
     assert len(h["val_accuracy"]) == 2
     assert all(0 <= a <= 1 for a in h["val_accuracy"])
     pred = m.predict(un["images"])
@@ -171,7 +171,9 @@ def test_plain_ssvae_has_no_pose_and_spatial_decoder_runs(small):
     tr = poutine.trace(m.model).get_trace(torch.tensor(un["images"][:3]))
     assert ANGLE not in tr.nodes and OFFSET not in tr.nodes
     sp = SSRVAE((S, S), 4, hidden=(16, 16), decoder="spatial", seed=0)
-    h = sp.fit(un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, quiet=True)
+    h = sp.fit(
+        un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, progress=False
+    ).history
     assert np.isfinite(h["loss"][0])
     assert sp.manifold(2, grid_size=3).shape == (3, 3, S, S)
 
@@ -191,7 +193,7 @@ def test_encode_decode_shapes(small):
 def test_save_load_and_exported_classifier_in_torch_only_process(small, tmp_path):
     lab, un = small
     m = _model()
-    m.fit(un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, quiet=True)
+    m.fit(un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, progress=False)
     proba = m.predict_proba(un["images"])
     m.save(tmp_path / "m.pt")
     again = SSRVAE.load(tmp_path / "m.pt")
@@ -222,20 +224,20 @@ def test_bad_input(small):
     m = _model()
     x, y = lab["images"], lab["labels"]
     with pytest.raises(ValueError, match=r"outside \[0, 4\)"):
-        m.fit(un["images"], x, np.where(y == 3, 4, y), epochs=1, quiet=True)
+        m.fit(un["images"], x, np.where(y == 3, 4, y), epochs=1, progress=False)
     with pytest.raises(ValueError, match=r"outside \[0, 4\)"):
-        m.fit(un["images"], x, np.where(y == 3, -1, y), epochs=1, quiet=True)
+        m.fit(un["images"], x, np.where(y == 3, -1, y), epochs=1, progress=False)
     with pytest.raises(ValueError, match="lengths must match"):
-        m.fit(un["images"], x, y[:-1], epochs=1, quiet=True)
+        m.fit(un["images"], x, y[:-1], epochs=1, progress=False)
     with pytest.raises(ValueError, match="labelled set is empty"):
-        m.fit(un["images"], x[:0], y[:0], epochs=1, quiet=True)
+        m.fit(un["images"], x[:0], y[:0], epochs=1, progress=False)
     with pytest.raises(ValueError, match="val_images and val_labels"):
-        m.fit(un["images"], x, y, epochs=1, val_images=x, quiet=True)
+        m.fit(un["images"], x, y, epochs=1, val_images=x, progress=False)
     with pytest.raises(ValueError, match="n_classes"):
         SSRVAE((S, S), 1)
     keep = y != 2
     with pytest.warns(UserWarning, match=r"classes \[2\] have no labelled examples"):
-        h = m.fit(un["images"], x[keep], y[keep], epochs=1, batch_size=16, quiet=True)
+        h = m.fit(un["images"], x[keep], y[keep], epochs=1, batch_size=16, progress=False).history
     assert np.isfinite(h["loss"][0])
 
 
@@ -326,7 +328,9 @@ def test_identity_pose_init():
 def test_bfloat16_spatial_decoder_trains(small):
     lab, un = small
     m = SSRVAE((S, S), 4, hidden=(16, 16), decoder="spatial", compute_dtype="bfloat16", seed=0)
-    h = m.fit(un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, quiet=True)
+    h = m.fit(
+        un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, progress=False
+    ).history
     assert np.isfinite(h["loss"][0])
     with pytest.raises(ValueError, match="compute_dtype"):
         SSRVAE((S, S), 4, decoder="spatial", compute_dtype="float16")

@@ -6,6 +6,7 @@ The model is :class:`~pyrolatent.models.nmf.NMFModel`, the guides
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from ..infer.mcmc import run_nuts
 from ..infer.trainer import Trainer
 from ..models.nmf import NMFModel, check_nmf_input, nndsvd
 from ..models.sites import LOADINGS, WEIGHTS
+from .base import Estimator, renamed
 
 __all__ = ["NMF", "order_samples", "order_by_time_centroid", "normalise_components"]
 
@@ -51,7 +53,7 @@ def normalise_components(loadings: np.ndarray, weights: np.ndarray):
     return np.asarray(loadings) * s[..., None, :], np.asarray(weights) / s[..., :, None]
 
 
-class NMF:
+class NMF(Estimator):
     """User-facing Bayesian NMF: fit by MAP or SVI (shared Trainer) or by NUTS.
 
     Parameters
@@ -66,15 +68,18 @@ class NMF:
 
     Attributes (after ``fit``)
     --------------------------
-    weights_ : numpy.ndarray
-        ``(K, F)``, rows summing to 1, components ordered by the time centroid
-        of their loadings (earliest first). MAP: the MAP point; SVI: the
-        posterior median of the guide; NUTS: the posterior mean.
-    loadings_ : numpy.ndarray
-        ``(T, K)`` time behaviours in the same order.
-    weights_band_, loadings_band_ : numpy.ndarray or None
+    components_ : numpy.ndarray
+        ``(K, F)`` (``W``, scikit-learn's ``components_``), rows summing to 1,
+        components ordered by the time centroid of their time courses (earliest
+        first). MAP: the MAP point; SVI: the posterior median of the guide;
+        NUTS: the posterior mean.
+    time_courses_ : numpy.ndarray
+        ``(T, K)`` time behaviours ``H`` in the same order.
+    components_band_, time_courses_band_ : numpy.ndarray or None
         ``(2, K, F)`` / ``(2, T, K)`` 5 % and 95 % posterior quantiles (SVI and
         NUTS; None for MAP).
+    weights_, loadings_, weights_band_, loadings_band_
+        Deprecated names of the four above.
     samples_ : dict or None
         Ordered, normalised posterior draws ``{"weights": (C, S, K, F),
         "loadings": (C, S, T, K), ...}`` after NUTS.
@@ -82,7 +87,7 @@ class NMF:
     Examples
     --------
     >>> nmf = NMF(n_components=2).fit(kde_matrix, method="map")  # doctest: +SKIP
-    >>> nmf.loadings_[:, 0]                                      # doctest: +SKIP
+    >>> nmf.time_courses_[:, 0]                                      # doctest: +SKIP
     """
 
     def __init__(
@@ -103,29 +108,51 @@ class NMF:
         self.seed = int(seed)
         self.device = resolve_device(device)
         self.model = self.guide = None
-        self.weights_ = self.loadings_ = None
-        self.weights_band_ = self.loadings_band_ = None
+        self.components_ = self.time_courses_ = None
+        self.components_band_ = self.time_courses_band_ = None
         self.samples_ = None
         self._reconstruction = None
-        self.history_: dict = {}
+        self.trainer = None
 
     def _build(self, x: torch.Tensor) -> NMFModel:
         return NMFModel(
             x.shape[0], x.shape[1], self.n_components, self.likelihood, *self.priors
         ).to(self.device)
 
+    @property
+    def history_(self) -> dict:
+        """Deprecated name of :attr:`history`."""
+        return self.history
+
+    def _alias(old: str, new: str):  # noqa: N805 - a class-body helper, not a method
+        def get(self):
+            warnings.warn(
+                f"NMF.{old} is deprecated; use NMF.{new}", DeprecationWarning, stacklevel=2
+            )
+            return getattr(self, new)
+
+        return property(get, doc=f"Deprecated name of ``{new}``.")
+
+    weights_ = _alias("weights_", "components_")
+    loadings_ = _alias("loadings_", "time_courses_")
+    weights_band_ = _alias("weights_band_", "components_band_")
+    loadings_band_ = _alias("loadings_band_", "time_courses_band_")
+    del _alias
+
     def fit(
         self,
         x,
         method: str = "map",
-        steps: int = 3000,
+        epochs: int | None = None,
         lr: float | None = None,
         batch_size: int | None = None,
         num_samples: int = 200,
         warmup_steps: int = 500,
         num_chains: int = 4,
         checkpoint_path=None,
-        quiet: bool = True,
+        progress: bool = True,
+        quiet: bool | None = None,
+        steps: int | None = None,
     ) -> NMF:
         """Fit to a non-negative ``(T, F)`` matrix.
 
@@ -138,12 +165,14 @@ class NMF:
             the MAP point), both through
             the shared :class:`~pyrolatent.infer.Trainer`; or NUTS (small
             matrices, see :func:`pyrolatent.infer.mcmc.run_nuts`).
-        steps : int
-            MAP/SVI: epochs of the Trainer. With ``batch_size = T`` (default,
+        epochs : int
+            MAP/SVI: epochs of the Trainer (default 3000). Every ``fit`` starts
+            again from the NNDSVD point (``epochs_trained`` counts this fit's
+            epochs). With ``batch_size = T`` (default,
             full batch) one epoch is one optimiser step on all rows.
         lr : float, optional
             Adam learning rate of the MAP fit (default 0.03). SVI starts the
-            log-normal guide at the MAP point and refines it for ``steps // 2``
+            log-normal guide at the MAP point and refines it for ``epochs // 2``
             epochs at a third of this rate (Monte-Carlo gradients), from
             log-normal scales of ``init_scale`` (0.005).
         batch_size : int, optional
@@ -152,7 +181,10 @@ class NMF:
             NUTS settings (chains run one after another).
         checkpoint_path : path-like, optional
             Trainer checkpoint (MAP/SVI resume).
-        quiet : bool
+        progress : bool
+            Show progress bars (``quiet=`` is a deprecated alias).
+        steps : int, optional
+            Deprecated name of ``epochs``.
 
         Returns
         -------
@@ -165,6 +197,8 @@ class NMF:
             Negative, NaN or non-2-D input; unknown method.
         """
 
+        epochs = renamed(epochs, steps, "steps", "epochs", 3000)
+        quiet = not self._progress(progress, quiet)
         xt = check_nmf_input(x, "x", device=self.device)
         if method not in ("map", "svi", "nuts"):
             raise ValueError(f"method must be 'map', 'svi' or 'nuts', got {method!r}")
@@ -195,9 +229,7 @@ class NMF:
             xt.shape[0], xt.shape[1], self.n_components, kind="map", likelihood=self.likelihood
         ).to(self.device)
         self.guide.initialize(xt)
-        self.history_ = self._train(
-            xt, index, steps, lr or 0.03, batch_size, checkpoint_path, "map", quiet
-        )
+        self._train(xt, index, epochs, lr or 0.03, batch_size, checkpoint_path, "map", quiet)
         if method == "svi":
             point = self.guide
             self.guide = NMFGuide(
@@ -208,8 +240,8 @@ class NMF:
                 likelihood=self.likelihood,
             ).to(self.device)
             self.guide.initialize_from(point)
-            svi_steps = max(1, steps // 2)
-            self.history_ = self._train(
+            svi_steps = max(1, epochs // 2)
+            self._train(
                 xt,
                 index,
                 svi_steps,
@@ -224,8 +256,8 @@ class NMF:
         h, w = (t.detach().cpu().numpy() for t in self.guide.point_estimates())
         order = order_by_time_centroid(h)
         h, w = normalise_components(h[:, order], w[order])
-        self.loadings_, self.weights_ = h, w
-        self.weights_band_ = self.loadings_band_ = None
+        self.time_courses_, self.components_ = h, w
+        self.components_band_ = self.time_courses_band_ = None
         self._reconstruction = None
         if method == "svi":
             hs, ws = self.guide.sample_posterior(num_samples, seed=self.seed)
@@ -234,8 +266,8 @@ class NMF:
             # posterior mean of H W (Bayes prediction under squared loss; the product of
             # the medians is biased low by exp((s_h^2 + s_w^2) / 2))
             self._reconstruction = np.einsum("stk,skf->tf", hs, ws) / len(hs)
-            self.loadings_band_ = np.quantile(hs, [0.05, 0.95], axis=0)
-            self.weights_band_ = np.quantile(ws, [0.05, 0.95], axis=0)
+            self.time_courses_band_ = np.quantile(hs, [0.05, 0.95], axis=0)
+            self.components_band_ = np.quantile(ws, [0.05, 0.95], axis=0)
         return self
 
     def _train(
@@ -246,7 +278,7 @@ class NMF:
         if checkpoint_path is not None:
             p = Path(checkpoint_path)
             ckpt = p.with_name(f"{p.stem}_{tag}{p.suffix}")
-        trainer = Trainer(
+        self.trainer = Trainer(
             self.model,
             self.guide,
             lr=lr,
@@ -255,9 +287,9 @@ class NMF:
             checkpoint_path=ckpt,
             checkpoint_every=max(1, steps // 10),
             callbacks=callbacks,
-            quiet=quiet,
+            progress=not quiet,
         )
-        return trainer.fit((xt, index), epochs=steps, batch_size=batch_size or len(xt))
+        self.trainer.fit((xt, index), epochs=steps, batch_size=batch_size or len(xt))
 
     @staticmethod
     def _order(h: np.ndarray, w: np.ndarray):
@@ -267,19 +299,19 @@ class NMF:
         return normalise_components(h, w)
 
     def _summarise_draws(self, h: np.ndarray, w: np.ndarray) -> None:
-        self.loadings_ = h.mean(0)
-        self.weights_ = w.mean(0)
-        self.loadings_band_ = np.quantile(h, [0.05, 0.95], axis=0)
-        self.weights_band_ = np.quantile(w, [0.05, 0.95], axis=0)
+        self.time_courses_ = h.mean(0)
+        self.components_ = w.mean(0)
+        self.time_courses_band_ = np.quantile(h, [0.05, 0.95], axis=0)
+        self.components_band_ = np.quantile(w, [0.05, 0.95], axis=0)
 
     def reconstruction(self) -> np.ndarray:
         """``(T, F)``: ``H W`` at the point estimate (MAP); the posterior mean of ``H W``
         (SVI, NUTS)."""
-        if self.weights_ is None:
+        if self.components_ is None:
             raise ValueError("fit the model first")
         if getattr(self, "_reconstruction", None) is not None:
             return self._reconstruction
-        return self.loadings_ @ self.weights_
+        return self.time_courses_ @ self.components_
 
     def reconstruction_error(self, x) -> float:
         """Frobenius norm ``||X - H W||`` (scikit-learn's ``reconstruction_err_``)."""

@@ -13,16 +13,17 @@ import torch
 from ..device import resolve_device
 from ..guides.volume_vae import VolumeVAEGuide
 from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..infer.trainer import Trainer
+from ..models.sites import Z
 from ..models.volume_vae import VolumeVAEModel
 from ..primitives.so3 import canonicalize, check_rotations
 from ..spi.radial import RadialNormalizer
 from ..validation import as_images, as_tensor, check_nonnegative
+from .base import Estimator, numpy
 
 __all__ = ["VolumeVAE"]
 
 
-class VolumeVAE:
+class VolumeVAE(Estimator):
     """User-facing volume VAE: preprocessing, training with the shared Trainer, analysis.
 
     Parameters
@@ -42,7 +43,7 @@ class VolumeVAE:
     z_prior, fluence_prior : Distribution or callable, optional
         See :class:`VolumeVAEModel`.
     seed : int
-        Seeds parameter initialisation and training.
+        Seeds parameter initialisation and the estimator's own training stream.
     device : str or torch.device, optional
         See :func:`pyrolatent.device.resolve_device`.
     model_options : dict, optional
@@ -50,6 +51,8 @@ class VolumeVAE:
         ``n_features``, ``fourier_scale``, ``hidden``, ``depth``, ``base_channels``).
     encoder_channels : tuple of int
     encoder_hidden : int
+    model, guide : PyroModule, optional
+        Use these instead of building ``VolumeVAEModel``/``VolumeVAEGuide``.
     """
 
     def __init__(self, size: int, latent_dim: int = 1, decoder: str = "implicit",
@@ -57,7 +60,7 @@ class VolumeVAE:
                  z_prior=None, fluence_prior=None, seed: int = 0, device=None,
                  model_options: dict | None = None,
                  encoder_channels: tuple[int, ...] = (16, 32, 64, 64),
-                 encoder_hidden: int = 128):  # fmt: skip
+                 encoder_hidden: int = 128, model=None, guide=None):  # fmt: skip
 
         self.device = resolve_device(device)
         self.config = {
@@ -66,18 +69,22 @@ class VolumeVAE:
             "model_options": dict(model_options or {}),
             "encoder_channels": tuple(encoder_channels), "encoder_hidden": int(encoder_hidden),
         }  # fmt: skip
-        torch.manual_seed(int(seed))
-        self.model = VolumeVAEModel(size, latent_dim=latent_dim, decoder=decoder,
-                                    likelihood=likelihood, group=group, mask=mask,
-                                    z_prior=z_prior, fluence_prior=fluence_prior,
-                                    **self.config["model_options"]).to(self.device)  # fmt: skip
-        self.guide = VolumeVAEGuide(size, latent_dim=latent_dim, likelihood=likelihood,
-                                    mask=self.model.mask, channels=tuple(encoder_channels),
-                                    hidden=encoder_hidden).to(self.device)  # fmt: skip
+        self.priors = {"z_prior": z_prior, "fluence_prior": fluence_prior}
+        with self._seeded(seed):
+            if model is None:
+                model = VolumeVAEModel(size, latent_dim=latent_dim, decoder=decoder,
+                                       likelihood=likelihood, group=group, mask=mask,
+                                       z_prior=z_prior, fluence_prior=fluence_prior,
+                                       **self.config["model_options"])  # fmt: skip
+            self.model = model.to(self.device)
+            if guide is None:
+                guide = VolumeVAEGuide(size, latent_dim=latent_dim, likelihood=likelihood,
+                                       mask=self.model.mask, channels=tuple(encoder_channels),
+                                       hidden=encoder_hidden)  # fmt: skip
+            self.guide = guide.to(self.device)
         self.normalizer = RadialNormalizer()
         self.mean_total: float | None = None
         self.trainer = None
-        self.history: dict | None = None
 
     @property
     def size(self) -> int:
@@ -138,8 +145,9 @@ class VolumeVAE:
     # ------------------------------------------------------------------- fit
     def fit(self, patterns, rotations, epochs: int = 50, batch_size: int = 64,
             lr: float = 1e-3, val_fraction: float = 0.0, callbacks=(),
-            checkpoint_path=None, quiet: bool = False) -> dict:  # fmt: skip
-        """Train with :class:`pyrolatent.infer.trainer.Trainer`.
+            checkpoint_path=None, progress: bool = True,
+            quiet: bool | None = None) -> VolumeVAE:  # fmt: skip
+        """Train ``epochs`` more epochs with :class:`pyrolatent.infer.trainer.Trainer`.
 
         Parameters
         ----------
@@ -149,18 +157,18 @@ class VolumeVAE:
             ``(N, 3, 3)`` orientations (e.g. from
             :class:`~pyrolatent.spi.orientation.OrientationSearch`).
         epochs, batch_size, lr
-            Training schedule.
+            Epochs to add to those already trained, mini-batch size, Adam rate.
         val_fraction : float
             Fraction of patterns held out for the validation loss.
         callbacks, checkpoint_path
             Passed to the Trainer.
-        quiet : bool
-            Hide progress bars.
+        progress : bool
+            Show the progress bar (``quiet=`` is a deprecated alias).
 
         Returns
         -------
-        dict
-            The Trainer's history.
+        VolumeVAE
+            ``self``; the per-epoch losses are in :attr:`history`.
         """
 
         x, r = self._check(patterns, rotations)
@@ -174,17 +182,15 @@ class VolumeVAE:
             perm = torch.randperm(x.shape[0], generator=g).to(self.device)
             val = tuple(t[perm[:n_val]] for t in data)
             data = tuple(t[perm[n_val:]] for t in data)
-        if self.trainer is None:
-            self.trainer = Trainer(self.model, self.guide, lr=lr, seed=self.config["seed"],
-                                   device=self.device, callbacks=callbacks,
-                                   checkpoint_path=checkpoint_path, quiet=quiet)  # fmt: skip
-        self.history = self.trainer.fit(data, epochs=epochs, batch_size=batch_size, val_data=val)
-        return self.history
+        trainer = self._trainer(lr=lr, callbacks=callbacks, checkpoint_path=checkpoint_path,
+                                progress=self._progress(progress, quiet))  # fmt: skip
+        trainer.fit(data, epochs=epochs, batch_size=batch_size, val_data=val)
+        return self
 
     # --------------------------------------------------------------- analysis
     @torch.no_grad()
-    def encode(self, patterns, rotations, batch_size: int = 256):
-        """``(loc, scale)`` of q(z) for each pattern, each ``(N, latent_dim)``, on the CPU."""
+    def encode(self, patterns, rotations, batch_size: int = 256) -> dict:
+        """Posterior of ``z`` for each pattern: ``{"z": {"loc", "scale"}}``, numpy ``(N, D)``."""
         x, r = self.prepare(patterns, rotations)
         self.guide.eval()
         locs, scales = [], []
@@ -192,7 +198,7 @@ class VolumeVAE:
             loc, scale = self.guide.encode(x[i : i + batch_size], r[i : i + batch_size])
             locs.append(loc)
             scales.append(scale)
-        return torch.cat(locs).cpu(), torch.cat(scales).cpu()
+        return {Z: {"loc": numpy(torch.cat(locs)), "scale": numpy(torch.cat(scales))}}
 
     @torch.no_grad()
     def generate(self, z, normalized: bool = True) -> torch.Tensor:
@@ -218,12 +224,12 @@ class VolumeVAE:
     @torch.no_grad()
     def reconstruct(self, patterns, rotations) -> torch.Tensor:
         """Normalised slices ``(N, S, S)`` (on the CPU) of the volumes at the encoded ``z``."""
-        loc, _ = self.encode(patterns, rotations)
+        loc = torch.as_tensor(self.encode(patterns, rotations)[Z]["loc"])
         _, r = self.prepare(patterns, rotations)
         return self.model.slices(loc.to(r.device), r).cpu()
 
     # ------------------------------------------------------------ checkpoints
-    def save(self, path) -> None:
+    def save(self, path) -> Path:
         """Write architecture, weights and preprocessing atomically."""
         state = {
             "kind": "volume_vae",
@@ -236,7 +242,7 @@ class VolumeVAE:
             "normalizer": self.normalizer.state_dict() if self.mean_total is not None else None,
             "mean_total": self.mean_total,
         }
-        save_checkpoint(state, Path(path))
+        return save_checkpoint(state, Path(path))
 
     @classmethod
     def load(cls, path, device=None) -> VolumeVAE:

@@ -308,7 +308,7 @@ def stage_train(
         latent_dim=latent_dim,
         decoder=decoder,
         likelihood="bernoulli",
-        angle_symmetry=1,
+        symmetry=1,
         seed=seed,
     )
     history = rvae.fit(
@@ -317,8 +317,8 @@ def stage_train(
         batch_size=batch_size,
         lr=lr,
         checkpoint_path=out / "rvae_checkpoint.pt",
-        quiet=quiet,
-    )
+        progress=not quiet,
+    ).history
     enc = rvae.encode(x)
     table = {
         "frame": index["frame"],
@@ -409,17 +409,18 @@ def stage_analyze(
     paths = [save_npy(out / f"kde_{k}.npy", v) for k, v in kdes.items()]
     paths.append(save_json(out / "kde_grids.json", {k: v.tolist() for k, v in grids.items()}))
     nmf = NMF(n_components=n_components, seed=seed).fit(
-        kdes["angle"], method=nmf_method, steps=nmf_steps, quiet=quiet
+        kdes["angle"], method=nmf_method, epochs=nmf_steps, progress=not quiet
     )
-    wb = nmf.weights_band_ if nmf.weights_band_ is not None else np.stack([nmf.weights_] * 2)
-    lb = nmf.loadings_band_ if nmf.loadings_band_ is not None else np.stack([nmf.loadings_] * 2)
+    w, h = nmf.components_, nmf.time_courses_
+    wb = nmf.components_band_ if nmf.components_band_ is not None else np.stack([w] * 2)
+    lb = nmf.time_courses_band_ if nmf.time_courses_band_ is not None else np.stack([h] * 2)
     paths += [
-        save_npy(out / "nmf_weights.npy", nmf.weights_),
-        save_npy(out / "nmf_loadings.npy", nmf.loadings_),
+        save_npy(out / "nmf_weights.npy", w),
+        save_npy(out / "nmf_loadings.npy", h),
         save_npy(out / "nmf_weights_band.npy", wb),
         save_npy(out / "nmf_loadings_band.npy", lb),
     ]
-    tr = transition_frame(nmf.loadings_, seed=seed)
+    tr = transition_frame(h, seed=seed)
     before = frames < tr["frame"] - peak_margin
     after = frames >= tr["end"] + peak_margin
     peaks_before = count_angle_peaks(lat["angle"][before])
