@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pyro
+import pyro.distributions as dist
 import pytest
 import torch
 from pyro import poutine
@@ -30,7 +31,7 @@ def small():
 
 
 def _model(**kw):
-    return SSRVAE((S, S), 4, hidden=(32, 32), seed=0, **kw)
+    return SSRVAE((S, S), 4, encoder_hidden=(32, 32), seed=0, **kw)
 
 
 def test_enumeration_shapes_and_sites(small):
@@ -51,27 +52,38 @@ def test_enumeration_shapes_and_sites(small):
     assert torch.isfinite(loss)
 
 
-def test_auxiliary_term_is_part_of_the_labelled_elbo(small):
+def test_auxiliary_term_is_a_guide_site_and_the_loss_equals_the_former_one(small):
     lab, _ = small
     m = _model(aux_weight=7.0)
     x, y = torch.tensor(lab["images"][:6]), torch.tensor(lab["labels"][:6])
     guide_tr = poutine.trace(m.guide).get_trace(x, y)
     model_tr = poutine.trace(poutine.replay(m.model, trace=guide_tr)).get_trace(x, y)
     assert Y not in guide_tr.nodes  # observed, not inferred
-    node = model_tr.nodes[AUX]
-    assert node["is_observed"] and node["scale"] == 7.0
-    # the auxiliary likelihood is the exported classifier's cross-entropy
+    assert AUX not in model_tr.nodes  # the model is pure
+    node = guide_tr.nodes[AUX]
+    assert node["is_observed"] and node["infer"]["is_auxiliary"]
+    # the auxiliary term is the exported classifier's cross-entropy
     logits = m.guide.classify(x)
     expected = torch.log_softmax(logits, -1)[torch.arange(6), y].sum()
     assert torch.allclose(node["fn"].log_prob(y).sum(), expected, atol=1e-5)
-    # and it changes the one loss that each step minimises
-    elbo = TraceEnum_ELBO(max_plate_nesting=1)
-    pyro.set_rng_seed(0)
-    with_aux = elbo.differentiable_loss(m.model, m.guide, x, y)
-    m.model.aux_weight = 0.0
-    pyro.set_rng_seed(0)
-    without = elbo.differentiable_loss(m.model, m.guide, x, y)
-    assert torch.allclose(with_aux - without, -7.0 * expected, rtol=1e-4)
+
+    # Frozen copy of the former formulation: the auxiliary likelihood was an observed
+    # site of the model, scaled by aux_weight, inside the one TraceEnum ELBO.
+    def former_model(x, y):
+        m.model(x, y)
+        with pyro.plate("aux_items", x.shape[0]), poutine.scale(scale=7.0):
+            pyro.sample(AUX, dist.Categorical(logits=m.guide.classify_training(x)), obs=y)
+
+    former_guide = poutine.block(m.guide, hide=[AUX])
+    torch.manual_seed(0)
+    new = m.default_loss().differentiable_loss(m.model, m.guide, x, y)
+    torch.manual_seed(0)
+    old = TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(former_model, former_guide, x, y)
+    assert torch.allclose(new, old, rtol=1e-6, atol=0), (float(new), float(old))
+    # and the term changes the loss by exactly -aux_weight * log q(y | x)
+    torch.manual_seed(0)
+    plain = TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(m.model, former_guide, x, y)
+    assert torch.allclose(new - plain, -7.0 * expected, rtol=1e-4)
 
 
 def test_one_optimiser_step_per_interleaved_step(small):
@@ -170,7 +182,7 @@ def test_plain_ssvae_has_no_pose_and_spatial_decoder_runs(small):
     m = _model(invariances=())
     tr = poutine.trace(m.model).get_trace(torch.tensor(un["images"][:3]))
     assert ANGLE not in tr.nodes and OFFSET not in tr.nodes
-    sp = SSRVAE((S, S), 4, hidden=(16, 16), decoder="spatial", seed=0)
+    sp = SSRVAE((S, S), 4, encoder_hidden=(16, 16), decoder="spatial", seed=0)
     h = sp.fit(
         un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, progress=False
     ).history
@@ -327,7 +339,9 @@ def test_identity_pose_init():
 
 def test_bfloat16_spatial_decoder_trains(small):
     lab, un = small
-    m = SSRVAE((S, S), 4, hidden=(16, 16), decoder="spatial", compute_dtype="bfloat16", seed=0)
+    m = SSRVAE(
+        (S, S), 4, encoder_hidden=(16, 16), decoder="spatial", compute_dtype="bfloat16", seed=0
+    )
     h = m.fit(
         un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, progress=False
     ).history

@@ -18,6 +18,7 @@ import torch
 from ..device import resolve_device
 from ..guides.ssrvae import SSRVAEGuide
 from ..infer.batches import Batches
+from ..infer.elbo import AuxiliaryTraceEnum_ELBO
 from ..infer.metrics import ValidationAccuracy
 from ..models.pose import parse_invariances
 from ..models.sites import ANGLE, OFFSET, SCALE, Y, Z
@@ -133,6 +134,8 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
         symmetry = renamed(symmetry, angle_symmetry, "angle_symmetry", "symmetry", 1)
         if isinstance(angle_prior, str) and angle_prior == "custom":
             raise ValueError("this model used a custom angle prior: pass angle_prior")
+        if aux_weight < 0:
+            raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
         image_size = tuple(int(s) for s in image_size)
         if offset_prior_scale is None:
             offset_prior_scale = 0.05 * max(image_size)
@@ -189,7 +192,6 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
                     z_prior=z_prior,
                     offset_prior_scale=offset_prior_scale,
                     class_prior=probs,
-                    aux_weight=aux_weight,
                     sigma=sigma,
                     learn_sigma=learn_sigma,
                     compute_dtype=compute_dtype,
@@ -211,8 +213,11 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
                     input_noise=input_noise,
                 )
         self.model, self.guide = model.to(self.device), guide.to(self.device)
-        self.model.attach_classifier(self.guide.classify_training)
         self.trainer = None
+
+    def default_loss(self) -> AuxiliaryTraceEnum_ELBO:
+        """The M2 objective: enumerated ELBO + ``aux_weight * log q(y | x)`` on labelled items."""
+        return AuxiliaryTraceEnum_ELBO(aux_weight=self.config["aux_weight"], max_plate_nesting=1)
 
     # ------------------------------------------------------------------- fit
     def fit(
@@ -262,7 +267,8 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
         checkpoint_path : path-like, optional
             Checkpoint written every epoch; an interrupted fit resumes from it.
         loss : pyro.infer.ELBO, optional
-            Defaults to ``TraceEnum_ELBO(max_plate_nesting=1)``.
+            Defaults to :meth:`default_loss`; a plain ``TraceEnum_ELBO`` drops
+            the auxiliary classification term.
         progress : bool
             Show the progress bar (``quiet=`` is a deprecated alias).
 
@@ -284,7 +290,7 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
             lr=lr,
             callbacks=callbacks,
             checkpoint_path=checkpoint_path,
-            loss=loss,
+            loss=loss or self.default_loss(),
             progress=self._progress(progress, quiet),
         )
         source = InterleavedBatches(

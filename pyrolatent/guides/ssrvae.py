@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule
 from torch import nn
 
-from ..models.sites import Y, Z
+from ..models.sites import AUX, Y, Z
 from ..nn.classifier import ImageClassifier, PoseCanonicalClassifier
 from ..nn.encoders import make_encoder
 from ..nn.mlp import make_activation
@@ -166,13 +166,24 @@ class SSRVAEGuide(PyroModule):
         return out
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        x = self.corrupt(x)
+        """q(y | x) (unlabelled, enumerated), q(z, pose | x, y); for labelled items also
+        the auxiliary site :data:`~pyrolatent.models.sites.AUX`, ``q(y | x)`` observed at
+        ``y`` and marked ``is_auxiliary`` (scored by
+        :class:`~pyrolatent.infer.elbo.AuxiliaryTraceEnum_ELBO`, ignored by other ELBOs'
+        model terms)."""
+        xc = self.corrupt(x)
         with pyro.plate("data", x.shape[0]):
-            if y is None:
+            labelled = y is not None
+            if not labelled:
                 y = pyro.sample(
                     Y,
-                    dist.Categorical(logits=self.classify(x)),
+                    dist.Categorical(logits=self.classify(xc)),
                     infer={"enumerate": "parallel"},
                 )
-            for name, d in self.posteriors(x, y).items():
+            for name, d in self.posteriors(xc, y).items():
                 pyro.sample(name, d)
+            if labelled:
+                logits = self.classify_training(x)
+                pyro.sample(
+                    AUX, dist.Categorical(logits=logits), obs=y, infer={"is_auxiliary": True}
+                )

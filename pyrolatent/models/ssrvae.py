@@ -7,15 +7,15 @@ Generative model, for each image ``x_i`` (``H x W`` pixels)::
     angle_i  ~ angle_prior                       radians, default projected normal
     offset_i ~ offset_prior                      (dx, dy) pixels, Normal(0, s)
     x_i      ~ likelihood(decoder([z_i, onehot(y_i)], angle_i, offset_i))
-    y_i      ~ Categorical(logits=classifier(x_i))   site "y_aux", labelled only,
-                                                     scaled by aux_weight
 
 For unlabelled items the class is summed out exactly: the guide marks its
 ``y`` site for parallel enumeration and :meth:`SSRVAEModel.default_loss` is
-``TraceEnum_ELBO(max_plate_nesting=1)``. The auxiliary classification term is
-an observed site of the same model, so it is part of the one ELBO that each
-optimiser step minimises (no second SVI pass). ``invariances=()`` gives the
-plain ss-VAE.
+``TraceEnum_ELBO(max_plate_nesting=1)``. The model is pure: the auxiliary
+classification term ``alpha log q(y | x)`` of labelled items is an observed,
+``is_auxiliary`` site of the guide (:data:`AUX`) that
+:class:`~pyrolatent.infer.elbo.AuxiliaryTraceEnum_ELBO` adds to the one loss
+each optimiser step minimises (the ``pyro.contrib.cevae`` pattern).
+``invariances=()`` gives the plain ss-VAE.
 
 Site names are the constants :data:`Y`, :data:`Z`, :data:`ANGLE`,
 :data:`OFFSET`, :data:`SCALE`, :data:`OBS` and :data:`AUX`; the plate is
@@ -24,7 +24,7 @@ Site names are the constants :data:`Y`, :data:`Z`, :data:`ANGLE`,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pyro
 import pyro.distributions as dist
@@ -39,7 +39,7 @@ from ..nn.decoders import make_decoder
 from ..validation import as_tensor
 from .likelihoods import make_likelihood
 from .pose import PosePrior, expand_prior, parse_invariances
-from .sites import ANGLE, AUX, OBS, OFFSET, SCALE, Y, Z
+from .sites import ANGLE, AUX, OBS, OFFSET, SCALE, Y, Z  # noqa: F401 - re-exported
 
 __all__ = [
     "Y",
@@ -97,8 +97,6 @@ class SSRVAEModel(PyroModule):
         Pixels; standard deviation of the default offset prior.
     class_prior : array_like, optional
         ``(n_classes,)`` prior class probabilities (default uniform).
-    aux_weight : float
-        Weight alpha of the auxiliary classification likelihood on labelled data.
     sigma, learn_sigma
         Gaussian likelihood options.
     compute_dtype : {"float32", "bfloat16"}
@@ -124,7 +122,6 @@ class SSRVAEModel(PyroModule):
         z_prior=None,
         offset_prior_scale: float = 2.0,
         class_prior=None,
-        aux_weight: float = 50.0,
         sigma: float = 0.1,
         learn_sigma: bool = False,
         compute_dtype: str = "float32",
@@ -134,8 +131,6 @@ class SSRVAEModel(PyroModule):
             raise ValueError(f"n_classes must be >= 2, got {n_classes}")
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
-        if aux_weight < 0:
-            raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
         if angle_prior_scale <= 0:
             raise ValueError(f"angle_prior_scale must be positive, got {angle_prior_scale}")
         self.image_size = tuple(int(s) for s in image_size)
@@ -143,7 +138,6 @@ class SSRVAEModel(PyroModule):
             raise ValueError(f"image_size must be (H, W) with H, W >= 2, got {image_size}")
         self.n_classes = int(n_classes)
         self.latent_dim = int(latent_dim)
-        self.aux_weight = float(aux_weight)
         self.invariances = parse_invariances(invariances)
         self.likelihood = make_likelihood(likelihood, sigma=sigma, learn_sigma=learn_sigma)
         self.decoder = make_decoder(
@@ -166,7 +160,6 @@ class SSRVAEModel(PyroModule):
             offset_prior_scale,
         )
         self.z_prior = z_prior
-        self._aux: list[Callable[[torch.Tensor], torch.Tensor]] = []
 
     # ----------------------------------------------------------- priors
     def _angle_prior(self, prior):
@@ -199,16 +192,8 @@ class SSRVAEModel(PyroModule):
         return expand_prior(self.z_prior, n, (self.latent_dim,), Z)
 
     def default_loss(self):
-        """Exact enumeration of the unlabelled class."""
+        """Exact enumeration of the unlabelled class (no auxiliary term, see the module doc)."""
         return TraceEnum_ELBO(max_plate_nesting=1)
-
-    def attach_classifier(self, classifier: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        """Use ``classifier`` (images -> logits, the guide's y-encoder) in the auxiliary term.
-
-        It is held by reference, not registered as a submodule: its parameters
-        belong to the guide.
-        """
-        self._aux = [classifier]
 
     # ----------------------------------------------------------- render
     def render(self, z, y, angle=None, offset=None, scale=None) -> torch.Tensor:
@@ -258,11 +243,7 @@ class SSRVAEModel(PyroModule):
             z = pyro.sample(Z, self.z_dist(n))
             pose = self.pose_prior.sample(n)
             mean = self.render(z, yv, **pose)
-            obs = pyro.sample(OBS, self.likelihood.dist(mean), obs=x)
-            if y is not None and x is not None and self.aux_weight > 0 and self._aux:
-                with pyro.poutine.scale(scale=self.aux_weight):
-                    pyro.sample(AUX, dist.Categorical(logits=self._aux[0](x)), obs=y)
-        return obs
+            return pyro.sample(OBS, self.likelihood.dist(mean), obs=x)
 
 
 __getattr__ = forward(__name__, {"SSRVAE": "pyrolatent.estimators.ssrvae"})
