@@ -269,6 +269,7 @@ def test_class_conditioned_pose_and_plain_classifier(small):
 def test_canonical_classifier_undoes_the_pose():
     """With a pose head that reads the true pose, posed and canonical images classify alike."""
     from pyrolatent.data.synthetic.cards import render_cards
+    from pyrolatent.guides.pose import PoseHeads
     from pyrolatent.nn.classifier import ImageClassifier, PoseCanonicalClassifier
 
     n = 6
@@ -285,15 +286,15 @@ def test_canonical_classifier_undoes_the_pose():
         def forward(self, x):
             return torch.stack([lookup[tuple(p.flatten()[:8].tolist())] for p in x])
 
-    angle_head, offset_head = torch.nn.Linear(4, 2), torch.nn.Linear(4, 4)
+    heads = PoseHeads(4, ("rotation", "translation"), offset_prior_scale=1.0)
     with torch.no_grad():
-        angle_head.weight.copy_(torch.eye(2, 4))
-        angle_head.bias.zero_()
+        heads.angle.weight.copy_(torch.eye(2, 4))
+        heads.angle.bias.zero_()
         rows = torch.eye(4)[:, [2, 3, 0, 1]]  # loc reads the true (dx, dy); raw scale 0
-        offset_head.weight.copy_(rows * torch.tensor([1, 1, 0, 0.0])[:, None])
-        offset_head.bias.zero_()
+        heads.offset.weight.copy_(rows * torch.tensor([1, 1, 0, 0.0])[:, None])
+        heads.offset.bias.zero_()
     clf = ImageClassifier((32, 32), 4, (16,))
-    model = PoseCanonicalClassifier(Oracle(), angle_head, offset_head, 1.0, 1, clf)
+    model = PoseCanonicalClassifier(Oracle(), heads, clf)
     back = model.canonicalize(posed)
     err = (back - canon).abs().mean()
     assert err < 0.2 * (posed - canon).abs().mean(), err

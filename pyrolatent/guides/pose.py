@@ -99,6 +99,23 @@ class PoseHeads(nn.Module):
             out[SCALE] = dist.LogNormal(0.1 * loc, 0.1 * F.softplus(raw) + 1e-4)
         return out
 
+    def mean_pose(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Posterior-mean angle ``(B,)`` (radians) and offset ``(B, 2)`` (pixels), plain torch.
+
+        The decoding of the raw head outputs that :meth:`posteriors` also uses:
+        the angle is the mean direction of the projected normal (divided by
+        the symmetry order), the offset the Normal's location. Used by
+        :class:`~pyrolatent.nn.classifier.PoseCanonicalClassifier`, so the
+        exported classifier follows this parameterisation.
+        """
+        out = {}
+        if "rotation" in self.invariances:
+            v = self.angle(h)
+            out[ANGLE] = torch.atan2(v[..., 1], v[..., 0]) / self.angle_symmetry
+        if "translation" in self.invariances:
+            out[OFFSET] = self.offset(h)[..., :2] * self.offset_unit
+        return out
+
     def sample(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """Sample every active pose site; call inside the data plate."""
         return {name: pyro.sample(name, d) for name, d in self.posteriors(h).items()}

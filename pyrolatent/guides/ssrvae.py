@@ -109,28 +109,22 @@ class SSRVAEGuide(PyroModule):
         self.pose = PoseHeads(
             width, invariances, offset_prior_scale, angle_symmetry, identity_pose_init
         )
-        if self.canonical_classifier:
-            self._y_encoder = [
-                PoseCanonicalClassifier(
-                    self.encoder,
-                    getattr(self.pose, "angle", None),
-                    getattr(self.pose, "offset", None),
-                    offset_prior_scale,
-                    angle_symmetry,
-                    self.classifier,
-                )
-            ]
-        else:
-            self._y_encoder = [self.classifier]
 
     @property
     def y_encoder(self) -> nn.Module:
-        """The plain-torch classifier ``images -> logits`` (shares this guide's weights)."""
-        return self._y_encoder[0]
+        """The plain-torch classifier ``images -> logits``.
+
+        A view on this guide's own modules (``classifier``, and with
+        ``canonical_classifier`` the ``encoder`` and ``pose`` heads), built on
+        access, so it holds no weights or state of its own.
+        """
+        if self.canonical_classifier:
+            return PoseCanonicalClassifier(self.encoder, self.pose, self.classifier)
+        return self.classifier
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, n_classes)`` of images ``(B, H, W)``."""
-        return self._y_encoder[0](x)
+        return self.y_encoder(x)
 
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(B, H, W)`` with the training-time noise (see ``input_noise``).
