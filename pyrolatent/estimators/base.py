@@ -28,15 +28,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..device import resolve_device
 from ..guides.pose import PoseHeads
 from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..infer.rng import LocalRNG
 from ..infer.trainer import Trainer
-from ..models.sites import Z
+from ..models.pose import parse_invariances
+from ..models.sites import ANGLE, OFFSET, SCALE, Z
 from ..validation import as_images, as_tensor
 from .priors import prior_specs, rebuild_priors
 
-__all__ = ["Estimator", "ImageModelWrapper", "custom_prior_names", "renamed", "numpy"]
+__all__ = [
+    "Estimator",
+    "ImageModelWrapper",
+    "custom_prior_names",
+    "pose_priors",
+    "renamed",
+    "numpy",
+]
 
 
 def numpy(t: torch.Tensor) -> np.ndarray:
@@ -44,23 +53,30 @@ def numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-def renamed(new_value, old_value, old: str, new: str, default=None):
+def renamed(new_value, old_value, old: str, new: str, default=None, stacklevel: int = 3):
     """The value of a renamed keyword: ``new_value``, else the deprecated ``old_value``."""
     if old_value is not None:
-        warnings.warn(f"{old}= is deprecated; use {new}=", DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            f"{old}= is deprecated; use {new}=", DeprecationWarning, stacklevel=stacklevel
+        )
         if new_value is None:
             return old_value
     return default if new_value is None else new_value
 
 
-def custom_prior_names(angle_prior, offset_prior, scale_prior, z_prior) -> list[str]:
-    """Names of the priors the user supplied."""
-    given = {
+def pose_priors(angle_prior, offset_prior, scale_prior, z_prior) -> dict:
+    """The custom priors of an image estimator by keyword (None = the default)."""
+    return {
         "angle_prior": angle_prior,
         "offset_prior": offset_prior,
         "scale_prior": scale_prior,
         "z_prior": z_prior,
     }
+
+
+def custom_prior_names(angle_prior, offset_prior, scale_prior, z_prior) -> list[str]:
+    """Names of the priors the user supplied."""
+    given = pose_priors(angle_prior, offset_prior, scale_prior, z_prior)
     return [name for name, prior in given.items() if prior is not None]
 
 
@@ -98,9 +114,11 @@ class Estimator:
         checkpoint_path=None,
         loss=None,
         progress: bool = True,
+        quiet: bool | None = None,
         **options,
     ) -> Trainer:
         """The Trainer, built on the first fit and updated with the new settings on later ones."""
+        progress = self._progress(progress, quiet)
         if self.trainer is None:
             self.trainer = Trainer(
                 self.model,
@@ -130,7 +148,7 @@ class Estimator:
     @staticmethod
     def _progress(progress: bool, quiet: bool | None) -> bool:
         if quiet is not None:
-            warnings.warn("quiet= is deprecated; use progress=", DeprecationWarning, stacklevel=3)
+            warnings.warn("quiet= is deprecated; use progress=", DeprecationWarning, stacklevel=4)
             return not quiet
         return bool(progress)
 
@@ -143,6 +161,64 @@ class ImageModelWrapper(Estimator):
     """
 
     priors: dict = {}
+
+    def _build(self, config: dict, priors: dict, device, make_model, make_guide, model, guide):
+        """Set ``config``, ``priors``, ``device``; build model and guide (unless given).
+
+        ``make_model()``/``make_guide()`` run under the estimator's seeded stream,
+        after ``config`` is set (they read :meth:`_model_options`/:meth:`_guide_options`).
+        """
+        self.config, self.priors = config, priors
+        self.device = resolve_device(device)
+        with self._seeded(config["seed"]):
+            model = make_model() if model is None else model
+            guide = make_guide() if guide is None else guide
+        self.model, self.guide = model.to(self.device), guide.to(self.device)
+        self.trainer = None
+
+    @staticmethod
+    def _image_config(
+        image_size, latent_dim, invariances, decoder, likelihood, activation, encoder,
+        encoder_hidden, decoder_hidden, offset_prior_scale, symmetry, sigma, learn_sigma,
+        compute_dtype, seed,
+    ) -> dict:  # fmt: skip
+        """The JSON-safe constructor arguments the image estimators share."""
+        image_size = [int(s) for s in image_size]
+        if offset_prior_scale is None:
+            offset_prior_scale = 0.05 * max(image_size)
+        return {
+            "image_size": image_size,
+            "latent_dim": int(latent_dim),
+            "invariances": list(parse_invariances(invariances)),
+            "decoder": decoder,
+            "likelihood": likelihood,
+            "activation": activation,
+            "encoder": encoder,
+            "encoder_hidden": [int(h) for h in encoder_hidden],
+            "decoder_hidden": [int(h) for h in decoder_hidden],
+            "offset_prior_scale": float(offset_prior_scale),
+            "symmetry": int(symmetry),
+            "sigma": float(sigma),
+            "learn_sigma": bool(learn_sigma),
+            "compute_dtype": compute_dtype,
+            "seed": int(seed),
+        }
+
+    def _model_options(self) -> dict:
+        """Keyword arguments of the model shared by ``RVAEModel`` and ``SSRVAEModel``."""
+        c = self.config
+        names = ("latent_dim", "invariances", "decoder", "likelihood", "activation", "sigma",
+                 "learn_sigma", "compute_dtype", "offset_prior_scale")  # fmt: skip
+        return {k: c[k] for k in names} | {"hidden": c["decoder_hidden"]}
+
+    def _guide_options(self) -> dict:
+        """Keyword arguments of the guide shared by ``RVAEGuide`` and ``SSRVAEGuide``."""
+        c = self.config
+        names = ("latent_dim", "invariances", "activation", "encoder", "offset_prior_scale")
+        return {k: c[k] for k in names} | {
+            "hidden": c["encoder_hidden"],
+            "angle_symmetry": c["symmetry"],
+        }
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -199,6 +275,26 @@ class ImageModelWrapper(Estimator):
             raise ValueError(f"{name}: expected shape {(b, *tail)}, got {tuple(t.shape)}")
         return t
 
+    def _decode(self, z, angle=None, offset=None, scale=None, extra=None) -> np.ndarray:
+        """``model.render(z, *extra(B), angle, offset, scale)`` of checked codes and poses."""
+        zt = self._codes(z)
+        b = zt.shape[0]
+        args = () if extra is None else extra(b)
+        with torch.no_grad():
+            mean = self.model.render(
+                zt,
+                *args,
+                angle=self._pose(angle, "angle", b),
+                offset=self._pose(offset, "offset", b, (2,)),
+                scale=self._pose(scale, "scale", b),
+            )
+        return numpy(mean)
+
+    @staticmethod
+    def _mean_pose(enc: dict) -> dict:
+        """``angle``/``offset``/``scale`` posterior locations of an ``encode`` result (or None)."""
+        return {site: enc[site]["loc"] if site in enc else None for site in (ANGLE, OFFSET, SCALE)}
+
     def _grid(self, grid_size, z_range, dims, fixed=None) -> np.ndarray:
         """``(grid_size**2, D)`` codes: rows vary ``dims[0]`` high to low, columns ``dims[1]``."""
         d = self.config["latent_dim"]
@@ -252,9 +348,25 @@ class ImageModelWrapper(Estimator):
         obj.guide.load_state_dict(state["guide"])
         return obj
 
-    @staticmethod
-    def _upgrade_config(cfg: dict) -> dict:
+    #: The widths that the deprecated ``hidden=`` meant in this estimator.
+    _old_hidden = "decoder_hidden"
+
+    @classmethod
+    def _upgrade_config(cls, cfg: dict) -> dict:
         """Config keys of older checkpoints renamed to the current ones."""
         if "angle_symmetry" in cfg:
             cfg["symmetry"] = cfg.pop("angle_symmetry")
+        if "hidden" in cfg:
+            cfg[cls._old_hidden] = cfg.pop("hidden")
         return cfg
+
+    @classmethod
+    def _renamed(cls, widths, symmetry, deprecated: dict) -> tuple:
+        """``(widths, symmetry)`` given the deprecated ``hidden=``/``angle_symmetry=`` keywords."""
+        unknown = set(deprecated) - {"hidden", "angle_symmetry"}
+        if unknown:
+            raise TypeError(f"{cls.__name__}() got unexpected keyword arguments {sorted(unknown)}")
+        hidden, old_sym = deprecated.get("hidden"), deprecated.get("angle_symmetry")
+        widths = renamed(widths, hidden, "hidden", cls._old_hidden, (128, 128), stacklevel=4)
+        sym = renamed(symmetry, old_sym, "angle_symmetry", "symmetry", 1, stacklevel=4)
+        return widths, sym

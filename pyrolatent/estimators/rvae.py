@@ -10,15 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from ..device import resolve_device
 from ..guides.rvae import RVAEGuide
 from ..infer.batches import Batches
-from ..models.pose import parse_invariances
 from ..models.rvae import RVAEModel
-from ..models.sites import ANGLE, OFFSET, SCALE, Z
-from .base import ImageModelWrapper, numpy, renamed
+from ..models.sites import Z
+from .base import ImageModelWrapper, pose_priors
 
 __all__ = ["RVAE"]
 
@@ -62,8 +59,9 @@ class RVAE(ImageModelWrapper):
         Use these instead of building ``RVAEModel``/``RVAEGuide`` (e.g. a
         subclass with its own ``z_dist``); they must take images ``(B, H, W)``
         and the guide must have ``posteriors(x)``.
-    hidden, angle_symmetry
-        Deprecated names of ``decoder_hidden`` and ``symmetry``.
+    **deprecated
+        ``hidden=`` and ``angle_symmetry=``, the deprecated names of
+        ``decoder_hidden`` and ``symmetry`` (with a ``DeprecationWarning``).
 
     Examples
     --------
@@ -95,68 +93,24 @@ class RVAE(ImageModelWrapper):
         seed: int = 0,
         model=None,
         guide=None,
-        hidden: Sequence[int] | None = None,
-        angle_symmetry: int | None = None,
+        **deprecated,
     ):
-        decoder_hidden = renamed(decoder_hidden, hidden, "hidden", "decoder_hidden", (128, 128))
-        symmetry = renamed(symmetry, angle_symmetry, "angle_symmetry", "symmetry", 1)
-        image_size = tuple(int(s) for s in image_size)
-        if offset_prior_scale is None:
-            offset_prior_scale = 0.05 * max(image_size)
-        self.config = {
-            "image_size": list(image_size),
-            "latent_dim": int(latent_dim),
-            "invariances": list(parse_invariances(invariances)),
-            "decoder": decoder,
-            "likelihood": likelihood,
-            "decoder_hidden": [int(h) for h in decoder_hidden],
-            "activation": activation,
-            "encoder": encoder,
-            "encoder_hidden": [int(h) for h in (encoder_hidden or decoder_hidden)],
-            "offset_prior_scale": float(offset_prior_scale),
-            "symmetry": int(symmetry),
-            "sigma": float(sigma),
-            "learn_sigma": bool(learn_sigma),
-            "compute_dtype": compute_dtype,
-            "seed": int(seed),
-        }
-        cfg = self.config
-        self.priors = {
-            "angle_prior": angle_prior,
-            "offset_prior": offset_prior,
-            "scale_prior": scale_prior,
-            "z_prior": z_prior,
-        }
-        self.device = resolve_device(device)
-        with self._seeded(seed):
-            if model is None:
-                model = RVAEModel(
-                    image_size,
-                    latent_dim=latent_dim,
-                    invariances=invariances,
-                    decoder=decoder,
-                    likelihood=likelihood,
-                    hidden=cfg["decoder_hidden"],
-                    activation=activation,
-                    offset_prior_scale=offset_prior_scale,
-                    sigma=sigma,
-                    learn_sigma=learn_sigma,
-                    compute_dtype=compute_dtype,
-                    **self.priors,
-                )
-            if guide is None:
-                guide = RVAEGuide(
-                    image_size,
-                    latent_dim=latent_dim,
-                    invariances=invariances,
-                    hidden=cfg["encoder_hidden"],
-                    activation=activation,
-                    encoder=encoder,
-                    offset_prior_scale=offset_prior_scale,
-                    angle_symmetry=symmetry,
-                )
-        self.model, self.guide = model.to(self.device), guide.to(self.device)
-        self.trainer = None
+        decoder_hidden, symmetry = self._renamed(decoder_hidden, symmetry, deprecated)
+        config = self._image_config(
+            image_size, latent_dim, invariances, decoder, likelihood, activation, encoder,
+            encoder_hidden or decoder_hidden, decoder_hidden, offset_prior_scale, symmetry,
+            sigma, learn_sigma, compute_dtype, seed,
+        )  # fmt: skip
+        priors = pose_priors(angle_prior, offset_prior, scale_prior, z_prior)
+        self._build(
+            config,
+            priors,
+            device,
+            lambda: RVAEModel(config["image_size"], **self._model_options(), **priors),
+            lambda: RVAEGuide(config["image_size"], **self._guide_options()),
+            model,
+            guide,
+        )
 
     # ------------------------------------------------------------------- fit
     def fit(
@@ -200,13 +154,8 @@ class RVAE(ImageModelWrapper):
         """
         x = self._images(images)
         val = self._images(val_images, "val_images") if val_images is not None else None
-        trainer = self._trainer(
-            lr=lr,
-            callbacks=callbacks,
-            checkpoint_path=checkpoint_path,
-            loss=loss,
-            progress=self._progress(progress, quiet),
-        )
+        trainer = self._trainer(lr=lr, callbacks=callbacks, checkpoint_path=checkpoint_path,
+                                loss=loss, progress=progress, quiet=quiet)  # fmt: skip
         trainer.fit(Batches(x, batch_size), epochs=epochs, batch_size=batch_size, val_data=val)
         return self
 
@@ -242,26 +191,12 @@ class RVAE(ImageModelWrapper):
         numpy.ndarray
             ``(B, H, W)`` in mean space (probabilities, intensities or rates).
         """
-        zt = self._codes(z)
-        b = zt.shape[0]
-        with torch.no_grad():
-            mean = self.model.render(
-                zt,
-                self._pose(angle, "angle", b),
-                self._pose(offset, "offset", b, (2,)),
-                self._pose(scale, "scale", b),
-            )
-        return numpy(mean)
+        return self._decode(z, angle=angle, offset=offset, scale=scale)
 
     def reconstruct(self, images, batch_size: int = 1024) -> np.ndarray:
         """Decode each image at its posterior-mean code and pose, ``(N, H, W)``."""
         enc = self.encode(images, batch_size=batch_size)
-        return self.decode(
-            enc[Z]["loc"],
-            angle=enc[ANGLE]["loc"] if ANGLE in enc else None,
-            offset=enc[OFFSET]["loc"] if OFFSET in enc else None,
-            scale=enc[SCALE]["loc"] if SCALE in enc else None,
-        )
+        return self.decode(enc[Z]["loc"], **self._mean_pose(enc))
 
     def manifold(
         self,
@@ -292,10 +227,3 @@ class RVAE(ImageModelWrapper):
         """
         imgs = self.decode(self._grid(grid_size, z_range, dims, fixed))
         return imgs.reshape(grid_size, grid_size, *self.image_size)
-
-    @staticmethod
-    def _upgrade_config(cfg: dict) -> dict:
-        cfg = ImageModelWrapper._upgrade_config(cfg)
-        if "hidden" in cfg:
-            cfg["decoder_hidden"] = cfg.pop("hidden")
-        return cfg

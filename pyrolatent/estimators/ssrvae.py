@@ -13,17 +13,14 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from ..device import resolve_device
 from ..guides.ssrvae import SSRVAEGuide
 from ..infer.batches import Batches
 from ..infer.elbo import AuxiliaryTraceEnum_ELBO
 from ..infer.metrics import ValidationAccuracy
-from ..models.pose import parse_invariances
-from ..models.sites import ANGLE, OFFSET, SCALE, Y, Z
+from ..models.sites import Y, Z
 from ..models.ssrvae import SSRVAEModel, _check_class_prior
-from .base import ImageModelWrapper, numpy, renamed
+from .base import ImageModelWrapper, numpy, pose_priors
 from .labelled import InterleavedBatches, LabelledMixin
 
 __all__ = ["SSRVAE", "InterleavedBatches"]
@@ -85,8 +82,9 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
         Seeds parameter initialisation and the estimator's own training stream.
     model, guide : PyroModule, optional
         Use these instead of building ``SSRVAEModel``/``SSRVAEGuide``.
-    hidden, angle_symmetry
-        Deprecated names of ``encoder_hidden`` and ``symmetry``.
+    **deprecated
+        ``hidden=`` and ``angle_symmetry=``, the deprecated names of
+        ``encoder_hidden`` and ``symmetry`` (with a ``DeprecationWarning``).
 
     Examples
     --------
@@ -94,6 +92,8 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
     >>> m.fit(unlabelled, labelled_images, labels, epochs=30)      # doctest: +SKIP
     >>> m.predict(test_images)                                      # doctest: +SKIP
     """
+
+    _old_hidden = "encoder_hidden"
 
     def __init__(
         self,
@@ -116,104 +116,62 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
         class_prior=None,
         aux_weight: float = 50.0,
         symmetry: int | None = None,
+        sigma: float = 0.1,
+        learn_sigma: bool = False,
+        compute_dtype: str = "float32",
         class_conditioned_pose: bool = False,
         canonical_classifier: bool = True,
         identity_pose_init: bool = True,
         input_noise: float = 0.0,
-        sigma: float = 0.1,
-        learn_sigma: bool = False,
-        compute_dtype: str = "float32",
         device=None,
         seed: int = 0,
         model=None,
         guide=None,
-        hidden: Sequence[int] | None = None,
-        angle_symmetry: int | None = None,
+        **deprecated,
     ):
-        encoder_hidden = renamed(encoder_hidden, hidden, "hidden", "encoder_hidden", (128, 128))
-        symmetry = renamed(symmetry, angle_symmetry, "angle_symmetry", "symmetry", 1)
+        encoder_hidden, symmetry = self._renamed(encoder_hidden, symmetry, deprecated)
         if isinstance(angle_prior, str) and angle_prior == "custom":
             raise ValueError("this model used a custom angle prior: pass angle_prior")
         if aux_weight < 0:
             raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
-        image_size = tuple(int(s) for s in image_size)
-        if offset_prior_scale is None:
-            offset_prior_scale = 0.05 * max(image_size)
         custom_angle = not isinstance(angle_prior, str)
         probs = _check_class_prior(class_prior, n_classes)
-        self.config = cfg = {
-            "image_size": list(image_size),
-            "n_classes": int(n_classes),
-            "latent_dim": int(latent_dim),
-            "invariances": list(parse_invariances(invariances)),
-            "decoder": decoder,
-            "likelihood": likelihood,
-            "encoder_hidden": [int(h) for h in encoder_hidden],
-            "activation": activation,
-            "encoder": encoder,
-            "decoder_hidden": [int(h) for h in (decoder_hidden or encoder_hidden)],
-            "angle_prior": "custom" if custom_angle else angle_prior,
-            "angle_prior_scale": float(angle_prior_scale),
-            "offset_prior_scale": float(offset_prior_scale),
-            "class_prior": [float(p) for p in probs],
-            "aux_weight": float(aux_weight),
-            "symmetry": int(symmetry),
-            "class_conditioned_pose": bool(class_conditioned_pose),
-            "canonical_classifier": bool(canonical_classifier),
-            "identity_pose_init": bool(identity_pose_init),
-            "input_noise": float(input_noise),
-            "sigma": float(sigma),
-            "learn_sigma": bool(learn_sigma),
-            "compute_dtype": compute_dtype,
-            "seed": int(seed),
-        }
-        self.priors = {
-            "angle_prior": angle_prior if custom_angle else None,
-            "offset_prior": offset_prior,
-            "scale_prior": scale_prior,
-            "z_prior": z_prior,
-        }
-        self.device = resolve_device(device)
-        with self._seeded(seed):
-            if model is None:
-                model = SSRVAEModel(
-                    image_size,
-                    n_classes,
-                    latent_dim=latent_dim,
-                    invariances=invariances,
-                    decoder=decoder,
-                    likelihood=likelihood,
-                    hidden=cfg["decoder_hidden"],
-                    activation=activation,
-                    angle_prior=angle_prior,
-                    angle_prior_scale=angle_prior_scale,
-                    offset_prior=offset_prior,
-                    scale_prior=scale_prior,
-                    z_prior=z_prior,
-                    offset_prior_scale=offset_prior_scale,
-                    class_prior=probs,
-                    sigma=sigma,
-                    learn_sigma=learn_sigma,
-                    compute_dtype=compute_dtype,
-                )
-            if guide is None:
-                guide = SSRVAEGuide(
-                    image_size,
-                    n_classes,
-                    latent_dim=latent_dim,
-                    invariances=invariances,
-                    hidden=cfg["encoder_hidden"],
-                    activation=activation,
-                    encoder=encoder,
-                    offset_prior_scale=offset_prior_scale,
-                    angle_symmetry=symmetry,
-                    class_conditioned_pose=class_conditioned_pose,
-                    canonical_classifier=canonical_classifier,
-                    identity_pose_init=identity_pose_init,
-                    input_noise=input_noise,
-                )
-        self.model, self.guide = model.to(self.device), guide.to(self.device)
-        self.trainer = None
+        config = self._image_config(
+            image_size, latent_dim, invariances, decoder, likelihood, activation, encoder,
+            encoder_hidden, decoder_hidden or encoder_hidden, offset_prior_scale, symmetry,
+            sigma, learn_sigma, compute_dtype, seed,
+        )  # fmt: skip
+        config.update(
+            n_classes=int(n_classes),
+            angle_prior="custom" if custom_angle else angle_prior,
+            angle_prior_scale=float(angle_prior_scale),
+            class_prior=[float(p) for p in probs],
+            aux_weight=float(aux_weight),
+            class_conditioned_pose=bool(class_conditioned_pose),
+            canonical_classifier=bool(canonical_classifier),
+            identity_pose_init=bool(identity_pose_init),
+            input_noise=float(input_noise),
+        )
+        priors = pose_priors(
+            angle_prior if custom_angle else None, offset_prior, scale_prior, z_prior
+        )
+
+        def make_model():
+            return SSRVAEModel(
+                config["image_size"], n_classes, **self._model_options(),
+                **(priors | {"angle_prior": angle_prior}),
+                angle_prior_scale=angle_prior_scale, class_prior=probs,
+            )  # fmt: skip
+
+        def make_guide():
+            return SSRVAEGuide(
+                config["image_size"], n_classes, **self._guide_options(),
+                class_conditioned_pose=class_conditioned_pose,
+                canonical_classifier=canonical_classifier,
+                identity_pose_init=identity_pose_init, input_noise=input_noise,
+            )  # fmt: skip
+
+        self._build(config, priors, device, make_model, make_guide, model, guide)
 
     def default_loss(self) -> AuxiliaryTraceEnum_ELBO:
         """The M2 objective: enumerated ELBO + ``aux_weight * log q(y | x)`` on labelled items."""
@@ -286,13 +244,9 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
             xv = self._images(val_images, "val_images")
             yv = self._labels(val_labels, xv.shape[0], "val_labels")
             callbacks.append(ValidationAccuracy(self._predict_tensor, xv, yv))
-        trainer = self._trainer(
-            lr=lr,
-            callbacks=callbacks,
-            checkpoint_path=checkpoint_path,
-            loss=loss or self.default_loss(),
-            progress=self._progress(progress, quiet),
-        )
+        trainer = self._trainer(lr=lr, callbacks=callbacks, checkpoint_path=checkpoint_path,
+                                loss=loss or self.default_loss(), progress=progress,
+                                quiet=quiet)  # fmt: skip
         source = InterleavedBatches(
             Batches(xu, batch_size) if xu is not None else None,
             Batches((xl, yl), labelled_batch_size or batch_size, salt=1, name="labelled"),
@@ -333,30 +287,17 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
         ``angle`` is ``(B,)`` radians (or a scalar), ``offset`` ``(B, 2)``
         pixels (or ``(2,)``), ``scale`` ``(B,)`` (or a scalar).
         """
-        zt = self._codes(z)
-        b = zt.shape[0]
-        lab = np.broadcast_to(np.asarray(labels), (b,)) if np.ndim(labels) == 0 else labels
-        y = self._labels(lab, b)
-        with torch.no_grad():
-            mean = self.model.render(
-                zt,
-                y,
-                angle=self._pose(angle, "angle", b),
-                offset=self._pose(offset, "offset", b, (2,)),
-                scale=self._pose(scale, "scale", b),
-            )
-        return numpy(mean)
+
+        def classes(b):
+            lab = np.broadcast_to(np.asarray(labels), (b,)) if np.ndim(labels) == 0 else labels
+            return (self._labels(lab, b),)
+
+        return self._decode(z, angle=angle, offset=offset, scale=scale, extra=classes)
 
     def reconstruct(self, images, labels=None, batch_size: int = 1024) -> np.ndarray:
         """Decode each image at its class, posterior-mean code and pose, ``(N, H, W)``."""
         enc = self.encode(images, labels=labels, batch_size=batch_size)
-        return self.decode(
-            enc[Z]["loc"],
-            enc[Y]["label"],
-            angle=enc[ANGLE]["loc"] if ANGLE in enc else None,
-            offset=enc[OFFSET]["loc"] if OFFSET in enc else None,
-            scale=enc[SCALE]["loc"] if SCALE in enc else None,
-        )
+        return self.decode(enc[Z]["loc"], enc[Y]["label"], **self._mean_pose(enc))
 
     def manifold(
         self,
@@ -378,9 +319,3 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
         return imgs.reshape(grid_size, grid_size, *self.image_size)
 
     # ------------------------------------------------------------- save/load
-    @staticmethod
-    def _upgrade_config(cfg: dict) -> dict:
-        cfg = ImageModelWrapper._upgrade_config(cfg)
-        if "hidden" in cfg:
-            cfg["encoder_hidden"] = cfg.pop("hidden")
-        return cfg
