@@ -121,7 +121,7 @@ def test_custom_prior_and_masking():
         hidden=16,
         n_features=8,
         mask=mask,
-        z_prior=pyro.distributions.Laplace(0.0, 2.0),
+        z_prior=pyro.distributions.Laplace(torch.zeros(1), 2.0).to_event(1),
     )
     x = torch.rand(4, size, size)
     R = random_rotations(4, generator=_gen(2))
@@ -135,6 +135,10 @@ def test_custom_prior_and_masking():
     tr2 = poutine.trace(poutine.replay(model, trace=tr)).get_trace(x2, R)
     tr2.compute_log_prob()
     assert torch.allclose(tr2.nodes[OBS]["log_prob"], lp)
+    # priors follow the one strict contract: the event shape must match the site
+    scalar = VolumeVAEModel(size, latent_dim=2, z_prior=pyro.distributions.Laplace(0.0, 2.0))
+    with pytest.raises(ValueError, match="event_shape"):
+        scalar.z_dist(3)
 
 
 @pytest.fixture(scope="module")

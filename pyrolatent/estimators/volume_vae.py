@@ -19,6 +19,7 @@ from ..primitives.so3 import canonicalize, check_rotations
 from ..spi.radial import RadialNormalizer
 from ..validation import as_images, as_tensor, check_nonnegative
 from .base import Estimator, numpy
+from .priors import prior_specs, rebuild_priors
 
 __all__ = ["VolumeVAE"]
 
@@ -240,18 +241,25 @@ class VolumeVAE(Estimator):
             "model": self.model.state_dict(),
             "guide": self.guide.state_dict(),
             "normalizer": self.normalizer.state_dict() if self.mean_total is not None else None,
+            "priors": prior_specs(self.priors),
             "mean_total": self.mean_total,
         }
         return save_checkpoint(state, Path(path))
 
     @classmethod
-    def load(cls, path, device=None) -> VolumeVAE:
-        """Rebuild a :class:`VolumeVAE` written by :meth:`save` (default priors)."""
+    def load(cls, path, device=None, **priors) -> VolumeVAE:
+        """Rebuild a :class:`VolumeVAE` written by :meth:`save`.
+
+        Custom priors stored as a distribution class and its parameters are
+        rebuilt; others must be passed again (``z_prior=``, ``fluence_prior=``),
+        else a ``CheckpointError`` says which.
+        """
         state = load_checkpoint(path)
         if state.get("kind") != "volume_vae":
             raise CheckpointError(f"{path}: not a VolumeVAE checkpoint")
         cfg = dict(state["config"])
         cfg["encoder_channels"] = tuple(cfg["encoder_channels"])
+        cfg.update(rebuild_priors(state.get("priors", {}), priors, path))
         vae = cls(mask=state["mask"], device=device, **cfg)
         vae.model.load_state_dict(state["model"])
         vae.guide.load_state_dict(state["guide"])

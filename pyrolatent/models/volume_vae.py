@@ -34,21 +34,13 @@ from pyro.nn import PyroModule, PyroParam
 from .._deprecated import forward
 from ..nn.volume import ImplicitDecoder, VoxelDecoder
 from ..primitives.volumes import symmetrize_volume, symmetrized_slices
+from .pose import expand_prior
 from .sites import FLUENCE, OBS, PLATE, Z
 
 __all__ = ["FLUENCE", "OBS", "PLATE", "Z", "VolumeVAEModel"]
 
 _DECODERS = ("implicit", "voxel")
 _LIKELIHOODS = ("gaussian", "poisson")
-
-
-def _expand_prior(prior, n: int, event_dim: int | None):
-    """A prior with batch shape ``(n,)``: a callable ``n -> Distribution`` or a Distribution."""
-    if callable(prior) and not isinstance(prior, dist.Distribution):
-        return prior(n)
-    if event_dim is not None and prior.event_shape == ():
-        return prior.expand([n, event_dim]).to_event(1)
-    return prior.expand([n])
 
 
 class VolumeVAEModel(PyroModule):
@@ -67,9 +59,12 @@ class VolumeVAEModel(PyroModule):
     mask : array_like, optional
         ``(S, S)`` bool, True = valid detector pixel.
     z_prior : Distribution or callable, optional
-        Default ``Normal(0, 1)`` per latent dimension.
+        Default ``Normal(0, 1)`` per latent dimension. The contract of
+        :func:`~pyrolatent.models.pose.expand_prior`: event shape
+        ``(latent_dim,)`` (use ``.to_event(1)``), batch ``()`` or a callable
+        ``n -> Distribution`` with batch ``(n,)``.
     fluence_prior : Distribution or callable, optional
-        Default ``LogNormal(0, 0.2)`` (Poisson only).
+        Default ``LogNormal(0, 0.2)`` (Poisson only); event shape ``()``.
     sigma : float
         Gaussian noise (normalised intensity units), initial value when learned.
     learn_sigma : bool
@@ -129,13 +124,13 @@ class VolumeVAEModel(PyroModule):
         if self.z_prior is None:
             loc = self.mask.new_zeros((n, self.latent_dim), dtype=torch.float32)
             return dist.Normal(loc, 1.0).to_event(1)
-        return _expand_prior(self.z_prior, n, self.latent_dim)
+        return expand_prior(self.z_prior, n, (self.latent_dim,), Z)
 
     def fluence_dist(self, n: int):
         """Prior of the per-pattern fluence scale, batch shape ``(n,)``."""
         if self.fluence_prior is None:
             return dist.LogNormal(self.mask.new_zeros(n, dtype=torch.float32), 0.2)
-        return _expand_prior(self.fluence_prior, n, None)
+        return expand_prior(self.fluence_prior, n, (), FLUENCE)
 
     def obs_dist(self, mean: torch.Tensor, fluence: torch.Tensor | None = None):
         """Pixel distribution given normalised slices ``(B, S, S)``; event shape ``(S, S)``."""
