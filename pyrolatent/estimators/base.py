@@ -269,8 +269,8 @@ class ImageModelWrapper(Estimator):
         if value is None:
             return None
         t = as_tensor(value, name, device=self.device)
-        if t.dim() == len(tail):
-            t = t.expand(b, *tail)
+        if t.dim() == len(tail) or (t.dim() == len(tail) + 1 and t.shape[0] == 1):
+            t = t.reshape(tail).expand(b, *tail)  # one pose for all
         if tuple(t.shape) != (b, *tail):
             raise ValueError(f"{name}: expected shape {(b, *tail)}, got {tuple(t.shape)}")
         return t
