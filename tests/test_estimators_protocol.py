@@ -110,3 +110,28 @@ def test_deprecated_names_still_work():
     assert est.config["decoder_hidden"] == [16]
     with pytest.warns(DeprecationWarning, match="angle_symmetry"):
         assert RVAE((S, S), decoder="warp", angle_symmetry=3).config["symmetry"] == 3
+
+
+def test_ssrvae_reconstructs_and_decodes_with_scale(images):
+    from pyrolatent.estimators.ssrvae import SSRVAE
+
+    est = SSRVAE((S, S), 3, invariances=("r", "t", "s"), encoder_hidden=(16,), seed=0)
+    assert est.reconstruct(images[:4]).shape == (4, S, S)
+    out = est.decode(np.zeros((2, 2)), [0, 1], angle=0.2, offset=[0.5, 0.0], scale=[1.0, 1.2])
+    assert out.shape == (2, S, S)
+    assert not np.allclose(out[0], est.decode(np.zeros((1, 2)), 0, scale=0.8)[0])
+
+
+def test_nmf_speaks_scikit_learn():
+    from pyrolatent.estimators.nmf import NMF
+
+    rng = np.random.default_rng(0)
+    x = rng.random((12, 3)) @ rng.random((3, 20))
+    nmf = NMF(n_components=3, seed=0)
+    assert nmf.fit(x, epochs=20, progress=False) is nmf
+    assert nmf.components_.shape == (3, 20) and nmf.time_courses_.shape == (12, 3)
+    assert nmf.epochs_trained == 20 and len(nmf.history["loss"]) == 20
+    with pytest.warns(DeprecationWarning, match="components_"):
+        assert nmf.weights_ is nmf.components_
+    with pytest.warns(DeprecationWarning, match="steps"):
+        NMF(n_components=3).fit(x, steps=2, progress=False)
