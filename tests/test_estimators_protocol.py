@@ -135,3 +135,14 @@ def test_nmf_speaks_scikit_learn():
         assert nmf.weights_ is nmf.components_
     with pytest.warns(DeprecationWarning, match="steps"):
         NMF(n_components=3).fit(x, steps=2, progress=False)
+
+
+def test_regressor_fit_leaves_the_callers_rng_untouched():
+    from pyrolatent.commonlines.regressor import AbsoluteEmbedding
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((20, 4)).astype(np.float32), rng.random((20, 2)).astype(np.float32)
+    torch.manual_seed(99)
+    before = torch.get_rng_state()
+    AbsoluteEmbedding().fit(x, y, epochs=2, progress=False)
+    assert torch.equal(before, torch.get_rng_state())

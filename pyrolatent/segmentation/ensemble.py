@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._rng import restores_global_rng
 from ..device import resolve_device
 from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..validation import as_images, as_tensor
@@ -335,6 +336,7 @@ class DeepEnsemble:
         return cls(network=network, multiclass=bool(state["multiclass"]))
 
 
+@restores_global_rng  # its torch.manual_seed(seed) stays local
 def train_ensemble(
     images,
     masks,
