@@ -25,6 +25,7 @@ _EXPORTS = {
     "Trainer": "pyrolatent.infer",
     "BetaSchedule": "pyrolatent.infer",
     "EarlyStopping": "pyrolatent.infer",
+    "AuxiliaryTraceEnum_ELBO": "pyrolatent.infer.elbo",
     # deterministic parts
     "DilNet": "pyrolatent.segmentation",
     "UNet": "pyrolatent.segmentation",
