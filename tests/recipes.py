@@ -17,7 +17,7 @@ def fit_cards_fast_split(*, input_noise: float = 0.0):
     from pyrolatent.estimators.ssrvae import SSRVAE
 
     split = paper_split(50, 300, 100, image_size=32, seed=0)
-    model = SSRVAE((32, 32), 4, hidden=(128, 128), input_noise=input_noise, seed=0)
+    model = SSRVAE((32, 32), 4, encoder_hidden=(128, 128), input_noise=input_noise, seed=0)
     model.fit(
         split["unlabelled"]["images"],
         split["labelled"]["images"],
@@ -54,7 +54,7 @@ def run_tiny_workflow(out: Path, *, empty_frame: int | None = None) -> Path:
     stage_locate(out, out / "probability.npy")
     stage_crops(out, out / "movie.npy", out / "particles.csv", window=32)
     stage_train(
-        out, out / "crops.npy", out / "crops_index.csv", epochs=2, batch_size=128, progress=False
+        out, out / "crops.npy", out / "crops_index.csv", epochs=2, batch_size=128, quiet=True
     )
     stage_analyze(
         out,
@@ -64,7 +64,7 @@ def run_tiny_workflow(out: Path, *, empty_frame: int | None = None) -> Path:
         kde_window=1,
         nmf_method="map",
         nmf_steps=200,
-        progress=False,
+        quiet=True,
     )
     write_report(out)
     return out
