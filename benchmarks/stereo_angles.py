@@ -191,12 +191,12 @@ def run_rvae(shape: str, seed: int = 0):
         invariances=("rotation", "translation"),
         decoder=RVAE_DECODER,
         likelihood="gaussian",
-        angle_symmetry=order,
+        symmetry=order,
         device="cpu",
         seed=seed,
     )
     start = time.perf_counter()
-    model.fit(images, epochs=RVAE_EPOCHS, batch_size=64, quiet=True)
+    model.fit(images, epochs=RVAE_EPOCHS, batch_size=64, progress=False)
     seconds = time.perf_counter() - start
     angle = torch.as_tensor(model.encode(images)["angle"]["loc"]).reshape(-1).double()
     report = evaluate_angles(

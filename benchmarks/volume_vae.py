@@ -115,10 +115,10 @@ def time_epoch(decoder: str, n_patterns: int, size: int = 65) -> float:
     data = melting_series(n_patterns, size=size, photons=1e4, seed=1, n_levels=5)
     vae = VolumeVAE(size, latent_dim=1, decoder=decoder, mask=data["mask"], seed=0)
     # warm-up on a few patterns (allocations, first-call overheads), not timed
-    vae.fit(data["patterns"][:64], data["rotations"][:64], epochs=1, batch_size=64, quiet=True)
+    vae.fit(data["patterns"][:64], data["rotations"][:64], epochs=1, batch_size=64, progress=False)
     vae.trainer = None
     t0 = time.perf_counter()
-    vae.fit(data["patterns"], data["rotations"], epochs=1, batch_size=64, quiet=True)
+    vae.fit(data["patterns"], data["rotations"], epochs=1, batch_size=64, progress=False)
     return time.perf_counter() - t0
 
 
