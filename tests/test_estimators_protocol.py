@@ -131,6 +131,8 @@ def test_nmf_speaks_scikit_learn():
     assert nmf.fit(x, epochs=20, progress=False) is nmf
     assert nmf.components_.shape == (3, 20) and nmf.time_courses_.shape == (12, 3)
     assert nmf.epochs_trained == 20 and len(nmf.history["loss"]) == 20
+    nmf.fit(x, epochs=20, progress=False)  # the same method and shape: 20 more
+    assert nmf.epochs_trained == 40 and len(nmf.history["loss"]) == 40
     with pytest.warns(DeprecationWarning, match="components_"):
         assert nmf.weights_ is nmf.components_
     with pytest.warns(DeprecationWarning, match="steps"):

@@ -113,6 +113,7 @@ class NMF(Estimator):
         self.samples_ = None
         self._reconstruction = None
         self.trainer = None
+        self._fitted = None
 
     def _build(self, x: torch.Tensor) -> NMFModel:
         return NMFModel(
@@ -166,10 +167,12 @@ class NMF(Estimator):
             the shared :class:`~pyrolatent.infer.Trainer`; or NUTS (small
             matrices, see :func:`pyrolatent.infer.mcmc.run_nuts`).
         epochs : int
-            MAP/SVI: epochs of the Trainer (default 3000). Every ``fit`` starts
-            again from the NNDSVD point (``epochs_trained`` counts this fit's
-            epochs). With ``batch_size = T`` (default,
-            full batch) one epoch is one optimiser step on all rows.
+            MAP/SVI: epochs of the Trainer (default 3000). With ``batch_size =
+            T`` (default, full batch) one epoch is one optimiser step on all
+            rows. A further ``fit`` with the same method and matrix shape
+            trains ``epochs`` more (SVI: ``epochs // 2`` more of its
+            log-normal stage) from where the last one stopped, as the other
+            estimators do; another method or shape starts again from NNDSVD.
         lr : float, optional
             Adam learning rate of the MAP fit (default 0.03). SVI starts the
             log-normal guide at the MAP point and refines it for ``epochs // 2``
@@ -202,28 +205,41 @@ class NMF(Estimator):
         xt = check_nmf_input(x, "x", device=self.device)
         if method not in ("map", "svi", "nuts"):
             raise ValueError(f"method must be 'map', 'svi' or 'nuts', got {method!r}")
-        self.model = self._build(xt)
-        if method == "nuts":
-            h0, w0 = nndsvd(xt.cpu(), self.n_components)
-            samples = run_nuts(
-                self.model,
-                (xt,),
-                num_samples=num_samples,
-                warmup_steps=warmup_steps,
-                num_chains=num_chains,
-                seed=self.seed,
-                init={WEIGHTS: w0, LOADINGS: h0},
-                quiet=quiet,
-            )
-            self.samples_ = order_samples(samples)
-            hh, ww = self.samples_[LOADINGS], self.samples_[WEIGHTS]
-            self._reconstruction = np.einsum("cstk,cskf->tf", hh, ww) / (hh.shape[0] * hh.shape[1])
-            self._summarise_draws(
-                self.samples_[LOADINGS].reshape(-1, *self.samples_[LOADINGS].shape[2:]),
-                self.samples_[WEIGHTS].reshape(-1, *self.samples_[WEIGHTS].shape[2:]),
-            )
-            return self
         index = torch.arange(xt.shape[0], device=self.device)
+        if method != "nuts" and self.trainer is not None and self._fitted == (method, xt.shape):
+            more = epochs if method == "map" else max(1, epochs // 2)
+            self.trainer.progress = not quiet
+            self.trainer.fit((xt, index), epochs=more, batch_size=batch_size or len(xt))
+        elif method != "nuts":
+            self._fit_from_nndsvd(xt, index, method, epochs, lr, batch_size, checkpoint_path, quiet)
+        self._fitted = (method, xt.shape)
+        if method != "nuts":
+            self._summarise_guide(method, num_samples)
+            return self
+        self.model, self.trainer = self._build(xt), None
+        h0, w0 = nndsvd(xt.cpu(), self.n_components)
+        samples = run_nuts(
+            self.model,
+            (xt,),
+            num_samples=num_samples,
+            warmup_steps=warmup_steps,
+            num_chains=num_chains,
+            seed=self.seed,
+            init={WEIGHTS: w0, LOADINGS: h0},
+            quiet=quiet,
+        )
+        self.samples_ = order_samples(samples)
+        hh, ww = self.samples_[LOADINGS], self.samples_[WEIGHTS]
+        self._reconstruction = np.einsum("cstk,cskf->tf", hh, ww) / (hh.shape[0] * hh.shape[1])
+        self._summarise_draws(
+            self.samples_[LOADINGS].reshape(-1, *self.samples_[LOADINGS].shape[2:]),
+            self.samples_[WEIGHTS].reshape(-1, *self.samples_[WEIGHTS].shape[2:]),
+        )
+        return self
+
+    def _fit_from_nndsvd(self, xt, index, method, epochs, lr, batch_size, checkpoint_path, quiet):
+        """MAP from the NNDSVD point, then (SVI) the log-normal guide from the MAP point."""
+        self.model = self._build(xt)
         # MAP first; SVI then starts its log-normal locations at the MAP point
         self.guide = NMFGuide(
             xt.shape[0], xt.shape[1], self.n_components, kind="map", likelihood=self.likelihood
@@ -252,6 +268,9 @@ class NMF(Estimator):
                 quiet,
                 callbacks=(LearningRateDecay(svi_steps, final_factor=0.01),),
             )
+
+    def _summarise_guide(self, method: str, num_samples: int) -> None:
+        """Ordered, normalised point estimates (and SVI bands) of the trained guide."""
         # point estimate: the MAP point, or the posterior median of the log-normal guide
         h, w = (t.detach().cpu().numpy() for t in self.guide.point_estimates())
         order = order_by_time_centroid(h)
@@ -268,12 +287,10 @@ class NMF(Estimator):
             self._reconstruction = np.einsum("stk,skf->tf", hs, ws) / len(hs)
             self.time_courses_band_ = np.quantile(hs, [0.05, 0.95], axis=0)
             self.components_band_ = np.quantile(ws, [0.05, 0.95], axis=0)
-        return self
 
     def _train(
         self, xt, index, steps, lr, batch_size, checkpoint_path, tag, quiet, callbacks=()
-    ) -> dict:
-
+    ) -> None:
         ckpt = None
         if checkpoint_path is not None:
             p = Path(checkpoint_path)
