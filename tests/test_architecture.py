@@ -1,4 +1,4 @@
-"""The package's shape: no import cycle (imports inside functions count), no module over 400 lines."""
+"""Package shape: no import cycle (imports inside functions count), no module over 400 lines."""
 
 from __future__ import annotations
 
