@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     progress = not getattr(args, "quiet", True)
     try:
         if args.command == "demo":
-            summary = wf.run_demo(args.out, quick=args.quick, seed=args.seed, quiet=args.quiet)
+            summary = wf.run_demo(
+                args.out, quick=args.quick, seed=args.seed, progress=not args.quiet
+            )
             print(json.dumps({k: summary.get(k) for k in wf.SUMMARY_KEYS}, indent=2))
             print(f"report written to {args.out}/report.html ({time.perf_counter() - t0:.0f} s)")
             return 0

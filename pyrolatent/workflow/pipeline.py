@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .._renamed import progress_from_quiet
 from ..io.files import is_valid_file, load_json, save_json
 from .configs import DemoConfig, config_dict
 from .report import FIGURES, write_report
@@ -101,9 +102,10 @@ def run_demo(
     out="pyrolatent-report",
     quick: bool = False,
     seed: int = 0,
-    quiet: bool = False,
+    progress: bool = True,
     *,
     config: DemoConfig | None = None,
+    quiet: bool | None = None,
 ):
     """Run the whole self-assembly chain on a generated movie and write the report.
 
@@ -115,8 +117,8 @@ def run_demo(
     quick : bool
         Small movie and short training (the ``--quick`` preset).
     seed : int
-    quiet : bool
-        Hide progress bars.
+    progress : bool
+        Show progress bars (``quiet=`` is a deprecated alias).
     config : DemoConfig, optional
         Overrides ``quick`` and ``seed``.
 
@@ -125,13 +127,14 @@ def run_demo(
     dict
         The report's ``summary.json`` content.
     """
+    progress = progress_from_quiet(progress, quiet, where="run_demo")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = config or DemoConfig.preset("quick" if quick else "default", seed=seed)
     timings = {}
     ran = []
-    stages = _stages(out, cfg, not quiet, lambda: bool(ran))
-    bar = tqdm(stages + [("report", None, None)], desc="demo", disable=quiet, unit="stage")
+    stages = _stages(out, cfg, progress, lambda: bool(ran))
+    bar = tqdm(stages + [("report", None, None)], desc="demo", disable=not progress, unit="stage")
     for name, stage_config, fn in bar:
         bar.set_description(f"demo: {name}")
         if name == "report":
@@ -139,7 +142,7 @@ def run_demo(
         marker = config_dict(stage_config)
         if not ran and stage_is_done(out, name, marker):
             timings[name] = load_json(_marker(out, name)).get("seconds", 0.0)
-            bar.write(f"[{name}] outputs exist and are valid: skipped") if not quiet else None
+            bar.write(f"[{name}] outputs exist and are valid: skipped") if progress else None
             continue
         t0 = time.perf_counter()
         fn()

@@ -161,17 +161,17 @@ def test_interrupted_demo_resumes_from_finished_stages(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline_module, "write_report", fake_report)
     with pytest.raises(KeyboardInterrupt):
-        pipeline_module.run_demo(tmp_path, quick=True, quiet=True)
+        pipeline_module.run_demo(tmp_path, quick=True, progress=False)
     assert calls == ["movie", "segment", "locate", "crops", "train"]
     assert not (tmp_path / "stages" / "train.json").exists()
-    pipeline_module.run_demo(tmp_path, quick=True, quiet=True)
+    pipeline_module.run_demo(tmp_path, quick=True, progress=False)
     # the finished stages are skipped, the interrupted one and the rest run
     assert calls == ["movie", "segment", "locate", "crops", "train", "train", "analyze"]
-    pipeline_module.run_demo(tmp_path, quick=True, quiet=True)
+    pipeline_module.run_demo(tmp_path, quick=True, progress=False)
     assert len(calls) == 7
     # a damaged output makes its stage (and the later ones) run again
     (tmp_path / "particles.csv").write_text("")
-    pipeline_module.run_demo(tmp_path, quick=True, quiet=True)
+    pipeline_module.run_demo(tmp_path, quick=True, progress=False)
     assert calls[7:] == ["locate", "crops", "train", "analyze"]
 
 
@@ -250,7 +250,7 @@ def _in_memory_summary(config):
 def test_in_memory_chain_gives_the_demo_summary(tmp_path):
     # the same configs through files (run_demo) and in memory (run_chain)
     config = _tiny_demo_config()
-    from_files = pipeline_module.run_demo(tmp_path, quiet=True, config=config)
+    from_files = pipeline_module.run_demo(tmp_path, progress=False, config=config)
     result = _in_memory_summary(config)
     _assert_same_summary(result["summary"], from_files)
     assert result["summary"]["n_particles"] == len(result["particles"]["frame"]) > 50
