@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pyrolatent`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     from . import workflow as wf
+    from .device import configure_threads
+
+    configure_threads()  # a sane default for this machine, one warning when oversubscribed
 
     t0 = time.perf_counter()
     progress = not getattr(args, "quiet", True)
