@@ -108,3 +108,30 @@ def test_train_on_an_existing_checkpoint_says_what_it_resumes_and_trains_more(tm
     assert str(out / "rvae_checkpoint.pt") in lines[0] and "(2 epochs trained)" in lines[0]
     assert "training 3 more" in lines[0]
     assert json.loads((out / "rvae_history.json").read_text())["epoch"] == [0, 1, 2, 3, 4]
+
+
+def test_help_shows_the_chain_examples_and_defaults(capsys):
+    from pyrolatent import __version__
+    from pyrolatent.cli import CHAIN, EXAMPLES
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "movie -> segment -> locate -> crops -> train -> analyze -> report" in text
+    assert CHAIN in text
+    for command, example in EXAMPLES.items():
+        assert example in text, command
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        sub = capsys.readouterr().out
+        assert "example:" in sub and example in sub and CHAIN in sub, command
+        if command != "report":
+            assert "(default: " in sub, command
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "(default: 30)" in capsys.readouterr().out  # TrainConfig.epochs
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pyrolatent {__version__}"
