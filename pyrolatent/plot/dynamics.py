@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from scipy.stats import gaussian_kde
 
 from ..analysis.kde import wrapped_kde
+from ._density import joint_kde_contours
 
 __all__ = [
     "plot_kde_over_time",
@@ -229,25 +230,6 @@ def _diagonal(ax, x: np.ndarray, circular: bool) -> None:
         ax.plot(g, gaussian_kde(x)(g), color="C0")
 
 
-def _kernel(grid: np.ndarray, values: np.ndarray, circular: bool) -> np.ndarray:
-    """Gaussian kernel ``(G, N)`` with Scott's bandwidth; circular (deg): nearest image."""
-    h = max(float(np.std(values)) * values.size ** (-1 / 6), 1e-9)
-    d = grid[:, None] - values[None]
-    if circular:
-        d = np.remainder(d + 180.0, 360.0) - 180.0
-    return np.exp(-0.5 * (d / h) ** 2) / h
-
-
-def _joint_contours(ax, x: np.ndarray, y: np.ndarray, x_circ: bool, y_circ: bool) -> None:
-    """2-D product-kernel KDE contours; a circular axis (deg) wraps at +-180 deg."""
-    if x.size <= 5 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return
-    gx = np.linspace(-180, 180, 73) if x_circ else np.linspace(x.min(), x.max(), 60)
-    gy = np.linspace(-180, 180, 73) if y_circ else np.linspace(y.min(), y.max(), 60)
-    zz = _kernel(gy, y, y_circ) @ _kernel(gx, x, x_circ).T  # (Gy, Gx)
-    ax.contour(gx, gy, zz, levels=6, colors="k", linewidths=0.5)
-
-
 def plot_joint_latents(latents: dict, names=None, max_points: int = 4000, seed: int = 0) -> Figure:
     """Pairwise joint distributions of latents with KDE contours, 1-D KDEs on the diagonal (Fig. 4).
 
@@ -284,7 +266,13 @@ def plot_joint_latents(latents: dict, names=None, max_points: int = 4000, seed: 
                 _diagonal(ax, x, circular=b.startswith("angle"))
             elif i > j:
                 ax.scatter(x[sub], y[sub], s=2, alpha=0.3, color="C0")
-                _joint_contours(ax, x[sub], y[sub], b.startswith("angle"), a.startswith("angle"))
+                joint_kde_contours(
+                    ax,
+                    x[sub],
+                    y[sub],
+                    x_period=360.0 if b.startswith("angle") else None,
+                    y_period=360.0 if a.startswith("angle") else None,
+                )
             else:
                 ax.set_axis_off()
             if i == k - 1:
