@@ -41,6 +41,7 @@ def test_numbers_are_rounded_with_units():
     assert format_quantity("segmentation_iou", 0.8765432)[1] == "0.877"
     assert format_quantity("angle_peak_positions_after_deg", [-179.1, 89.7])[1] == "-179, 90 deg"
     assert format_quantity("segmentation_iou", None)[1] == "n/a"
+    assert format_quantity("angle_peak_positions_after_deg", [])[1] == "none"
     assert format_quantity("some_new_number", 0.123456789)[1] == "0.123"
 
 

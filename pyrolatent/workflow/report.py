@@ -18,7 +18,7 @@ __all__ = [
     "write_report",
 ]
 
-_PAPER = "of the HS-AFM self-assembly paper (Ziatdinov et al.; see Methods)"
+_PAPER = "in Ziatdinov et al., HS-AFM self-assembly; see Methods"
 FIGURES = {
     "joint_latents.png": "Joint distributions of the latents (angle in deg, offsets in pixels, "
     f"content z unitless) with KDE contours; circular KDE for the angle (cf. Fig. 4 {_PAPER})",

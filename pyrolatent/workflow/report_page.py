@@ -86,7 +86,9 @@ def format_quantity(key: str, value) -> tuple[str, str]:
         return label, f"{_number(100 * value, decimals)} %"
     if isinstance(value, (list, tuple)):
         parts = [_number(v, decimals) for v in value]
-        text = "-".join(parts) if key == "transition_interval" else ", ".join(parts) or "none"
+        if not parts:
+            return label, "none"
+        text = "-".join(parts) if key == "transition_interval" else ", ".join(parts)
     else:
         text = _number(value, decimals)
     if unit == "frame":
