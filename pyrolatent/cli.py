@@ -219,14 +219,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _configure_threads() -> None:
+    """The library's thread policy; its oversubscription warning as one plain stderr line."""
+    import warnings
+
+    from .device import configure_threads
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        configure_threads()
+    for w in caught:
+        print(f"warning: {str(w.message).removeprefix('pyrolatent: ')}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pyrolatent`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     from . import workflow as wf
-    from .device import configure_threads
 
-    configure_threads()  # a sane default for this machine, one warning when oversubscribed
-
+    _configure_threads()
     t0 = time.perf_counter()
     progress = not getattr(args, "quiet", True)
     try:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pyrolatent.cli import build_parser, main
 from pyrolatent.io.files import load_npy, load_table
@@ -135,3 +136,22 @@ def test_help_shows_the_chain_examples_and_defaults(capsys):
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"pyrolatent {__version__}"
+
+
+def test_oversubscription_warning_is_one_plain_line(monkeypatch, capsys):
+    from pyrolatent import device
+    from pyrolatent.cli import _configure_threads
+
+    monkeypatch.setattr(device, "_state", {"threads": None, "warned": False})
+    for name in ("PYROLATENT_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    before = torch.get_num_threads()
+    monkeypatch.setattr(device, "_available_cpus", lambda: before)
+    monkeypatch.setattr(device, "physical_cores", lambda: before)
+    try:
+        _configure_threads()
+    finally:
+        torch.set_num_threads(before)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: the machine is oversubscribed")
