@@ -69,7 +69,7 @@ def test_joint_latents_angle_kde_is_circular():
     # one orientation peak at 180 deg, split by the wrap into +179 and -179
     angle = np.angle(np.exp(1j * (np.pi + rng.normal(0, 0.15, 2000))))
     z = rng.normal(size=2000)
-    fig = plot_joint_latents({"angle": angle, "z_0": z})
+    fig = plot_joint_latents({"angle": angle, "z_0": z, "offset_0": z})
     diag = fig.axes[0]
     x, y = diag.lines[0].get_data()
     assert x[0] == -180 and x[-1] == 180
@@ -77,6 +77,6 @@ def test_joint_latents_angle_kde_is_circular():
     assert y[0] > 0.9 * y.max() and y[-1] > 0.9 * y.max()  # the peak sits on +-180 deg
     assert diag.get_ylabel() == "density (1/deg)"
     # the joint contours of angle vs z0 span the whole circle (not min..max of the data)
-    joint = fig.axes[2]
-    assert joint.get_xlabel() == "angle (deg)"
+    joint = fig.axes[6]  # bottom row, first column: angle vs offset_0
+    assert joint.get_xlabel() == "angle (deg)" and joint.get_ylabel() == "offset_0 (pixels)"
     assert len(joint.collections) >= 2  # scatter and contour set

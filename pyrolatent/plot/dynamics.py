@@ -214,6 +214,15 @@ def plot_trajectory_latents(traces: dict, tracks, latent_names=("angle",)) -> Fi
     return fig
 
 
+def _with_unit(name: str) -> str:
+    """Axis label of a latent: angles in degrees, offsets in pixels, content z unitless."""
+    if name.startswith("angle"):
+        return f"{name} (deg)"
+    if name.startswith("offset"):
+        return f"{name} (pixels)"
+    return name
+
+
 def _diagonal(ax, x: np.ndarray, circular: bool) -> None:
     """Histogram and 1-D KDE; angles (deg) on the circle, so +-180 deg peaks stay one peak."""
     if circular:
@@ -276,7 +285,7 @@ def plot_joint_latents(latents: dict, names=None, max_points: int = 4000, seed: 
             else:
                 ax.set_axis_off()
             if i == k - 1:
-                ax.set_xlabel(f"{b} (deg)" if b.startswith("angle") else b)
+                ax.set_xlabel(_with_unit(b))
             if j == 0 and i > 0:
-                ax.set_ylabel(f"{a} (deg)" if a.startswith("angle") else a)
+                ax.set_ylabel(_with_unit(a))
     return fig
