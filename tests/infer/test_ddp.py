@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def test_two_process_ddp_keeps_replicas_identical_and_learns(tmp_path):
@@ -18,7 +18,7 @@ def test_two_process_ddp_keeps_replicas_identical_and_learns(tmp_path):
         "torch.distributed.run",
         "--standalone",
         "--nproc_per_node=2",
-        str(HERE / "ddp_worker.py"),
+        str(TESTS / "ddp_worker.py"),
         str(tmp_path),
     ]
     # The launch itself (rendezvous on a free local port) can fail on a busy
