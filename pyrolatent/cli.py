@@ -24,11 +24,34 @@ from dataclasses import fields
 __all__ = ["main", "build_parser"]
 
 
+CHAIN = "movie -> segment -> locate -> crops -> train -> analyze -> report"
+
+EXAMPLES = {
+    "demo": "pyrolatent demo --out demo-report        # whole chain on a generated movie",
+    "segment": "pyrolatent segment movie.tif --masks masks.npy --train-frames 0 1 2 --out run",
+    "locate": "pyrolatent locate run/probability.npy --variance run/variance.npy --out run",
+    "crops": "pyrolatent crops movie.tif run/particles.csv --align --mask auto --out run",
+    "train": "pyrolatent train run/crops.npy run/crops_index.csv --epochs 30 --out run",
+    "analyze": "pyrolatent analyze run/latents.csv run/particles.csv --out run",
+    "report": "pyrolatent report run                    # figures, report.html, summary.json",
+}
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after every option's help; descriptions and epilogs kept as written."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.required:
+            return action.help  # nothing worth showing (unset, a flag that is off, required)
+        return super()._get_help_string(action)
+
+
 def _option(parser, config_class, field: str, *flags: str, **kwargs) -> None:
     """An option whose destination and default are a field of a stage config."""
     default = {f.name: f.default for f in fields(config_class)}[field]
     if "action" not in kwargs and "type" not in kwargs and default is not None:
         kwargs["type"] = type(default)
+    kwargs.setdefault("help", field.replace("_", " "))
     flags = flags or (f"--{field.replace('_', '-')}",)
     parser.add_argument(*flags, dest=field, default=default, **kwargs)
 
@@ -43,7 +66,19 @@ def _mask(text: str):
     return text if text == "auto" else float(text)
 
 
+def _command(sub, name: str, help: str, description: str):
+    """A subcommand whose help shows its place in the chain, its defaults and an example."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=f"{description}\n\nchain: {CHAIN}",
+        epilog=f"example:\n  {EXAMPLES[name]}",
+        formatter_class=_HelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     from .workflow.configs import (
         AnalyzeConfig,
         CropsConfig,
@@ -52,37 +87,70 @@ def build_parser() -> argparse.ArgumentParser:
         TrainConfig,
     )
 
-    p = argparse.ArgumentParser(prog="pyrolatent", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(
+        prog="pyrolatent",
+        description="pyrolatent: particles in microscopy movies -> rotation-invariant latents "
+        f"-> transitions.\n\nThe chain: {CHAIN}\n"
+        "Each command reads the previous one's files, so you can enter anywhere.",
+        epilog="examples:\n"
+        + "\n".join(f"  {e}" for e in EXAMPLES.values())
+        + "\n\n'pyrolatent COMMAND --help' shows a command's options and defaults.",
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
-    d = sub.add_parser("demo", help="synthetic self-assembly movie -> report")
+    d = _command(
+        sub,
+        "demo",
+        "synthetic self-assembly movie -> report",
+        "Generate a self-assembly movie with a planted transition and run the whole chain.",
+    )
     d.add_argument("--quick", action="store_true", help="small movie, short training (< 3 min)")
     d.add_argument("--out", default="pyrolatent-report", help="output folder")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--quiet", action="store_true")
+    d.add_argument("--seed", type=int, default=0, help="seed of the movie and the models")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    s = sub.add_parser("segment", help="train (or load) a segmentation ensemble, predict frames")
+    s = _command(
+        sub,
+        "segment",
+        "train (or load) a segmentation ensemble, predict frames",
+        "Particle probability and ensemble variance of every frame -> probability.npy, "
+        "variance.npy.",
+    )
     s.add_argument("movie", help=".npy or .tif movie (T, H, W)")
     s.add_argument("--masks", help=".npy labels (T, H, W) for training")
-    _option(s, SegmentConfig, "train_frames", type=int, nargs="+")
+    _option(
+        s, SegmentConfig, "train_frames", type=int, nargs="+", help="labelled frames to train on"
+    )
     s.add_argument("--ensemble", help="a trained ensemble checkpoint instead of training")
-    _option(s, SegmentConfig, "n_members", "--members")
+    _option(s, SegmentConfig, "n_members", "--members", help="ensemble members")
     _option(s, SegmentConfig, "baseline_steps", "--steps", help="baseline training steps")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="output folder")
     _option(s, SegmentConfig, "seed")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    loc = sub.add_parser("locate", help="particles from probability maps -> particles.csv")
+    loc = _command(
+        sub,
+        "locate",
+        "particles from probability maps -> particles.csv",
+        "Connected regions of the probability maps, with centroid, area and orientation.",
+    )
     loc.add_argument("probability", help=".npy (T, H, W)")
     loc.add_argument("--variance", help=".npy (T, H, W) ensemble variance")
-    _option(loc, LocateConfig, "threshold")
-    _option(loc, LocateConfig, "min_area")
-    loc.add_argument("--out", required=True)
+    _option(loc, LocateConfig, "threshold", help="probability threshold")
+    _option(loc, LocateConfig, "min_area", help="smallest particle area (pixels)")
+    loc.add_argument("--out", required=True, help="output folder")
 
-    c = sub.add_parser("crops", help="crops around particles -> crops.npy, crops_index.csv")
-    c.add_argument("movie")
+    c = _command(
+        sub,
+        "crops",
+        "crops around particles -> crops.npy, crops_index.csv",
+        "Square crops centred on every particle, optionally aligned on its ellipse axis.",
+    )
+    c.add_argument("movie", help=".npy or .tif movie (T, H, W)")
     c.add_argument("particles", help="particles.csv (frame, row, col)")
-    _option(c, CropsConfig, "window")
+    _option(c, CropsConfig, "window", help="crop side (pixels)")
     _option(
         c,
         CropsConfig,
@@ -100,10 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --align: keep a band |y| <= MASK pixels around the particle axis "
         "('auto': median minor axis + 1)",
     )
-    c.add_argument("--out", required=True)
+    c.add_argument("--out", required=True, help="output folder")
 
-    t = sub.add_parser("train", help="train the rVAE -> rvae.pt, latents.csv")
-    t.add_argument("crops")
+    t = _command(
+        sub,
+        "train",
+        "train the rVAE -> rvae.pt, latents.csv",
+        "Rotationally invariant VAE on the crops: angle, offsets and content latents per particle.",
+    )
+    t.add_argument("crops", help="crops.npy (N, w, w)")
     t.add_argument("index", help="crops_index.csv")
     _option(
         t,
@@ -111,28 +184,52 @@ def build_parser() -> argparse.ArgumentParser:
         "epochs",
         help="epochs to train; with a checkpoint in --out (a previous run), this many more",
     )
-    _option(t, TrainConfig, "batch_size")
-    _option(t, TrainConfig, "lr")
-    _option(t, TrainConfig, "decoder", choices=["warp", "spatial"])
-    t.add_argument("--out", required=True)
+    _option(t, TrainConfig, "batch_size", help="crops per mini-batch")
+    _option(t, TrainConfig, "lr", help="learning rate (Adam)")
+    _option(t, TrainConfig, "decoder", choices=["warp", "spatial"], help="rVAE decoder")
+    t.add_argument("--out", required=True, help="output folder")
     _option(t, TrainConfig, "seed")
-    t.add_argument("--quiet", action="store_true")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    a = sub.add_parser("analyze", help="KDE(L, t), NMF, transition, peaks, trajectories")
+    a = _command(
+        sub,
+        "analyze",
+        "KDE(L, t), NMF, transition, peaks, trajectories",
+        "Per-frame latent densities, their NMF, the transition (or none), angle peaks "
+        "before/after and trajectories.",
+    )
     a.add_argument("latents", help="latents.csv")
     a.add_argument("particles", help="particles.csv")
     a.add_argument("--n-frames", type=int, help="frames of the movie (default: last frame + 1)")
-    _option(a, AnalyzeConfig, "kde_window")
-    _option(a, AnalyzeConfig, "nmf_method", "--nmf", choices=["svi", "map"])
-    _option(a, AnalyzeConfig, "nmf_steps")
-    _option(a, AnalyzeConfig, "search_radius")
-    a.add_argument("--out", required=True)
+    _option(a, AnalyzeConfig, "kde_window", help="frames pooled per KDE row")
+    _option(a, AnalyzeConfig, "nmf_method", "--nmf", choices=["svi", "map"], help="NMF fit")
+    _option(a, AnalyzeConfig, "nmf_steps", help="NMF optimisation steps")
+    _option(a, AnalyzeConfig, "search_radius", help="linking search radius (pixels)")
+    a.add_argument("--out", required=True, help="output folder")
     _option(a, AnalyzeConfig, "seed")
-    a.add_argument("--quiet", action="store_true")
+    a.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    r = sub.add_parser("report", help="figures, report.md/html and summary.json of a folder")
-    r.add_argument("folder")
+    r = _command(
+        sub,
+        "report",
+        "figures, report.md/html and summary.json of a folder",
+        "The report of an analysed folder: conclusions, numbers with units, figures.",
+    )
+    r.add_argument("folder", help="folder with the outputs of 'analyze'")
     return p
+
+
+def _configure_threads() -> None:
+    """The library's thread policy; its oversubscription warning as one plain stderr line."""
+    import warnings
+
+    from .device import configure_threads
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        configure_threads()
+    for w in caught:
+        print(f"warning: {str(w.message).removeprefix('pyrolatent: ')}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from . import workflow as wf
 
+    _configure_threads()
     t0 = time.perf_counter()
     progress = not getattr(args, "quiet", True)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 # The suite runs in two pytest-xdist workers on two cores: one BLAS/OpenMP thread
@@ -36,10 +37,11 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def run_notebook(name: str, timeout: int = 600) -> None:
-    """Execute ``notebooks/<name>`` at small size (``PYROLATENT_SMALL=1``).
+def run_notebook(name: str, timeout: int = 600, *, check_figures: bool = True):
+    """Execute ``notebooks/<name>`` at small size (``PYROLATENT_SMALL=1``); return it.
 
-    Raises the notebook's first error, if any.
+    Raises the notebook's first error, if any. With ``check_figures``, every
+    figure must display inline (:func:`assert_figures_inline`).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -51,3 +53,29 @@ def run_notebook(name: str, timeout: int = 600) -> None:
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
     )
     client.execute()
+    if check_figures:
+        assert_figures_inline(nb, name)
+    return nb
+
+
+FIGURE_CELL = re.compile(r"\bplot_\w+\(|\bplt\.subplots?\(|\bFigure\(")
+
+
+def assert_figures_inline(nb, name: str = "notebook") -> None:
+    """Every figure of an executed notebook is an inline PNG, never ``<Figure size ...>`` text.
+
+    A code cell that draws (calls a ``plot_*`` function, ``plt.subplots`` or
+    ``Figure``) must have an ``image/png`` output; no output may be a figure's
+    text repr alone.
+    """
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        data = [o.get("data", {}) for o in cell.get("outputs", [])]
+        for d in data:
+            text = str(d.get("text/plain", ""))
+            assert not (text.startswith("<Figure size") and "image/png" not in d), (
+                f"{name} cell {i}: a figure shows only as {text!r}"
+            )
+        if FIGURE_CELL.search(cell.source):
+            assert any("image/png" in d for d in data), f"{name} cell {i}: no inline figure"

@@ -30,7 +30,7 @@ import torch
 from pyro.infer import Trace_ELBO
 from tqdm.auto import tqdm
 
-from ..device import resolve_device
+from ..device import configure_threads, resolve_device
 from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .batches import Batches, as_source
 from .callbacks import Callback
@@ -236,6 +236,7 @@ class Trainer:
             raise ValueError(f"until_epoch must be >= 0, got {until_epoch}")
         target = self.epoch + epochs if epochs is not None else until_epoch
         source = data if hasattr(data, "epoch") else Batches(data, batch_size)
+        configure_threads()
         with self._scope(), self.rng.active():
             return self._fit(source.prepare(self.device), target, batch_size, val_data, resume)
 
@@ -264,13 +265,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_fit_start(self)
         self.stop_training = False
-        bar = tqdm(
-            total=target,
-            initial=min(self.epoch, target),
-            desc="training",
-            unit="epoch",
-            disable=not self.progress or not self.dist.is_main,
-        )
+        bar = None  # one bar over batches (known with the first epoch's steps)
         try:
             while self.epoch < target and not self.stop_training:
                 epoch = self.epoch
@@ -279,7 +274,19 @@ class Trainer:
                 self.model.train()
                 self.guide.train()
                 steps = source.epoch(lambda n, salt, e=epoch: self._permutation(n, e, salt))
-                losses = [self._step(batches, epoch, i) for i, batches in enumerate(steps)]
+                if bar is None:
+                    bar = tqdm(
+                        total=target * len(steps),
+                        initial=epoch * len(steps),
+                        unit="batch",
+                        disable=not self.progress or not self.dist.is_main,
+                    )
+                bar.set_description(f"training epoch {epoch + 1}/{target}")
+                losses = []
+                for i, batches in enumerate(steps):
+                    losses.append(self._step(batches, epoch, i))
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{sum(losses) / len(losses):.4g}", refresh=False)
                 total, count = self.dist.sum([sum(losses), float(len(losses))])
                 logs = {"epoch": epoch, "loss": total / max(count, 1)}
                 if val:
@@ -292,10 +299,10 @@ class Trainer:
                     self.epoch % self.checkpoint_every == 0 or self.epoch >= target
                 ):
                     self.save_checkpoint(self.checkpoint_path)
-                bar.update(1)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "epoch"})
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
         return self.history
 
     def _record(self, logs: dict) -> None:

@@ -3,6 +3,10 @@
 A crash while writing leaves the previous file (or no file) in place, never a truncated one.
 Checkpoints (:mod:`pyrolatent.io.checkpoint`) and the plain npy/csv/json files
 (:mod:`pyrolatent.io.files`) both go through :func:`atomic_write`.
+
+Written files get the permissions of a plain ``open(path, "w")``: ``0666`` less the
+process umask (``tempfile.mkstemp`` alone would leave them ``0600``, unreadable to
+colleagues on a shared server); created folders get ``0777`` less the umask.
 """
 
 from __future__ import annotations
@@ -12,7 +16,21 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "current_umask"]
+
+
+def current_umask() -> int:
+    """The process umask (e.g. ``0o022``), read without changing it where the OS allows."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no read-only query elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
@@ -30,14 +48,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     Returns
     -------
     pathlib.Path
-        The written path.
+        The written path, with mode ``0o666 & ~umask``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o777, parents=True, exist_ok=True)  # the umask applies
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -161,26 +161,14 @@ def export_classifier(classifier: nn.Module, path, image_size: tuple[int, int]):
     pathlib.Path
     """
     import copy
-    import os
-    import tempfile
-    from pathlib import Path
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from ..io.atomic import atomic_write
+
     module = copy.deepcopy(classifier).cpu().eval()
     example = torch.zeros(2, *image_size)
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(module, (example,), dynamic_shapes=({0: batch},))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.pt2", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.export.save(program, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: torch.export.save(program, tmp))
 
 
 def load_classifier(path) -> nn.Module:

@@ -10,6 +10,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.stats import gaussian_kde
 
+from ..analysis.kde import wrapped_kde
+from ._density import joint_kde_contours
+
 __all__ = [
     "plot_kde_over_time",
     "plot_nmf_components",
@@ -36,6 +39,9 @@ def plot_kde_over_time(
         Latent name -> ``(G,)`` grid (radians for angles, shown in degrees).
     transition : int, optional
         Frame marked by a dashed line.
+
+    Angle densities (per radian) are shown per degree on a degree axis; every
+    colour bar is labelled with its density unit.
     """
     if not matrices:
         raise ValueError("matrices: need at least one latent")
@@ -45,7 +51,7 @@ def plot_kde_over_time(
         g = np.asarray(grids[name])
         deg = name.startswith("angle")
         y = np.rad2deg(g) if deg else g
-        m = np.asarray(m)
+        m = np.asarray(m) * (np.pi / 180 if deg else 1.0)  # per degree on a degree axis
         im = ax.imshow(
             m.T,
             aspect="auto",
@@ -58,7 +64,8 @@ def plot_kde_over_time(
         ax.set_xlabel("frame")
         ax.set_ylabel(f"{name} (deg)" if deg else name)
         ax.set_title(f"KDE({name}, t)")
-        fig.colorbar(im, ax=ax, shrink=0.8)
+        unit = "1/deg" if deg else f"1/unit of {name}"
+        fig.colorbar(im, ax=ax, shrink=0.8, label=f"density ({unit})")
     return fig
 
 
@@ -207,8 +214,36 @@ def plot_trajectory_latents(traces: dict, tracks, latent_names=("angle",)) -> Fi
     return fig
 
 
+def _with_unit(name: str) -> str:
+    """Axis label of a latent: angles in degrees, offsets in pixels, content z unitless."""
+    if name.startswith("angle"):
+        return f"{name} (deg)"
+    if name.startswith("offset"):
+        return f"{name} (pixels)"
+    return name
+
+
+def _diagonal(ax, x: np.ndarray, circular: bool) -> None:
+    """Histogram and 1-D KDE; angles (deg) on the circle, so +-180 deg peaks stay one peak."""
+    if circular:
+        ax.hist(x, bins=72, range=(-180, 180), density=True, color="0.7")
+        if x.size:
+            g = np.linspace(-180, 180, 361)
+            ax.plot(g, wrapped_kde(np.deg2rad(x), np.deg2rad(g), 0.1) * np.pi / 180, color="C0")
+        ax.set_xlim(-180, 180)
+        ax.set_ylabel("density (1/deg)")
+        return
+    ax.hist(x, bins=60, density=True, color="0.7")
+    if x.size > 2 and np.ptp(x) > 0:
+        g = np.linspace(x.min(), x.max(), 200)
+        ax.plot(g, gaussian_kde(x)(g), color="C0")
+
+
 def plot_joint_latents(latents: dict, names=None, max_points: int = 4000, seed: int = 0) -> Figure:
     """Pairwise joint distributions of latents with KDE contours, 1-D KDEs on the diagonal (Fig. 4).
+
+    Latents named ``angle*`` (radians) are shown in degrees on ``[-180, 180]``
+    with circular KDEs (wrapped kernels), so a peak at +-180 deg is one peak.
 
     Parameters
     ----------
@@ -237,23 +272,20 @@ def plot_joint_latents(latents: dict, names=None, max_points: int = 4000, seed: 
             ax = axes[i, j]
             x, y = data[b], data[a]
             if i == j:
-                ax.hist(x, bins=60, density=True, color="0.7")
-                if x.size > 2 and np.ptp(x) > 0:
-                    g = np.linspace(x.min(), x.max(), 200)
-                    ax.plot(g, gaussian_kde(x)(g), color="C0")
+                _diagonal(ax, x, circular=b.startswith("angle"))
             elif i > j:
                 ax.scatter(x[sub], y[sub], s=2, alpha=0.3, color="C0")
-                if x.size > 5 and np.ptp(x) > 0 and np.ptp(y) > 0:
-                    kde = gaussian_kde(np.vstack([x[sub], y[sub]]))
-                    gx, gy = np.meshgrid(
-                        np.linspace(x.min(), x.max(), 60), np.linspace(y.min(), y.max(), 60)
-                    )
-                    zz = kde(np.vstack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
-                    ax.contour(gx, gy, zz, levels=6, colors="k", linewidths=0.5)
+                joint_kde_contours(
+                    ax,
+                    x[sub],
+                    y[sub],
+                    x_period=360.0 if b.startswith("angle") else None,
+                    y_period=360.0 if a.startswith("angle") else None,
+                )
             else:
                 ax.set_axis_off()
             if i == k - 1:
-                ax.set_xlabel(f"{b} (deg)" if b.startswith("angle") else b)
+                ax.set_xlabel(_with_unit(b))
             if j == 0 and i > 0:
-                ax.set_ylabel(f"{a} (deg)" if a.startswith("angle") else a)
+                ax.set_ylabel(_with_unit(a))
     return fig

@@ -10,6 +10,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy.stats import gaussian_kde
 
+from ._density import joint_kde_contours
+
 __all__ = ["plot_manifold", "plot_latent_distributions", "plot_history"]
 
 
@@ -100,8 +102,9 @@ def plot_latent_distributions(
         else:
             ax = fig.add_subplot(1, len(panels), i + 1)
             a = np.asarray(encoding["angle"]["loc"])[sel]
+            a = np.remainder(a + np.pi, 2 * np.pi) - np.pi
             ax.scatter(a, z[sel, 0], s=3, alpha=0.4)
-            _kde_contour(ax, a, z[sel, 0])
+            joint_kde_contours(ax, a, z[sel, 0], x_period=2 * np.pi, linewidths=0.8)
             ax.set_xlabel("angle (rad)")
             ax.set_ylabel("z[0]")
             ax.set_title("joint angle / z[0]")

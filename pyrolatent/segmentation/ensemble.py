@@ -29,7 +29,7 @@ import torch
 
 from .._deprecated import forward
 from ..checks import as_images
-from ..device import resolve_device
+from ..device import configure_threads, resolve_device
 from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .members import _network_name, stack_members, unstack_members
 from .nets import build_network, split_members
@@ -161,6 +161,7 @@ class DeepEnsemble:
         ValueError
             Wrong dimensions, NaN/Inf values or a wrong number of channels.
         """
+        configure_threads()
         x = as_images(frames, "frames", ndim=(3, 4), device=self.device)
         if x.dim() == 3:
             x = x.unsqueeze(1)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import numpy as np
 
 from ..io.files import atomic_write, is_valid_file, load_json, load_npy, load_table, save_json
+from .report_page import render_html, render_markdown
 
 __all__ = [
     "FIGURES",
@@ -18,13 +18,18 @@ __all__ = [
     "write_report",
 ]
 
+_PAPER = "in Ziatdinov et al., HS-AFM self-assembly; see Methods"
 FIGURES = {
-    "joint_latents.png": "Joint latent distributions with KDE contours (Fig. 4)",
-    "kde_over_time.png": "KDE(L, t) of angle, z0 and z1 (Fig. 5a-c)",
-    "nmf_components.png": "NMF components w_i(angle) and time behaviours e_i(t) with 5-95 % bands "
-    "(Fig. 5d-g)",
-    "frames_by_angle.png": "Frames with particles coloured by the encoded angle (Fig. 6a-c)",
-    "trajectory_latents.png": "Latents along the longest trajectories (Fig. 6d-e)",
+    "joint_latents.png": "Joint distributions of the latents (angle in deg, offsets in pixels, "
+    f"content z unitless) with KDE contours; circular KDE for the angle (cf. Fig. 4 {_PAPER})",
+    "kde_over_time.png": "KDE(L, t): density of the angle (per deg) and of z0, z1 in every frame; "
+    f"dashed line: detected transition (cf. Fig. 5a-c {_PAPER})",
+    "nmf_components.png": "NMF components w_i(angle) and their time behaviours e_i(t) with "
+    f"5-95 % bands; detected and planted transitions marked (cf. Fig. 5d-g {_PAPER})",
+    "frames_by_angle.png": "First frame, transition frame and last frame with particles coloured "
+    f"by the encoded angle (deg) (cf. Fig. 6a-c {_PAPER})",
+    "trajectory_latents.png": "Angle (deg, unwrapped) and z0 along the longest trajectories "
+    f"(cf. Fig. 6d-e {_PAPER})",
 }
 SUMMARY_KEYS = (
     "planted_transition_frame",
@@ -38,6 +43,11 @@ SUMMARY_KEYS = (
 )
 
 TRUTH_KEYS = ("angle_error_median_deg", "angle_polarity_accuracy", "angle_n_matched")
+
+# analysis.json entries the summary carries as they are when present (the transition
+# test's outcome and evidence, peak positions, excluded frames, units, fit diagnostics)
+PASSED_THROUGH_PREFIXES = ("transition_", "angle_peak_positions_")
+PASSED_THROUGH_KEYS = ("excluded_frames", "diagnostics", "frame_time_s", "pixel_size_nm")
 
 
 def angle_vs_truth(particles: dict, truth: dict, latents: dict, max_distance: float = 3.0) -> dict:
@@ -112,6 +122,11 @@ def summarize(
         "transition_interval": analysis.get("transition_interval"),
         "n_frames": int(analysis["n_frames"]),
     }
+    for key, value in analysis.items():
+        if key not in summary and (
+            key.startswith(PASSED_THROUGH_PREFIXES) or key in PASSED_THROUGH_KEYS
+        ):
+            summary[key] = value
     if particles is not None and truth is not None and latents is not None:
         summary.update(angle_vs_truth(particles, truth, latents))
     return summary
@@ -236,24 +251,7 @@ def write_report(folder, *, timings: dict | None = None) -> list[Path]:
         summary["stage_seconds"] = timings
     paths.append(save_json(folder / "summary.json", summary))
 
-    shown_keys = SUMMARY_KEYS + tuple(k for k in TRUTH_KEYS if k in summary)
-    rows = "\n".join(f"| {k} | {summary[k]} |" for k in shown_keys)
-    md = ["# pyrolatent self-assembly report", "", "| quantity | value |", "|---|---|", rows, ""]
-    for name, caption in FIGURES.items():
-        md += [f"## {caption}", "", f"![{caption}](figures/{name})", ""]
-    paths.append(atomic_write(folder / "report.md", lambda p: Path(p).write_text("\n".join(md))))
-    body = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(summary[k]))}</td></tr>"
-        for k in shown_keys
-    )
-    figs = "".join(
-        f"<h2>{html.escape(c)}</h2><img src='figures/{n}' style='max-width:100%'>"
-        for n, c in FIGURES.items()
-    )
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>pyrolatent report</title>"
-        f"</head><body><h1>pyrolatent self-assembly report</h1><table>{body}</table>{figs}"
-        "</body></html>"
-    )
+    markdown, page = render_markdown(summary, FIGURES), render_html(summary, FIGURES)
+    paths.append(atomic_write(folder / "report.md", lambda p: Path(p).write_text(markdown)))
     paths.append(atomic_write(folder / "report.html", lambda p: Path(p).write_text(page)))
     return paths

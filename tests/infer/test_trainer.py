@@ -224,3 +224,27 @@ def test_fit_leaves_the_global_rng_alone_and_ignores_it():
     assert np.array_equal(state[1], np.random.get_state()[1]) and state[2] == random.getstate()  # noqa: NPY002
     for a, b in zip(solo.parameters(), t.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_progress_bar_counts_batches_within_epochs(monkeypatch):
+    import pyrolatent.infer.trainer as trainer_module
+
+    seen = []
+
+    class Spy(trainer_module.tqdm):
+        def update(self, n=1):
+            out = super().update(n)
+            seen.append((self.n, self.total, self.desc))
+            return out
+
+    monkeypatch.setattr(trainer_module, "tqdm", Spy)
+    t = Trainer(FactorModel(), FactorGuide(), lr=1e-2, seed=0, progress=True)
+    t.fit(factor_data(n=40), epochs=2, batch_size=10)  # 4 batches per epoch
+    assert [n for n, _, _ in seen] == list(range(1, 9))
+    assert {total for _, total, _ in seen} == {8}
+    assert seen[0][2].startswith("training epoch 1/2") and seen[-1][2].startswith(
+        "training epoch 2/2"
+    )
+    seen.clear()
+    t.fit(factor_data(n=40), epochs=1, batch_size=10)  # one more epoch: batches 9..12 of 12
+    assert [n for n, _, _ in seen] == [9, 10, 11, 12] and seen[-1][1] == 12

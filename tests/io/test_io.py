@@ -44,3 +44,25 @@ def test_checkpoint_and_npy_share_the_writer(tmp_path, monkeypatch):
     assert not is_valid_file(tmp_path / "bad.pt")
     with pytest.raises(CheckpointError):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_written_files_and_folders_follow_the_umask(tmp_path, umask):
+    import os
+    import stat
+
+    from pyrolatent.io.atomic import current_umask
+    from pyrolatent.io.files import save_json
+
+    old = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        npy = save_npy(tmp_path / "new" / "deeper" / "a.npy", np.arange(3))
+        js = save_json(tmp_path / "b.json", {"a": 1})
+        ckpt = save_checkpoint({"w": torch.ones(1)}, tmp_path / "c.pt")
+    finally:
+        os.umask(old)
+    for p in (npy, js, ckpt):
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o666 & ~umask, p
+    for d in (tmp_path / "new", tmp_path / "new" / "deeper"):
+        assert stat.S_IMODE(os.stat(d).st_mode) == 0o777 & ~umask, d

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pyrolatent.cli import build_parser, main
 from pyrolatent.io.files import load_npy, load_table
@@ -108,3 +109,49 @@ def test_train_on_an_existing_checkpoint_says_what_it_resumes_and_trains_more(tm
     assert str(out / "rvae_checkpoint.pt") in lines[0] and "(2 epochs trained)" in lines[0]
     assert "training 3 more" in lines[0]
     assert json.loads((out / "rvae_history.json").read_text())["epoch"] == [0, 1, 2, 3, 4]
+
+
+def test_help_shows_the_chain_examples_and_defaults(capsys):
+    from pyrolatent import __version__
+    from pyrolatent.cli import CHAIN, EXAMPLES
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "movie -> segment -> locate -> crops -> train -> analyze -> report" in text
+    assert CHAIN in text
+    for command, example in EXAMPLES.items():
+        assert example in text, command
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        sub = capsys.readouterr().out
+        assert "example:" in sub and example in sub and CHAIN in sub, command
+        if command != "report":
+            assert "(default: " in sub, command
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "(default: 30)" in capsys.readouterr().out  # TrainConfig.epochs
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pyrolatent {__version__}"
+
+
+def test_oversubscription_warning_is_one_plain_line(monkeypatch, capsys):
+    from pyrolatent import device
+    from pyrolatent.cli import _configure_threads
+
+    monkeypatch.setattr(device, "_state", {"threads": None, "warned": False})
+    for name in ("PYROLATENT_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(device.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    before = torch.get_num_threads()
+    monkeypatch.setattr(device, "_available_cpus", lambda: before)
+    monkeypatch.setattr(device, "physical_cores", lambda: before)
+    try:
+        _configure_threads()
+    finally:
+        torch.set_num_threads(before)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: the machine is oversubscribed")

@@ -9,6 +9,7 @@ within +-10 frames of the planted one, every figure a non-empty PNG).
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -45,6 +46,10 @@ def test_stages_write_plain_files_and_report(tiny_run):
         path = out / "figures" / name
         assert is_valid_file(path) and path.stat().st_size > 1000, name
     assert all(f"figures/{n}" in (out / "report.md").read_text() for n in FIGURES)
+    page = (out / "report.html").read_text()
+    assert page.index("Conclusions") < page.index("Numbers") < page.index("figures/")
+    assert "planted at frame 12" in page and "Methods" in page
+    assert not re.search(r"\d\.\d{4,}", page)  # numbers rounded
 
 
 def test_angles_are_scored_against_the_truth_when_it_exists(tiny_run):
