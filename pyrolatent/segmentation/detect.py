@@ -162,7 +162,7 @@ def null_mass_threshold(
     clip_sigma: float = 1.0,
     percentile: float = 64,
     false_alarms_per_frame: float = 0.5,
-    n_null_frames: int = 2,
+    null_pixels: int = 2**20,
     seed: int = 0,
 ) -> float:
     """Mass that peaks of pure noise exceed ``false_alarms_per_frame`` times per frame.
@@ -181,8 +181,8 @@ def null_mass_threshold(
         The detector's settings (see :func:`detect_particles`).
     false_alarms_per_frame : float
         Expected number of noise peaks per frame above the threshold.
-    n_null_frames : int
-        Frames of noise simulated to measure the null distribution.
+    null_pixels : int
+        About this many pixels of noise are simulated (whole frames, at least 2).
     seed : int
         Seed of the ``numpy.random.default_rng`` that draws the noise.
 
@@ -192,6 +192,7 @@ def null_mass_threshold(
         The mass threshold (0 when noise gives fewer peaks than allowed).
     """
     rng = np.random.default_rng(seed)
+    n_null_frames = max(2, int(np.ceil(null_pixels / (shape[0] * shape[1]))))
     masses = []
     for _ in range(n_null_frames):
         noise = rng.standard_normal(size=shape, dtype=np.float32)
