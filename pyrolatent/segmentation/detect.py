@@ -25,12 +25,12 @@ from scipy.spatial import cKDTree
 
 from ..validation import as_images
 from .locate import PARTICLE_COLUMNS
+from .mass_threshold import population_mass_threshold
 
 __all__ = [
     "band_sigma",
     "detect_particles",
     "null_mass_threshold",
-    "population_mass_threshold",
 ]
 
 DETECTOR_COLUMNS = {
@@ -206,77 +206,6 @@ def null_mass_threshold(
     return float(masses[exceed]) if exceed < masses.size else 0.0
 
 
-def _two_gaussians(x, init_hi, iterations=300, min_sd=0.05):
-    """EM for a two-component 1-D Gaussian mixture; returns (mu, var, weight)."""
-    mu = np.array([np.median(x[x < init_hi]) if (x < init_hi).any() else x.min(), init_hi])
-    var = np.array([max(x.var(), min_sd**2), max(x.var() / 10, min_sd**2)])
-    weight = np.array([0.5, 0.5])
-    for _ in range(iterations):
-        log_dens = np.log(weight) - 0.5 * (x[:, None] - mu) ** 2 / var - 0.5 * np.log(var)
-        top = log_dens.max(axis=1, keepdims=True)
-        resp = np.exp(log_dens - top)
-        total = resp.sum(axis=1, keepdims=True)
-        resp /= total
-        nk = np.maximum(resp.sum(axis=0), 1e-12)
-        new_mu = (resp * x[:, None]).sum(axis=0) / nk
-        var = np.maximum((resp * (x[:, None] - new_mu) ** 2).sum(axis=0) / nk, min_sd**2)
-        weight = np.clip(nk / x.size, 1e-12, 1.0)
-        done = np.allclose(new_mu, mu, atol=1e-6)
-        mu = new_mu
-        if done:
-            break
-    return mu, var, weight
-
-
-def population_mass_threshold(
-    mass, *, n_sigma: float = 3.0, min_count: int = 50, min_members: int = 3
-) -> float:
-    """Lower edge of the particle population in a two-mode log-mass distribution.
-
-    A two-component Gaussian mixture is fitted to ``log(mass)`` by EM from
-    several starts; the fit whose modes are best separated (Ashman's D) wins, so
-    a few bright particles above a broad tail of faint features are found as
-    well as a large particle population above a faint mode. The threshold is ``n_sigma``
-    standard deviations below the mean of the heavier component (the particles),
-    so faint features of the lighter mode (noise, debris, out-of-focus blobs)
-    are cut while the particles' own spread is kept.
-
-    Parameters
-    ----------
-    mass : array_like
-        ``(n,)`` masses of all candidate detections (non-positive ones ignored).
-    n_sigma : float
-        Standard deviations below the particle mode.
-    min_count : int
-        With fewer candidates no mixture is fitted and 0 is returned.
-    min_members : int
-        The heavier component must hold at least this many candidates.
-
-    Returns
-    -------
-    float
-        The mass threshold (0 when there are too few candidates).
-    """
-    mass = np.asarray(mass, dtype=np.float64)
-    x = np.log(mass[mass > 0])
-    if x.size < min_count:
-        return 0.0
-    best = None
-    for q in (50.0, 75.0, 90.0, 99.0):
-        start = np.sort(x)[-min_members] if q == 99.0 else np.percentile(x, q)
-        mu, var, weight = _two_gaussians(x, start)
-        hi = int(np.argmax(mu))
-        if weight[hi] * x.size < min_members:
-            continue
-        # Ashman's D: how far apart the two modes are, in their own spreads
-        separation = abs(mu[1] - mu[0]) * np.sqrt(2.0 / (var[0] + var[1]))
-        if best is None or separation > best[0]:
-            best = (separation, mu[hi], var[hi])
-    if best is None:
-        return 0.0
-    return float(np.exp(best[1] - n_sigma * np.sqrt(best[2])))
-
-
 def detect_particles(
     frames,
     *,
@@ -318,8 +247,8 @@ def detect_particles(
     min_mass : float, optional
         Mass threshold (clipped band-pass summed over the disk). Default: chosen
         from the data, the larger of :func:`null_mass_threshold` (noise) and
-        :func:`population_mass_threshold` (the faint end of the particles' own
-        mass distribution, over all frames).
+        :func:`~pyrolatent.segmentation.mass_threshold.population_mass_threshold`
+        (the faint end of the particles' own mass distribution, over all frames).
     false_alarms_per_frame : float
         Expected noise detections per frame allowed by the noise threshold.
     population_sigma : float

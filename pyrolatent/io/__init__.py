@@ -1,0 +1,1 @@
+"""Input and output: lazy readers for user movie formats (pixel size, frame time)."""
