@@ -20,8 +20,9 @@ Keys:
 that both trackers make, over links that either makes (Jaccard);
 ``time_ratio_vs_trackpy``: our seconds (detect + link) over trackpy's (batch +
 link), each the minimum of 3 timed runs after one untimed warm-up.
-Also the per-frame counts, both timings and a like-for-like row against trackpy
-with ``minmass=100`` (its docstring's advice for integer images).
+Also the per-frame counts, both timings, a like-for-like row against trackpy
+with ``minmass=100`` (its docstring's advice for integer images), and the
+previous path (band-pass map + Otsu + region centroids, as issue 15 measured it).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ import numpy as np  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
 from pyrolatent.analysis.tracking import link  # noqa: E402
+from pyrolatent.segmentation import locate  # noqa: E402
 from pyrolatent.segmentation.detect import detect_particles  # noqa: E402
+from pyrolatent.segmentation.filters import bandpass_map, otsu_threshold  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "bulk_water" / "bulk_water_000-029.npy"
@@ -63,6 +66,13 @@ def run_trackpy(frames, minmass):
 
 def run_ours(frames):
     found = detect_particles(frames, diameter=11, polarity="dark")
+    return link(found, search_radius=5, max_gap=3)
+
+
+def run_previous(frames):
+    """The path issue 15 measured: band-pass map, Otsu threshold, region centroids."""
+    feature = bandpass_map(frames, noise_sigma=1.0, background_sigma=6, dark_particles=True)
+    found = locate(feature, threshold=otsu_threshold(feature), min_area=8, border_margin=3)
     return link(found, search_radius=5, max_gap=3)
 
 
@@ -118,9 +128,9 @@ def link_agreement(ours, ref, pairs):
     return len(ours_links & ref_links) / max(len(union), 1)
 
 
-def compare(frames, minmass):
-    t_ref, ref = best_time(lambda: run_trackpy(frames, minmass))
-    t_ours, ours = best_time(lambda: run_ours(frames))
+def compare(frames, minmass, ours_fn=run_ours, repeats=3):
+    t_ref, ref = best_time(lambda: run_trackpy(frames, minmass), repeats)
+    t_ours, ours = best_time(lambda: ours_fn(frames), repeats)
     found, unmatched, pairs = match(ours, ref)
     n = len(frames)
     return {
@@ -140,6 +150,9 @@ def main() -> dict:
     frames = np.load(DATA)
     result = compare(frames, minmass=150)
     result["like_for_like_trackpy_minmass_100"] = compare(frames, minmass=100)
+    result["previous_path_vs_trackpy_minmass_150"] = compare(
+        frames, minmass=150, ours_fn=run_previous, repeats=1
+    )
     result["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
     out = ROOT / "benchmarks" / "results" / "tracking.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,22 +11,28 @@ import numpy as np
 __all__ = ["population_mass_threshold"]
 
 
-def _two_gaussians(x, init_hi, iterations=300, min_sd=0.05):
-    """EM for a two-component 1-D Gaussian mixture; returns (mu, var, weight)."""
+def _two_gaussians(x, init_hi, iterations=300, min_sd=0.05, bins=1024):
+    """EM for a two-component 1-D Gaussian mixture; returns (mu, var, weight).
+
+    The values are binned (``bins`` bins between min and max) and weighted by
+    their counts, so the cost does not grow with the number of candidates.
+    """
     mu = np.array([np.median(x[x < init_hi]) if (x < init_hi).any() else x.min(), init_hi])
     var = np.array([max(x.var(), min_sd**2), max(x.var() / 10, min_sd**2)])
     weight = np.array([0.5, 0.5])
+    counts, edges = np.histogram(x, bins=bins)
+    keep = counts > 0
+    centres, counts = ((edges[:-1] + edges[1:]) / 2)[keep], counts[keep].astype(np.float64)
     for _ in range(iterations):
-        log_dens = np.log(weight) - 0.5 * (x[:, None] - mu) ** 2 / var - 0.5 * np.log(var)
-        top = log_dens.max(axis=1, keepdims=True)
-        resp = np.exp(log_dens - top)
-        total = resp.sum(axis=1, keepdims=True)
-        resp /= total
+        d = centres[:, None] - mu
+        log_dens = np.log(weight) - 0.5 * d**2 / var - 0.5 * np.log(var)
+        resp = np.exp(log_dens - log_dens.max(axis=1, keepdims=True))
+        resp *= (counts / resp.sum(axis=1))[:, None]
         nk = np.maximum(resp.sum(axis=0), 1e-12)
-        new_mu = (resp * x[:, None]).sum(axis=0) / nk
-        var = np.maximum((resp * (x[:, None] - new_mu) ** 2).sum(axis=0) / nk, min_sd**2)
+        new_mu = (resp * centres[:, None]).sum(axis=0) / nk
+        var = np.maximum((resp * (centres[:, None] - new_mu) ** 2).sum(axis=0) / nk, min_sd**2)
         weight = np.clip(nk / x.size, 1e-12, 1.0)
-        done = np.allclose(new_mu, mu, atol=1e-6)
+        done = np.allclose(new_mu, mu, atol=1e-4)
         mu = new_mu
         if done:
             break
