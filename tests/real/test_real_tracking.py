@@ -45,7 +45,7 @@ def test_detection_and_links_agree_with_trackpy(bulk_water):
     assert agreement >= 0.97, agreement
 
 
-def test_dark_particles_need_dark_polarity(bulk_water):
+def test_dark_polarity_counts_are_steady_and_sub_pixel(bulk_water):
     frames = bulk_water[:10]
     dark = detect_particles(frames, diameter=11, polarity="dark")
     per_frame = np.bincount(dark["frame"], minlength=10)
