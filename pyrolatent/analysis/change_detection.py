@@ -30,6 +30,16 @@ Model and test (stated once):
    :func:`~pyrolatent.analysis.transitions.transition_frame`), and its interval
    the 5-95 % range of the onset re-fitted on series simulated from the fitted
    ramp model plus AR(1) noise.
+
+Measured false-alarm rates: 0 of 10 synthetic self-assembly movies without a
+transition (60 frames, through label-free particles and a 15-epoch rVAE; their
+p-values 0.012-0.935) at the default ``false_alarm=0.01``, while 10 of 10
+planted transitions were found within 3 frames of their onset
+(``benchmarks/transitions.py``); 4 of 100 series that follow the one-regime
+model at ``false_alarm=0.05`` (``tests/test_change_detection.py``). The p-values
+of the movies lean low, so treat the nominal rate as a lower bound on real data.
+Use one KDE row per frame (``window=1``): pooled rows are correlated over the
+window, which the AR(1) model only partly absorbs.
 """
 
 from __future__ import annotations
