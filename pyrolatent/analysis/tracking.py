@@ -26,6 +26,30 @@ def _check_table(particles: dict, name: str) -> tuple[np.ndarray, np.ndarray, np
     return table["frame"], table["row"], table["col"]
 
 
+def _assign(pos, prev, gaps, search_radius, gap_penalty) -> np.ndarray:
+    """Optimal assignment of current positions to open tracks within the radius.
+
+    Returns, for each current particle, the index of its open track or -1. The
+    assignment first maximises the number of links, then minimises the summed
+    cost (distance plus ``gap_penalty`` per missed frame).
+    """
+    assigned = np.full(len(pos), -1, dtype=np.int64)
+    if len(prev) == 0 or len(pos) == 0:
+        return assigned
+    pairs = cKDTree(pos).sparse_distance_matrix(cKDTree(prev), search_radius, output_type="ndarray")
+    if len(pairs) == 0:
+        return assigned
+    i, j, d = pairs["i"], pairs["j"], pairs["v"]
+    rows_with, ri = np.unique(i, return_inverse=True)
+    cols_with, ci = np.unique(j, return_inverse=True)
+    cost = np.full((len(rows_with), len(cols_with)), _INFEASIBLE)
+    cost[ri, ci] = d + gap_penalty * gaps[j]
+    a, b = linear_sum_assignment(cost)
+    ok = cost[a, b] < _INFEASIBLE
+    assigned[rows_with[a[ok]]] = cols_with[b[ok]]
+    return assigned
+
+
 def link(
     particles: dict,
     *,
@@ -66,56 +90,32 @@ def link(
         raise ValueError("search_radius must be > 0 and max_gap >= 0")
     n = len(frame)
     track = np.full(n, -1, dtype=np.int64)
-    # open tracks: id -> (last frame, position)
-    open_ids: list[int] = []
-    open_last: list[int] = []
-    open_pos: list[np.ndarray] = []
+    # open tracks as arrays: id, last frame seen, last position
+    open_ids = np.zeros(0, dtype=np.int64)
+    open_last = np.zeros(0, dtype=np.int64)
+    open_pos = np.zeros((0, 2))
     n_tracks = 0
-    for f in np.unique(frame):
-        idx = np.flatnonzero(frame == f)
+    order = np.argsort(frame, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, np.diff(frame[order]) != 0, True]) if n else [0]
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        idx = order[start:stop]
+        f = frame[idx[0]]
         pos = np.stack([row[idx], col[idx]], axis=1)
-        keep = [k for k, last in enumerate(open_last) if f - last <= max_gap + 1]
-        open_ids = [open_ids[k] for k in keep]
-        open_last = [open_last[k] for k in keep]
-        open_pos = [open_pos[k] for k in keep]
-        assigned = np.full(len(idx), -1, dtype=np.int64)
-        if open_ids:
-            prev = np.stack(open_pos)
-            tree = cKDTree(prev)
-            pairs = tree.query_ball_point(pos, r=search_radius)
-            cost = np.full((len(idx), len(prev)), _INFEASIBLE)
-            for i, js in enumerate(pairs):
-                if js:
-                    js = np.asarray(js)
-                    d = np.hypot(*(prev[js] - pos[i]).T)
-                    gaps = f - np.asarray(open_last)[js] - 1
-                    cost[i, js] = d + gap_penalty * gaps
-            rows_with = np.flatnonzero((cost < _INFEASIBLE).any(axis=1))
-            cols_with = np.flatnonzero((cost < _INFEASIBLE).any(axis=0))
-            if len(rows_with) and len(cols_with):
-                sub = cost[np.ix_(rows_with, cols_with)]
-                ri, ci = linear_sum_assignment(sub)
-                ok = sub[ri, ci] < _INFEASIBLE
-                assigned[rows_with[ri[ok]]] = cols_with[ci[ok]]
-        new_ids, new_last, new_pos = [], [], []
-        taken = set()
-        for i in range(len(idx)):
-            if assigned[i] >= 0:
-                tid = open_ids[assigned[i]]
-                taken.add(int(assigned[i]))
-            else:
-                tid = n_tracks
-                n_tracks += 1
-            track[idx[i]] = tid
-            new_ids.append(tid)
-            new_last.append(int(f))
-            new_pos.append(pos[i])
-        for k in range(len(open_ids)):
-            if k not in taken:
-                new_ids.append(open_ids[k])
-                new_last.append(open_last[k])
-                new_pos.append(open_pos[k])
-        open_ids, open_last, open_pos = new_ids, new_last, new_pos
+        alive = f - open_last <= max_gap + 1
+        open_ids, open_last, open_pos = open_ids[alive], open_last[alive], open_pos[alive]
+        assigned = _assign(pos, open_pos, f - open_last - 1, search_radius, gap_penalty)
+        matched = assigned >= 0
+        ids = np.empty(len(idx), dtype=np.int64)
+        ids[matched] = open_ids[assigned[matched]]
+        n_new = int((~matched).sum())
+        ids[~matched] = np.arange(n_tracks, n_tracks + n_new)
+        n_tracks += n_new
+        track[idx] = ids
+        untaken = np.ones(len(open_ids), bool)
+        untaken[assigned[matched]] = False
+        open_ids = np.r_[ids, open_ids[untaken]]
+        open_last = np.r_[np.full(len(idx), f), open_last[untaken]]
+        open_pos = np.concatenate([pos, open_pos[untaken]])
     out = {k: np.asarray(v).copy() for k, v in particles.items()}
     out["track"] = track
     out["particle"] = np.arange(n, dtype=np.int64)

@@ -1,4 +1,4 @@
-"""File I/O: atomic checkpoints, atomic npy/csv/json files and movie readers.
+"""File I/O: atomic checkpoints, atomic npy/csv/json files, movie readers and lazy user formats.
 
 The submodules are imported on first use (``pyrolatent.io.checkpoint`` needs only
 torch; ``pyrolatent.io.files`` also pandas; ``pyrolatent.io.movie`` tifffile or
@@ -21,6 +21,7 @@ _EXPORTS = {
     "save_npy": "pyrolatent.io.files",
     "save_table": "pyrolatent.io.files",
     "read_movie": "pyrolatent.io.movie",
+    "open_movie": "pyrolatent.io.movie_formats",
 }
 
 __all__ = sorted(_EXPORTS)
