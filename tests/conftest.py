@@ -38,17 +38,18 @@ def shared_data() -> Path:
 
 
 def run_notebook(name: str, timeout: int = 600, *, check_figures: bool = True):
-    """Execute ``notebooks/<name>`` at small size (``PYROLATENT_SMALL=1``); return it.
+    """Execute ``notebooks/<name>``; return it.
 
-    Raises the notebook's first error, if any. With ``check_figures``, every
-    figure must display inline (:func:`assert_figures_inline`).
+    The caller sets ``PYROLATENT_SMALL=1`` for a small run (with ``monkeypatch``,
+    so it does not leak into later tests). Raises the notebook's first error, if
+    any. With ``check_figures``, every figure must display inline
+    (:func:`assert_figures_inline`).
     """
     import nbformat
     from nbclient import NotebookClient
 
     path = ROOT / "notebooks" / name
     nb = nbformat.read(path, as_version=4)
-    os.environ["PYROLATENT_SMALL"] = "1"
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
     )

@@ -251,9 +251,3 @@ def test_bad_inputs_get_clear_errors():
     with pytest.raises(ValueError, match="features"):
         AbsoluteEmbedding().fit(torch.rand(10, 4), torch.rand(9, 2), progress=False)
     assert line_angles(4).tolist() == pytest.approx([0, math.pi / 4, math.pi / 2, 3 * math.pi / 4])
-
-
-def test_notebook_runs_at_small_size():
-    from conftest import run_notebook
-
-    run_notebook("06_commonlines.ipynb", timeout=600)
