@@ -202,7 +202,9 @@ def write_report(folder, *, timings: dict | None = None) -> list[Path]:
         movie = load_npy(folder / "movie.npy", mmap=True)
     else:
         movie = None
-    shown = sorted({0, min(analysis["transition_frame"], n_frames - 1), n_frames - 1})
+    onset = analysis["transition_frame"]
+    middle = n_frames // 2 if onset is None else min(onset, n_frames - 1)
+    shown = sorted({0, middle, n_frames - 1})
     if movie is not None:
         fig = plot_frames_by_latent(
             movie,

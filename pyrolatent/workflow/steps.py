@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..analysis.change_detection import detect_transition
 from ..analysis.dynamics import angle_peaks_around, latent_kdes
 from ..analysis.polarity import latent_table
 from ..analysis.tracking import link
@@ -277,8 +278,11 @@ def analyze_latents(
         :class:`~pyrolatent.estimators.nmf.NMF`), ``transition``
         (:func:`~pyrolatent.analysis.transitions.transition_frame`), ``peaks``
         (``before``/``after``), ``trajectories`` (the linked particle table with
-        ``track`` and the joined ``angle``, ``z_0``, ``z_1``) and ``summary``
-        (the JSON-ready numbers written to ``analysis.json``).
+        ``track`` and the joined ``angle``, ``z_0``, ``z_1``), ``change``
+        (:func:`~pyrolatent.analysis.change_detection.detect_transition` on one
+        angle-KDE row per frame: whether the movie changes at all, at a 1 %
+        false-alarm level) and ``summary`` (the JSON-ready numbers written to
+        ``analysis.json``; ``transition_frame`` is None when no change is detected).
     """
     config = config if config is not None else AnalyzeConfig()
     latents = _split_columns(latents)
@@ -291,6 +295,9 @@ def analyze_latents(
         kdes["angle"], method=config.nmf_method, epochs=config.nmf_steps, progress=progress
     )
     tr = transition_frame(nmf.time_courses_, seed=config.seed)
+    # does the movie change at all? one regime against one change, on one KDE row per frame
+    per_frame, _ = latent_kdes(latents, n_frames=n_frames, window=1, content=())
+    change = detect_transition(per_frame["angle"], seed=config.seed)
     peaks = angle_peaks_around(
         latents["angle"], frames, onset=tr["frame"], end=tr["end"], margin=config.peak_margin
     )
@@ -302,7 +309,10 @@ def analyze_latents(
         "n_frames": int(n_frames),
         "n_particles": int(len(particles["frame"])),
         "n_trajectories": int(np.unique(traj["track"]).size),
-        "transition_frame": tr["frame"],
+        "transition_detected": bool(change["transition"]),
+        "transition_p_value": float(change["p_value"]),
+        "transition_false_alarm": 0.01,
+        "transition_frame": tr["frame"] if change["transition"] else None,
         "transition_end": tr["end"],
         "transition_frame_uncertainty": tr["uncertainty"],
         "transition_interval": list(tr["interval"]),
@@ -319,6 +329,7 @@ def analyze_latents(
         "grids": grids,
         "nmf": nmf,
         "transition": tr,
+        "change": change,
         "peaks": peaks,
         "trajectories": traj,
         "summary": summary,

@@ -26,6 +26,7 @@ from pyrolatent.workflow import (
     stage_crops,
     stage_is_done,
     stage_train,
+    steps,
 )
 from pyrolatent.workflow import pipeline as pipeline_module
 
@@ -291,3 +292,39 @@ def test_train_stage_resume_modes(tiny_run, tmp_path):
     assert train(1, "more") == [0, 1, 2]
     assert train(1, "fresh") == [0]
     assert len(lines) == 2
+
+
+def _latents_and_particles(change: bool, seed: int = 0, n_frames: int = 60, per_frame: int = 40):
+    """Angle latents of 6 orientations throughout, or 6 before frame 30 and 4 after."""
+    rng = np.random.default_rng(seed)
+    frames = np.repeat(np.arange(n_frames), per_frame)
+    six = np.deg2rad(np.arange(-180, 180, 60))
+    four = np.deg2rad(np.arange(-180, 180, 90))
+    centres = np.where(
+        (frames >= 30) & change, rng.choice(four, frames.size), rng.choice(six, frames.size)
+    )
+    angle = np.angle(np.exp(1j * (centres + rng.normal(0, 0.12, frames.size))))
+    n = frames.size
+    particles = {"particle_id": np.arange(n), "frame": frames}
+    particles["row"], particles["col"] = rng.uniform(0, 500, (2, n))
+    for key in ("label", "area", "orientation", "major_axis", "minor_axis", "eccentricity"):
+        particles[key] = np.ones(n)
+    particles["mean_probability"] = particles["mean_uncertainty"] = np.ones(n)
+    latents = {"particle_id": np.arange(n), "frame": frames, "angle": angle}
+    latents["z_0"], latents["z_1"] = rng.normal(size=(2, n))
+    return latents, particles
+
+
+@pytest.mark.parametrize("change", [False, True])
+def test_analysis_says_no_transition_when_the_movie_does_not_change(change):
+    latents, particles = _latents_and_particles(change)
+    res = steps.analyze_latents(
+        latents, particles, config=AnalyzeConfig(nmf_steps=200, nmf_method="map")
+    )
+    summary = res["summary"]
+    assert summary["transition_detected"] is change
+    if change:
+        assert abs(summary["transition_frame"] - 30) <= 5
+    else:
+        assert summary["transition_frame"] is None
+        assert summary["transition_p_value"] > 0.01
