@@ -34,22 +34,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyrolatent.analysis.tracking import link
 from pyrolatent.data.synthetic.self_assembly import make_self_assembly_movie
 from pyrolatent.segmentation import (
     DeepEnsemble,
     DilNet,
     foreground_mask,
-    locate,
     stack_members,
     train_ensemble,
 )
+from pyrolatent.segmentation.evaluate import score_on_movie
 from pyrolatent.segmentation.metrics import (
-    away_from_border,
-    axis_angle_error,
-    detection_scores,
-    link_recall,
-    match_particles,
     pixel_iou,
 )
 
@@ -131,22 +125,14 @@ def synthetic() -> dict:
         progress=False,
     )
     mean, var = ensemble.predict(movie.frames[test])
-    iou = pixel_iou(mean[:, 0] > 0.5, movie.masks[test] > 0)
-    found = locate(mean[:, 0], uncertainty=var[:, 0], min_area=15, first_frame=test[0])
-    sel = np.isin(movie.particles["frame"], test)
-    truth = {k: v[sel] for k, v in movie.particles.items()}
-    margin = movie.params["rod_length"] / 2 + 1
-    found_in = away_from_border(found, (256, 256), margin)
-    truth_in = away_from_border(truth, (256, 256), margin)
-    fi, ti = match_particles(found_in, truth_in, 3)
-    orient = np.median(axis_angle_error(found_in["orientation"][fi], truth_in["axis_angle"][ti]))
+    score = score_on_movie(movie, mean, var, test)
     history = ensemble.history
     return {
-        "iou_synthetic": iou,
-        "f1_synthetic": detection_scores(found, truth, 3, shape=(256, 256), margin=margin)["f1"],
-        "f1_synthetic_all_particles": detection_scores(found, truth, 3)["f1"],
-        "orientation_median_error_deg": float(np.rad2deg(orient)),
-        "link_recall": link_recall(link(found, search_radius=21, max_gap=2), truth_in, 3),
+        "iou_synthetic": score["iou"],
+        "f1_synthetic": score["f1"],
+        "f1_synthetic_all_particles": score["f1_all_particles"],
+        "orientation_median_error_deg": score["orientation_median_error_deg"],
+        "link_recall": score["link_recall"],
         "train_images_per_s": history["baseline"]["images_per_s"],
         "train_images_per_s_members12": history["members"]["images_per_s"],
         "baseline_best_step": history["baseline"]["best_step"],

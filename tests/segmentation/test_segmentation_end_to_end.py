@@ -3,9 +3,8 @@
 The fast test trains a small ensemble briefly (thresholds below the acceptance
 numbers, stated per check); the slow test is the acceptance run of the issue:
 a 12-member dilnet ensemble trained on a few frames and scored on others.
-Particles whose true centre lies within ``MARGIN`` pixels of the frame edge are
-matched but not scored (their visible part is cut by the edge, so their centroid
-is not their true centre).
+Scores come from :func:`pyrolatent.segmentation.evaluate.score_on_movie`, shared with
+``benchmarks/segmentation.py``.
 """
 
 from __future__ import annotations
@@ -13,40 +12,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pyrolatent.analysis.tracking import link
 from pyrolatent.data.synthetic.self_assembly import make_self_assembly_movie
-from pyrolatent.segmentation import DeepEnsemble, locate, train_ensemble
-from pyrolatent.segmentation.metrics import (
-    away_from_border,
-    axis_angle_error,
-    detection_scores,
-    link_recall,
-    match_particles,
-    pixel_iou,
-)
-
-MARGIN = 12  # half a rod length plus one pixel
+from pyrolatent.segmentation import DeepEnsemble, train_ensemble
+from pyrolatent.segmentation.evaluate import score_on_movie
 
 
 def _score(movie, ensemble, test_frames):
     mean, var = ensemble.predict(movie.frames[test_frames])
     assert mean.shape == (len(test_frames), 1, *movie.frames.shape[1:])
-    iou = pixel_iou(mean[:, 0] > 0.5, movie.masks[test_frames] > 0)
-    found = locate(mean[:, 0], uncertainty=var[:, 0], min_area=15, first_frame=test_frames[0])
-    sel = np.isin(movie.particles["frame"], test_frames)
-    truth = {k: v[sel] for k, v in movie.particles.items()}
-    shape = movie.frames.shape[1:]
-    found_in, truth_in = (
-        away_from_border(found, shape, MARGIN),
-        away_from_border(truth, shape, MARGIN),
-    )
-    f1 = detection_scores(found, truth, max_distance=3, shape=shape, margin=MARGIN)["f1"]
-    fi, ti = match_particles(found_in, truth_in, 3)
-    orient = np.rad2deg(
-        np.median(axis_angle_error(found_in["orientation"][fi], truth_in["axis_angle"][ti]))
-    )
-    recall = link_recall(link(found, search_radius=21, max_gap=2), truth_in, 3)
-    return {"iou": iou, "f1": f1, "orientation": orient, "link_recall": recall, "var": var}
+    s = score_on_movie(movie, mean, var, test_frames)
+    return {
+        "iou": s["iou"],
+        "f1": s["f1"],
+        "orientation": s["orientation_median_error_deg"],
+        "link_recall": s["link_recall"],
+        "var": var,
+    }
 
 
 def test_small_ensemble_learns_to_segment_the_movie(tmp_path):
