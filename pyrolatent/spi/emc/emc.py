@@ -102,6 +102,13 @@ def _beta_at(beta, iteration: int) -> float:
     return b
 
 
+def _exp_relative(z: torch.Tensor, z_max: torch.Tensor) -> torch.Tensor:
+    """``exp(z - z_max)``, set to 0 below ``e^-25`` (1e-11; ``exp`` of large negative
+    arguments is slow, and such posterior mass is dropped anyway)."""
+    d = z - z_max
+    return torch.where(d < -25.0, torch.zeros_like(d), torch.exp(d.clamp_min(-25.0)))
+
+
 def _save_atomic(state: dict, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -279,15 +286,21 @@ def emc(
             ll, sums = log_likelihood_block(k_csr, phi, volume, rot, coords, corr,
                                             chunk=orientation_chunk)  # fmt: skip
             # full log marginal: sum_t K log(phi c I) - phi sum c I - log K!, mixed over w
-            marg = torch.logsumexp(ll + log_w[None], dim=1).double()
+            z = ll + log_w[None]
+            z_max = z.amax(1, keepdim=True)
+            prob = _exp_relative(z, z_max) if b == 1.0 else None
+            z_sum = (prob if prob is not None else _exp_relative(z, z_max)).sum(1)
+            marg = (z_max[:, 0] + z_sum.log()).double()
             marg = marg + k_tot.double() * phi.double().clamp_min(1e-30).log() - lgam.to(dev)
-            prob = torch.softmax(b * ll + log_w[None], dim=1)
-            del ll
-            prob = torch.where(prob < 1e-10, torch.zeros_like(prob), prob)
+            if prob is None:  # annealed posterior
+                z = b * ll + log_w[None]
+                prob = _exp_relative(z, z.amax(1, keepdim=True))
+            del ll, z
             prob = prob / prob.sum(1, keepdim=True)
             summ = posterior_summary(prob, quats, weights)
-            stats += torch.stack([marg.sum(), summ["information"].double().sum(),
-                                  torch.tensor(float(m), dtype=torch.float64, device=dev)])  # fmt: skip
+            stats[0] += marg.sum()
+            stats[1] += summ["information"].double().sum()
+            stats[2] += m
             if scaling:
                 phi = k_tot / (prob @ sums).clamp_min(1e-30)
                 scales[a : a + m] = phi

@@ -136,7 +136,7 @@ def shell_correlation(a, b, r_min: float = 0.0, r_max: float | None = None, widt
     r = volume_coordinates(size, dtype=torch.float64).norm(dim=-1)
     edges = torch.arange(float(r_min), r_max + 1e-9, float(width), dtype=torch.float64)
     radii, ccs = [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         sel = (r >= lo) & (r < hi)
         if int(sel.sum()) < 3:
             continue

@@ -3,15 +3,16 @@
 The volume is ``(S, S, S)`` indexed ``[z, y, x]`` with voxel ``k`` at the centred
 coordinate ``k - (S - 1) / 2`` (the convention of
 :mod:`pyrolatent.primitives.volumes`; odd ``S``). Both operations use the same
-trilinear weights, so :func:`merge` is exactly the transpose of :func:`expand`;
-points outside the volume read zero and merge nowhere. The 8 corners are
-visited one at a time, so the working memory is ``O(R P)`` for ``R`` rotations
-of ``P`` pixels.
+trilinear weights (``torch.nn.functional.grid_sample``, zero padding), so
+:func:`merge`, computed as the gradient of the sampling, is exactly the transpose
+of :func:`expand`; points outside the volume read zero and merge nowhere. The
+working memory is ``O(R P)`` for ``R`` rotations of ``P`` pixels.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 __all__ = ["expand", "merge", "rotated_points"]
 
@@ -21,27 +22,10 @@ def rotated_points(rotations: torch.Tensor, coords: torch.Tensor) -> torch.Tenso
     return torch.einsum("rab,pb->rpa", rotations.to(coords.dtype), coords)
 
 
-def _corners(points: torch.Tensor, size: int):
-    """Yield ``(flat_index, weight)`` for the 8 trilinear corners of every point."""
-    f = points + (size - 1) / 2  # (..., 3) as fractional indices (x, y, z)
-    lo = f.floor()
-    frac = f - lo
-    lo = lo.long()
-    for dz in (0, 1):
-        for dy in (0, 1):
-            for dx in (0, 1):
-                ix, iy, iz = lo[..., 0] + dx, lo[..., 1] + dy, lo[..., 2] + dz
-                w = (frac[..., 0] if dx else 1 - frac[..., 0]) * (
-                    frac[..., 1] if dy else 1 - frac[..., 1]
-                )
-                w = w * (frac[..., 2] if dz else 1 - frac[..., 2])
-                inside = (
-                    (ix >= 0) & (ix < size) & (iy >= 0) & (iy < size) & (iz >= 0) & (iz < size)
-                )
-                idx = (iz.clamp(0, size - 1) * size + iy.clamp(0, size - 1)) * size + ix.clamp(
-                    0, size - 1
-                )
-                yield idx, torch.where(inside, w, torch.zeros_like(w))
+def _grid(rotations: torch.Tensor, coords: torch.Tensor, size: int) -> torch.Tensor:
+    """``grid_sample`` grid ``(1, R, P, 1, 3)`` of the rotated pixels (``align_corners=False``)."""
+    pts = rotated_points(rotations, coords)
+    return (pts * (2.0 / size)).reshape(1, pts.shape[0], pts.shape[1], 1, 3)
 
 
 def expand(volume: torch.Tensor, rotations: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
@@ -61,13 +45,9 @@ def expand(volume: torch.Tensor, rotations: torch.Tensor, coords: torch.Tensor) 
     torch.Tensor
         ``(R, P)`` with ``out[r, t] = V(R_r q_t)``.
     """
-    size = volume.shape[-1]
-    flat = volume.reshape(-1)
-    pts = rotated_points(rotations, coords.to(volume.dtype))
-    out = torch.zeros(pts.shape[:-1], dtype=volume.dtype, device=volume.device)
-    for idx, w in _corners(pts, size):
-        out += w * flat[idx]
-    return out
+    grid = _grid(rotations, coords.to(volume.dtype), volume.shape[-1])
+    out = F.grid_sample(volume[None, None], grid, mode="bilinear", align_corners=False)
+    return out.reshape(rotations.shape[0], coords.shape[0])
 
 
 def merge(
@@ -99,8 +79,11 @@ def merge(
     """
     if out is None:
         out = torch.zeros(size, size, size, dtype=values.dtype, device=values.device)
-    flat = out.view(-1)
-    pts = rotated_points(rotations, coords.to(values.dtype))
-    for idx, w in _corners(pts, size):
-        flat.index_add_(0, idx.reshape(-1), (w * values).reshape(-1))
+    grid = _grid(rotations, coords.to(values.dtype), size)
+    with torch.enable_grad():
+        base = torch.zeros(1, 1, size, size, size, dtype=values.dtype, device=values.device,
+                           requires_grad=True)  # fmt: skip
+        sampled = F.grid_sample(base, grid, mode="bilinear", align_corners=False)
+        (adj,) = torch.autograd.grad(sampled, base, grad_outputs=values.reshape(sampled.shape))
+    out += adj[0, 0]
     return out
