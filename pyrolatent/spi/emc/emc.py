@@ -143,8 +143,8 @@ def _check_frames(frames, detector: Detector):
 def _initial_volume(size, frames, detector, generator, dtype):
     mean_photons = float(frames.block(0, min(len(frames), 1000)).photons_per_frame().mean())
     level = mean_photons / float(detector.correction[detector.mask].sum())
-    return 2 * level * torch.rand(size, size, size, generator=generator, dtype=torch.float64).to(
-        dtype
+    return (
+        2 * level * torch.rand(size, size, size, generator=generator, dtype=torch.float64).to(dtype)
     )
 
 

@@ -1,0 +1,1 @@
+"""File formats: Dragonfly sparse photons (.emc), CXI (HDF5), MRC/MRCS, PDB atoms."""
