@@ -4,6 +4,7 @@ from .emc import EMCResult, emc
 from .estep import emc_model, log_likelihood_block, posterior_summary
 from .frames import Detector, PhotonFrames, check_detector_mask, flat_detector
 from .metrics import align_volume, orientation_errors, rotate_volume, shell_correlation
+from .posterior import poisson_orientations, refine_orientations
 from .quaternions import grid_size, quaternion_grid
 from .simulate import simulate_frames, structure_intensity
 from .slicing import expand, merge
@@ -22,7 +23,9 @@ __all__ = [
     "log_likelihood_block",
     "merge",
     "orientation_errors",
+    "poisson_orientations",
     "posterior_summary",
+    "refine_orientations",
     "quaternion_grid",
     "rotate_volume",
     "shell_correlation",

@@ -82,7 +82,13 @@ def log_likelihood_block(
     return out, sums
 
 
-def posterior_summary(prob, quaternions, weights):
+def _friedel_twin(q: torch.Tensor) -> torch.Tensor:
+    """Quaternion of ``R Rz(pi)``: ``q (0, 0, 0, 1) = (-z, y, -x, w)``."""
+    w, x, y, z = q.unbind(-1)
+    return torch.stack([-z, y, -x, w], dim=-1)
+
+
+def posterior_summary(prob, quaternions, weights, friedel: bool = True):
     """Best orientation, its probability, the spread and the information of posteriors.
 
     Parameters
@@ -93,6 +99,10 @@ def posterior_summary(prob, quaternions, weights):
         ``(R, 4)`` unit quaternions of the grid.
     weights : torch.Tensor
         ``(R,)`` prior weights (sum 1).
+    friedel : bool
+        Measure the spread modulo Friedel's ``R ~ R Rz(pi)`` (identical central
+        slices of a centrosymmetric intensity on a flat detector, nearly so with
+        Ewald curvature), so that the two equal modes do not count as spread.
 
     Returns
     -------
@@ -104,7 +114,10 @@ def posterior_summary(prob, quaternions, weights):
         information between frame and orientation, per frame).
     """
     best_p, best = prob.max(dim=1)
-    dots = (quaternions[best] @ quaternions.T).abs().clamp(max=1.0)
+    dots = (quaternions[best] @ quaternions.T).abs()
+    if friedel:
+        dots = torch.maximum(dots, (_friedel_twin(quaternions[best]) @ quaternions.T).abs())
+    dots = dots.clamp(max=1.0)
     angle = 2 * torch.arccos(dots)
     spread = (prob * angle**2).sum(1).sqrt()
     logp = prob.clamp_min(1e-30).log()
