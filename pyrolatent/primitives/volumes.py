@@ -300,8 +300,10 @@ def center_volume(volume, center: str = "fft") -> torch.Tensor:
 
         * ``"fft"``: on voxel ``S / 2`` (the ``numpy.fft.fftshift`` layout, and
           that of most EMC codes). The result has size ``S + 1``: the missing
-          plane at ``+S/2`` is filled from its Friedel mate ``I(q) = I(-q)``
-          (exact for intensities), so no value is interpolated.
+          planes at ``+S/2`` are filled from their Friedel mates ``I(q) = I(-q)``
+          (exact for intensities), so no value is interpolated; the few edge
+          voxels with ``+S/2`` along one axis and ``-S/2`` along another have no
+          mate in the input and are 0.
         * ``"between"``: between the two central voxels, at ``(S - 1) / 2``. The
           volume is resampled trilinearly half a voxel off along each axis
           (each output voxel is the mean of 8 input voxels) to size ``S - 1``.
