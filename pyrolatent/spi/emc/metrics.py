@@ -146,7 +146,17 @@ def shell_correlation(a, b, r_min: float = 0.0, r_max: float | None = None, widt
     return torch.tensor(radii), torch.tensor(ccs)
 
 
-def orientation_errors(estimated, truth, alignment=None, group=None, friedel: bool = True):
+def _polar(m: torch.Tensor) -> torch.Tensor:
+    """Closest proper rotation to a 3x3 matrix (SVD)."""
+    u, _, vt = torch.linalg.svd(m)
+    d = torch.sign(torch.linalg.det(u @ vt))
+    return u @ torch.diag(torch.tensor([1.0, 1.0, float(d)], dtype=m.dtype)) @ vt
+
+
+def orientation_errors(
+    estimated, truth, alignment=None, group=None, friedel: bool = True, fit: bool = False,
+    inlier_deg: float = 20.0,
+):  # fmt: skip
     """Angles (radians) between estimated and true frame orientations.
 
     Parameters
@@ -163,6 +173,14 @@ def orientation_errors(estimated, truth, alignment=None, group=None, friedel: bo
     friedel : bool
         Identify ``R`` with ``R Rz(pi)`` (identical central slices of a
         centrosymmetric intensity on a flat detector).
+    fit : bool
+        Refine the alignment from the orientations themselves (no group):
+        ``G = polar(sum_n R_est,n R_true,n^T)`` over frames within ``inlier_deg``,
+        three rounds, each frame's Friedel twin chosen to match. The global frame
+        of a reconstruction is arbitrary, so this removes the volume-alignment
+        error from the per-frame errors.
+    inlier_deg : float
+        Inlier threshold of ``fit``.
 
     Returns
     -------
@@ -171,6 +189,22 @@ def orientation_errors(estimated, truth, alignment=None, group=None, friedel: bo
     """
     est = torch.as_tensor(estimated, dtype=torch.float64)
     tru = torch.as_tensor(truth, dtype=torch.float64)
-    if alignment is not None:
-        est = torch.as_tensor(alignment, dtype=torch.float64).T @ est
-    return misorientation(tru, est, group=group, friedel=friedel)
+    g = torch.eye(3, dtype=torch.float64) if alignment is None else (
+        torch.as_tensor(alignment, dtype=torch.float64))  # fmt: skip
+    if fit and group is None:
+        twin = torch.diag(torch.tensor([-1.0, -1.0, 1.0], dtype=torch.float64))
+        for _ in range(3):
+            mapped = g.T @ est
+            err = misorientation(tru, mapped)
+            if friedel:
+                err_t = misorientation(tru, mapped @ twin)
+                use = (err_t < err)[:, None, None]
+                est_f = torch.where(use, est @ twin, est)
+                err = torch.minimum(err, err_t)
+            else:
+                est_f = est
+            keep = err < math.radians(inlier_deg)
+            if int(keep.sum()) < 3:
+                break
+            g = _polar((est_f[keep] @ tru[keep].transpose(1, 2)).sum(0))
+    return misorientation(tru, g.T @ est, group=group, friedel=friedel)
