@@ -201,3 +201,21 @@ def test_poisson_orientations_against_reference(toy):
     err = torch.rad2deg(orientation_errors(res["rotation"], rot))
     assert float(err.median()) <= 5.0  # measured 3.1 at level 6
     assert res["spread"].shape == (150,)
+
+
+def test_poisson_orientations_with_unmeasured_voxels(toy):
+    intensity, det = toy
+    g = torch.Generator().manual_seed(9)
+    fr, rot, _ = simulate_frames(intensity, det, 100, 1000, generator=g)
+    measured = torch.ones(25, 25, 25, dtype=torch.bool)
+    measured[:, :, 21:] = False  # a slab of the reference was never measured
+    measured[:, :, :4] = False  # (and its Friedel mate)
+    holed = torch.where(measured, intensity, torch.zeros_like(intensity))
+    kw = dict(level=4, refine_steps=2)
+    with_mask = poisson_orientations(fr, holed, det, reference_mask=measured, **kw)
+    without = poisson_orientations(fr, holed, det, **kw)
+    err_m = float(torch.rad2deg(orientation_errors(with_mask["rotation"], rot)).median())
+    err_n = float(torch.rad2deg(orientation_errors(without["rotation"], rot)).median())
+    assert err_m <= 10.0 and err_m < err_n  # measured 4.95 masked vs 23.2 unmasked
+    with pytest.raises(ValueError, match="reference_mask"):
+        poisson_orientations(fr, holed, det, reference_mask=measured[:-1], **kw)

@@ -4,7 +4,7 @@ from .emc import EMCResult, emc
 from .estep import emc_model, log_likelihood_block, posterior_summary
 from .frames import Detector, PhotonFrames, check_detector_mask, flat_detector
 from .metrics import align_volume, orientation_errors, rotate_volume, shell_correlation
-from .posterior import poisson_orientations, refine_orientations
+from .posterior import fill_unmeasured, poisson_orientations, refine_orientations
 from .quaternions import grid_size, quaternion_grid
 from .simulate import simulate_frames, structure_intensity
 from .slicing import expand, merge
@@ -18,6 +18,7 @@ __all__ = [
     "emc",
     "emc_model",
     "expand",
+    "fill_unmeasured",
     "flat_detector",
     "grid_size",
     "log_likelihood_block",

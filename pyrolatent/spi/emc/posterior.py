@@ -23,7 +23,36 @@ from .frames import Detector
 from .quaternions import quaternion_grid
 from .slicing import expand
 
-__all__ = ["poisson_orientations", "refine_orientations"]
+__all__ = ["fill_unmeasured", "poisson_orientations", "refine_orientations"]
+
+
+def fill_unmeasured(volume: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+    """Replace unmeasured voxels by the mean of the measured ones in the same ``|q|`` shell.
+
+    Parameters
+    ----------
+    volume : torch.Tensor
+        ``(S, S, S)`` intensity.
+    measured : torch.Tensor
+        ``(S, S, S)`` bool, True = measured.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(S, S, S)``; shells without any measured voxel become 0.
+    """
+    from ...primitives.volumes import volume_coordinates
+
+    size = volume.shape[-1]
+    shell = volume_coordinates(size, device=volume.device).norm(dim=-1).round().long()
+    n = int(shell.max()) + 1
+    m = measured.to(volume.dtype)
+    sums = torch.zeros(n, dtype=volume.dtype, device=volume.device)
+    cnts = torch.zeros(n, dtype=volume.dtype, device=volume.device)
+    sums.index_add_(0, shell.reshape(-1), (volume * m).reshape(-1))
+    cnts.index_add_(0, shell.reshape(-1), m.reshape(-1))
+    mean = sums / cnts.clamp_min(1)
+    return torch.where(measured, volume, mean[shell])
 
 
 def _frame_loglik(blk, pixel_map, volume, rotations, coords, corr, scales):
@@ -122,6 +151,7 @@ def poisson_orientations(
     frames, reference, detector: Detector, level: int = 6, fit_scales: bool = True,
     refine_steps: int = 4, refine_samples: int = 32, group: str | None = None,
     frame_chunk: int = 1024, orientation_chunk: int = 256, seed: int = 0, device=None,
+    reference_mask=None,
 ) -> dict:  # fmt: skip
     """Orientation posterior of each frame against a known intensity (Poisson likelihood).
 
@@ -149,6 +179,12 @@ def poisson_orientations(
         Seed of the refinement.
     device : str or torch.device, optional
         Compute device.
+    reference_mask : array_like, optional
+        ``(S, S, S)`` bool, True = measured voxel of the reference (e.g.
+        ``EMCResult.measured``); pixels landing on unmeasured voxels are left out
+        ``EMCResult.measured``); unmeasured voxels are filled with the mean of
+        the measured voxels in their ``|q|`` shell (:func:`fill_unmeasured`), a
+        neutral model that favours no orientation. Default: all measured.
 
     Returns
     -------
@@ -160,6 +196,13 @@ def poisson_orientations(
     """
     dev = resolve_device(device)
     vol = check_volume(reference, name="reference").float().to(dev)
+    vmask = None
+    if reference_mask is not None:
+        vmask = torch.as_tensor(reference_mask).bool().to(dev)
+        if vmask.shape != vol.shape:
+            raise ValueError(f"reference_mask: expected shape {tuple(vol.shape)}, got "
+                             f"{tuple(vmask.shape)}")  # fmt: skip
+        vol = fill_unmeasured(vol, vmask)
     quats, weights = quaternion_grid(level, dtype=torch.float64)
     grid = quaternion_to_matrix(quats).float().to(dev)
     quats, weights = quats.float().to(dev), weights.float().to(dev)
