@@ -21,7 +21,8 @@ memory is ``O(frame_chunk R + orientation_chunk P + S^3)`` plus ``O(N)`` per-fra
 outputs. Under ``torch.distributed`` each rank passes its own shard of frames and
 the sums ``A``, ``B`` (and the scale normalisation and diagnostics) are all-reduced,
 so every rank ends with the same volume. State is written atomically after every
-iteration to ``checkpoint`` and picked up again with ``resume=True``.
+iteration to ``checkpoint`` (``checkpoint.rank<r>`` per rank under
+``torch.distributed``) and picked up again with ``resume=True``.
 """
 
 from __future__ import annotations
@@ -144,12 +145,10 @@ def _check_frames(frames, detector: Detector):
         raise ValueError("frames: no frames given")
 
 
-def _initial_volume(size, frames, detector, generator, dtype):
-    mean_photons = float(frames.block(0, min(len(frames), 1000)).photons_per_frame().mean())
+def _initial_volume(size, mean_photons, detector, generator, dtype):
     level = mean_photons / float(detector.correction[detector.mask].sum())
-    return (
-        2 * level * torch.rand(size, size, size, generator=generator, dtype=torch.float64).to(dtype)
-    )
+    u = torch.rand(size, size, size, generator=generator, dtype=torch.float64)
+    return (2 * level * u).to(dtype)
 
 
 def emc(
@@ -245,6 +244,8 @@ def emc(
     config = {"size": size, "level": int(level), "num_frames": n, "num_pixels": frames.num_pixels}
 
     state = None
+    if checkpoint is not None and tdist.is_initialized() and tdist.get_world_size() > 1:
+        checkpoint = f"{checkpoint}.rank{tdist.get_rank()}"  # each rank keeps its own scales
     if checkpoint is not None and resume and os.path.exists(checkpoint):
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if state["config"] != config:
@@ -255,18 +256,18 @@ def emc(
         history = {k: list(state[k]) for k in ("log_likelihood", "mutual_information", "beta")}
         done = int(state["iteration"])
     else:
+        photons = torch.cat([frames.block(a, a + frame_chunk).photons_per_frame()
+                             for a in range(0, n, frame_chunk)])  # fmt: skip
+        total = torch.tensor([float(photons.sum()), float(n)], dtype=torch.float64, device=dev)
+        _all_reduce(total)  # every rank starts from the same volume and mean
+        mean = float(total[0] / total[1])
         volume = (
-            _initial_volume(size, frames, detector, gen, dtype)
+            _initial_volume(size, mean, detector, gen, dtype)
             if init is None
             else torch.as_tensor(np.asarray(init), dtype=dtype)
         ).to(dev)
         if tuple(volume.shape) != (size,) * 3:
             raise ValueError(f"init: expected ({size}, {size}, {size}), got {tuple(volume.shape)}")
-        photons = torch.cat([frames.block(a, a + frame_chunk).photons_per_frame()
-                             for a in range(0, n, frame_chunk)])  # fmt: skip
-        total = torch.tensor([float(photons.sum()), float(n)], dtype=torch.float64, device=dev)
-        _all_reduce(total)
-        mean = float(total[0] / total[1])
         scales = (photons / mean if scaling else torch.ones(n, dtype=torch.float64)).to(dtype)
         scales = scales.to(dev)
         history = {"log_likelihood": [], "mutual_information": [], "beta": []}
@@ -346,7 +347,7 @@ def emc(
         done = it + 1
         bar.set_postfix(loglik=f"{history['log_likelihood'][-1]:.1f}",
                         mi=f"{history['mutual_information'][-1]:.2f}")  # fmt: skip
-        if checkpoint is not None and (not tdist.is_initialized() or tdist.get_rank() == 0):
+        if checkpoint is not None:
             _save_atomic({"config": config, "iteration": done, "volume": volume.cpu(),
                           "scales": scales.cpu(), **history}, checkpoint)  # fmt: skip
     return EMCResult(
