@@ -121,6 +121,10 @@ def read_emc(path: str) -> PhotonFrames:
 def write_emc(path: str, frames: PhotonFrames, chunk: int = 100000) -> None:
     """Write :class:`PhotonFrames` (or any frame source) as a Dragonfly sparse ``.emc`` file.
 
+    One pass over the source, block by block (``place_multi``/``count_multi`` go to
+    temporary files and are appended at the end), so a streamed source of any
+    length is read once and never held whole.
+
     Parameters
     ----------
     path : str
@@ -130,36 +134,41 @@ def write_emc(path: str, frames: PhotonFrames, chunk: int = 100000) -> None:
     chunk : int
         Frames per block while writing.
     """
+    import shutil
+
     n, p = len(frames), int(frames.num_pixels)
     tmp = f"{path}.tmp{os.getpid()}"
     ones = np.zeros(n, dtype="<i4")
     multi = np.zeros(n, dtype="<i4")
-    blocks = []
-    for a in range(0, n, chunk):
-        blk = frames.block(a, a + chunk)
-        rows = blk.frame_rows().numpy()
-        single = blk.counts.numpy() == 1
-        keep = blk.counts.numpy() > 0
-        ones[a : a + len(blk)] = np.bincount(rows[single], minlength=len(blk))
-        multi[a : a + len(blk)] = np.bincount(rows[keep & ~single], minlength=len(blk))
-        blocks.append((a, a + chunk))
-    with open(tmp, "wb") as fh:
-        header = np.zeros(_HEADER_BYTES // 4, dtype="<i4")
-        header[:3] = (n, p, 0)
-        header.tofile(fh)
-        ones.tofile(fh)
-        multi.tofile(fh)
-        for part in ("place_ones", "place_multi", "count_multi"):
-            for a, b in blocks:
-                blk = frames.block(a, b)
+    try:
+        with open(tmp, "wb") as fh, open(tmp + ".pm", "wb") as fpm, open(tmp + ".cm", "wb") as fcm:
+            header = np.zeros(_HEADER_BYTES // 4, dtype="<i4")
+            header[:3] = (n, p, 0)
+            header.tofile(fh)
+            fh.seek(_HEADER_BYTES + 8 * n)
+            for a in range(0, n, chunk):
+                blk = frames.block(a, a + chunk)
+                rows = blk.frame_rows().numpy()
                 c, px = blk.counts.numpy(), blk.pixels.numpy()
-                if part == "place_ones":
-                    px[c == 1].astype("<i4").tofile(fh)
-                elif part == "place_multi":
-                    px[c > 1].astype("<i4").tofile(fh)
-                else:
-                    c[c > 1].astype("<i4").tofile(fh)
-    os.replace(tmp, path)
+                single, many = c == 1, c > 1
+                ones[a : a + len(blk)] = np.bincount(rows[single], minlength=len(blk))
+                multi[a : a + len(blk)] = np.bincount(rows[many], minlength=len(blk))
+                px[single].astype("<i4").tofile(fh)
+                px[many].astype("<i4").tofile(fpm)
+                c[many].astype("<i4").tofile(fcm)
+        with open(tmp, "r+b") as fh:
+            fh.seek(_HEADER_BYTES)
+            ones.tofile(fh)
+            multi.tofile(fh)
+            fh.seek(0, os.SEEK_END)
+            for part in (tmp + ".pm", tmp + ".cm"):
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, fh, 1 << 24)
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, tmp + ".pm", tmp + ".cm"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
 
 
 def read_dragonfly_detector(path: str) -> Detector:
