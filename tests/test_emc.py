@@ -219,3 +219,16 @@ def test_poisson_orientations_with_unmeasured_voxels(toy):
     assert err_m <= 10.0 and err_m < err_n  # measured 4.95 masked vs 23.2 unmasked
     with pytest.raises(ValueError, match="reference_mask"):
         poisson_orientations(fr, holed, det, reference_mask=measured[:-1], **kw)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_emc_same_on_cuda(toy):
+    intensity, det = toy
+    g = torch.Generator().manual_seed(10)
+    fr, _, _ = simulate_frames(intensity, det, 200, 800, generator=g)
+    kw = dict(size=25, level=2, iterations=3, progress=False, seed=0)
+    cpu = emc(fr, det, device="cpu", **kw)
+    gpu = emc(fr, det, device="cuda", **kw)
+    assert gpu.volume.device.type == "cpu"
+    assert torch.allclose(gpu.volume, cpu.volume, rtol=1e-3, atol=1e-5 * float(cpu.volume.max()))
+    assert torch.equal(gpu.best_index, cpu.best_index)
