@@ -79,6 +79,7 @@ def _command(sub, name: str, help: str, description: str):
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .workflow import emc_command
     from .workflow.configs import (
         AnalyzeConfig,
         CropsConfig,
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         "The report of an analysed folder: conclusions, numbers with units, figures.",
     )
     r.add_argument("folder", help="folder with the outputs of 'analyze'")
+    emc_command.add_parser(sub)
     return p
 
 
@@ -236,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pyrolatent`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     from . import workflow as wf
+    from .workflow import emc_command
 
     _configure_threads()
     t0 = time.perf_counter()
@@ -277,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
                 n_frames=args.n_frames,
                 progress=progress,
             )
+        elif args.command == "emc":
+            print(json.dumps(emc_command.run(args), indent=2, default=str))
+            paths = []
         else:
             paths = wf.write_report(args.folder)
     except (ValueError, FileNotFoundError) as exc:

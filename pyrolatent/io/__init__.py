@@ -1,4 +1,5 @@
-"""File I/O: atomic checkpoints, atomic npy/csv/json files, movie readers and lazy user formats.
+"""File I/O: atomic checkpoints, atomic npy/csv/json files, movie readers, lazy user formats
+and SPI formats (CXI, Dragonfly ``.emc``, MRC, PDB).
 
 The submodules are imported on first use (``pyrolatent.io.checkpoint`` needs only
 torch; ``pyrolatent.io.files`` also pandas; ``pyrolatent.io.movie`` tifffile or

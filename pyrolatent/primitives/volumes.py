@@ -28,6 +28,7 @@ from .groups import point_group
 from .so3 import check_rotations
 
 __all__ = [
+    "center_volume",
     "check_volume",
     "slice_coordinates",
     "slice_volume",
@@ -56,7 +57,8 @@ def check_volume(volume, name: str = "volume", require_odd: bool = True) -> torc
         raise ValueError(f"{name}: expected a cubic volume, got spatial shape {tuple(s)}")
     if require_odd and s[0] % 2 == 0:
         raise ValueError(
-            f"{name}: size {s[0]} is even; the centre (q = 0) must be a voxel, use an odd size"
+            f"{name}: size {s[0]} is even; the centre (q = 0) must be a voxel. Recentre it "
+            "with pyrolatent.primitives.volumes.center_volume (odd size out)"
         )
     check_finite(v, name)
     return v
@@ -284,3 +286,50 @@ def symmetrize_volume(volume, group) -> torch.Tensor:
         acc = acc + _sample(vb, moved.expand(vb.shape[0], -1, -1, -1, -1), shared=False)
     out = acc / g.shape[0]
     return out if batched else out[0]
+
+
+def center_volume(volume, center: str = "fft") -> torch.Tensor:
+    """Make an even-sized volume odd with ``q = 0`` on the central voxel.
+
+    Parameters
+    ----------
+    volume : array_like
+        ``(S, S, S)`` (or ``(B, S, S, S)``) with even ``S``; an odd-sized volume
+        is returned unchanged (as a float tensor).
+    center : {"fft", "between"}
+        Where the even volume has its origin:
+
+        * ``"fft"``: on voxel ``S / 2`` (the ``numpy.fft.fftshift`` layout, and
+          that of most EMC codes). The result has size ``S + 1``: the missing
+          planes at ``+S/2`` are filled from their Friedel mates ``I(q) = I(-q)``
+          (exact for intensities), so no value is interpolated; the few edge
+          voxels with ``+S/2`` along one axis and ``-S/2`` along another have no
+          mate in the input and are 0.
+        * ``"between"``: between the two central voxels, at ``(S - 1) / 2``. The
+          volume is resampled trilinearly half a voxel off along each axis
+          (each output voxel is the mean of 8 input voxels) to size ``S - 1``.
+
+    Returns
+    -------
+    torch.Tensor
+        Odd-sized volume(s) with the origin on voxel ``(S' - 1) / 2``.
+    """
+    v = check_volume(volume, require_odd=False)
+    size = v.shape[-1]
+    if size % 2 == 1:
+        return v
+    if center == "fft":
+        lead = v.shape[:-3]
+        out = torch.zeros(lead + (size + 1,) * 3, dtype=v.dtype, device=v.device)
+        out[..., :size, :size, :size] = v
+        filled = torch.zeros((size + 1,) * 3, dtype=torch.bool, device=v.device)
+        filled[:size, :size, :size] = True
+        mirrored = out.flip((-1, -2, -3))  # index i -> S - i: q -> -q about voxel S / 2
+        return torch.where(filled, out, mirrored)
+    if center == "between":
+        return (
+            v[..., :-1, :-1, :-1] + v[..., 1:, :-1, :-1] + v[..., :-1, 1:, :-1]
+            + v[..., :-1, :-1, 1:] + v[..., 1:, 1:, :-1] + v[..., 1:, :-1, 1:]
+            + v[..., :-1, 1:, 1:] + v[..., 1:, 1:, 1:]
+        ) / 8  # fmt: skip
+    raise ValueError(f"center: expected 'fft' or 'between', got {center!r}")

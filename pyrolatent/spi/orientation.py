@@ -36,12 +36,17 @@ class OrientationSearch:
     Parameters
     ----------
     reference : array_like
-        ``(S, S, S)`` intensity volume (odd ``S``), indexed ``[z, y, x]``.
+        ``(S, S, S)`` intensity volume (odd ``S``), indexed ``[z, y, x]``. An
+        even-sized volume (e.g. a 64^3 EMC output) is refused with a pointer to
+        :func:`pyrolatent.primitives.volumes.center_volume`, which recentres it.
     n_orientations : int
         Approximate size of the grid inside the fundamental zone (the paper uses
         16,407 in the O_h zone).
     group : str or None
-        Point group of the reference (``"Oh"`` for a cube); ``None`` = no symmetry.
+        Point group of the reference (``"Oh"`` for a cube). Default ``None``: no
+        symmetry, so orientations are never folded unless the user names a
+        group. For photon-limited frames see also
+        :func:`pyrolatent.spi.emc.poisson_orientations` (Poisson posterior).
     friedel : bool
         Reduce the grid by Friedel's law too (slices at ``R`` and ``R Rz(pi)`` agree).
     mask : array_like, optional
@@ -69,7 +74,7 @@ class OrientationSearch:
         self,
         reference,
         n_orientations: int = 16407,
-        group: str | None = "Oh",
+        group: str | None = None,
         friedel: bool = True,
         mask=None,
         transform: str = "none",

@@ -1,0 +1,35 @@
+"""3D EMC of sparse photon frames: quaternion grid, frames, Poisson E-step, EM driver, metrics."""
+
+from .emc import EMCResult, emc
+from .estep import emc_model, log_likelihood_block, posterior_summary
+from .frames import Detector, PhotonFrames, check_detector_mask, flat_detector
+from .metrics import align_volume, orientation_errors, rotate_volume, shell_correlation
+from .posterior import fill_unmeasured, poisson_orientations, refine_orientations
+from .quaternions import grid_size, quaternion_grid
+from .simulate import simulate_frames, structure_intensity
+from .slicing import expand, merge
+
+__all__ = [
+    "Detector",
+    "EMCResult",
+    "PhotonFrames",
+    "align_volume",
+    "check_detector_mask",
+    "emc",
+    "emc_model",
+    "expand",
+    "fill_unmeasured",
+    "flat_detector",
+    "grid_size",
+    "log_likelihood_block",
+    "merge",
+    "orientation_errors",
+    "poisson_orientations",
+    "posterior_summary",
+    "refine_orientations",
+    "quaternion_grid",
+    "rotate_volume",
+    "shell_correlation",
+    "simulate_frames",
+    "structure_intensity",
+]
