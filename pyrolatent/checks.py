@@ -13,8 +13,9 @@ expected and what was found.
   (a whole number in a range; bandwidths, radii, counts, component numbers);
 * lengths that must match: :func:`check_same_length`; weights: :func:`check_weights`.
 
-Errors are ``ValueError`` (bad values, shapes, lengths) or ``TypeError`` (a
-value of the wrong type, e.g. a string where a number is expected).
+Errors are ``ValueError`` (bad values, shapes, lengths) or :class:`InputTypeError`
+(a ``TypeError`` that is also a ``ValueError``: a value of the wrong type, e.g.
+complex data or a string where a number is expected).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "InputTypeError",
     "as_tensor",
     "as_images",
     "as_array",
@@ -34,6 +36,14 @@ __all__ = [
     "check_same_length",
     "check_weights",
 ]
+
+
+class InputTypeError(TypeError, ValueError):
+    """An input of the wrong type (complex data, a string for a number, ...).
+
+    A ``TypeError``, and also a ``ValueError`` so that code catching bad input
+    values (the ``pyrolatent`` command) catches it too.
+    """
 
 
 def _dtype_kind(dtype) -> str:
@@ -64,14 +74,14 @@ def check_dtype(dtype, name: str = "x", allow_bool: bool = True) -> None:
     """
     kind = _dtype_kind(dtype)
     if kind == "complex":
-        raise TypeError(
+        raise InputTypeError(
             f"{name}: complex values (dtype {dtype}) are not supported; pass the real "
             "part, the imaginary part or the magnitude explicitly"
         )
     if kind == "bool" and not allow_bool:
-        raise TypeError(f"{name}: expected real numbers, got dtype bool")
+        raise InputTypeError(f"{name}: expected real numbers, got dtype bool")
     if kind == "other":
-        raise TypeError(f"{name}: expected a numeric array, got dtype {dtype}")
+        raise InputTypeError(f"{name}: expected a numeric array, got dtype {dtype}")
 
 
 def as_tensor(
@@ -246,13 +256,13 @@ def check_number(
         NaN, Inf or out of range.
     """
     if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
-        raise TypeError(f"{name}: expected a number, got {value!r}")
+        raise InputTypeError(f"{name}: expected a number, got {value!r}")
     if isinstance(value, (complex, np.complexfloating)):
-        raise TypeError(f"{name}: expected a real number, got complex {value!r}")
+        raise InputTypeError(f"{name}: expected a real number, got complex {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__}") from None
+        raise InputTypeError(f"{name}: expected a number, got {type(value).__name__}") from None
     if not np.isfinite(v):
         raise ValueError(f"{name}: must be finite, got {v}")
     if low is not None and (v < low or (low_open and v == low)):

@@ -21,6 +21,7 @@ __all__ = [
     "atomic_write",
     "save_npy",
     "load_npy",
+    "load_array",
     "save_table",
     "load_table",
     "save_json",
@@ -62,6 +63,44 @@ def load_npy(path, mmap: bool = False) -> np.ndarray:
         raise ValueError(f"{path}: unreadable .npy array ({exc})") from None
     except (EOFError, OSError) as exc:
         raise ValueError(f"{path}: truncated or corrupted .npy array ({exc})") from None
+
+
+def load_array(
+    path,
+    *,
+    ndim: tuple[int, ...],
+    what: str,
+    allow_bool: bool = True,
+    dtype=np.float32,
+) -> np.ndarray:
+    """Read a ``.npy`` array and check it at the file boundary, naming the file.
+
+    Parameters
+    ----------
+    path : path-like
+    ndim : tuple of int
+        Accepted numbers of dimensions.
+    what : str
+        What the file should hold, e.g. ``"probability maps (T, H, W)"``.
+    allow_bool : bool
+        Accept bool arrays (as 0/1).
+    dtype : numpy dtype
+        Result dtype.
+
+    Raises
+    ------
+    ValueError
+        Every :func:`load_npy` failure; a wrong number of dimensions, an empty
+        array, NaN/Inf, complex or non-numeric data (the message names the file
+        and ``what`` was expected).
+    """
+    from ..checks import as_array
+
+    arr = load_npy(path)
+    try:
+        return as_array(arr, str(path), ndim=ndim, dtype=dtype, allow_bool=allow_bool)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{exc} (expected {what})") from None
 
 
 def save_table(path, table: dict) -> Path:
