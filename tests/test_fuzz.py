@@ -1,0 +1,64 @@
+"""Fuzz suite (issue 16): every public entry point and every CLI command on files.
+
+The fast profile runs in the default suite; the long profile (``-m slow``) tries
+at least 5,000 inputs over all entry points and writes the counts per entry
+point to ``benchmarks/results/fuzz_long.json``. The contract is in
+``tests/fuzzing.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from fuzz_entries_data import ENTRIES as DATA
+from fuzzing import FAILURES, REFUSED, TRIED, check_case
+from hypothesis import HealthCheck, given, settings
+
+import pyrolatent
+
+ENTRIES = {**DATA}
+FAST_EXAMPLES = int(os.environ.get("PYROLATENT_FUZZ_FAST", "6"))
+LONG_TOTAL = int(os.environ.get("PYROLATENT_FUZZ_TOTAL", "5200"))
+
+
+def _run(name: str, examples: int, deadline_ms: int) -> None:
+    entry = ENTRIES[name]
+
+    @settings(max_examples=examples, deadline=deadline_ms, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(case=entry.strategy)
+    def run(case):
+        check_case(name, entry, case)
+
+    run()
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_fuzz_fast(name):
+    _run(name, FAST_EXAMPLES, deadline_ms=20_000)
+
+
+def _long_examples() -> dict:
+    weights = {n: 1 / max(e.cost, 0.05) for n, e in ENTRIES.items()}
+    total = sum(weights.values())
+    return {n: max(40, round(LONG_TOTAL * w / total)) for n, w in weights.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_fuzz_long(name):
+    _run(name, _long_examples()[name], deadline_ms=60_000)
+    out = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "fuzz_long.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = json.loads(out.read_text()) if out.is_file() else {}
+    done[name] = {"tried": TRIED[name], "refused": REFUSED[name], "failures": FAILURES[name]}
+    out.write_text(json.dumps(done, indent=1, sort_keys=True))
+
+
+def test_every_top_level_name_is_fuzzed():
+    names = set(pyrolatent.__all__) - {"__version__"}
+    missing = sorted(names - set(ENTRIES))
+    assert not missing, f"no fuzz strategy for {missing}"
