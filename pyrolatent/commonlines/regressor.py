@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checks import as_tensor, check_finite
+from ..checks import as_tensor, check_count, check_finite, check_number
 from ..device import resolve_device
 from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -143,8 +143,13 @@ class AbsoluteEmbedding:
             )
         check_finite(x, "features")
         check_finite(y, "targets")
-        if not 0.0 < validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+        validation_fraction = check_number(validation_fraction, "validation_fraction", low=0,
+                                           high=1, low_open=True, high_open=True)  # fmt: skip
+        epochs = check_count(epochs, "epochs", low=1)
+        batch_size = check_count(batch_size, "batch_size", low=1)
+        lr = check_number(lr, "lr", low=0, low_open=True)
+        weight_decay = check_number(weight_decay, "weight_decay", low=0)
+        patience = check_count(patience, "patience", low=0)
         n = x.shape[0]
         n_val = max(1, int(round(validation_fraction * n)))
         if n - n_val < 2:
@@ -195,6 +200,8 @@ class AbsoluteEmbedding:
                 best = (val_loss, copy.deepcopy(self.network.state_dict()), epoch)
             elif epoch - best[2] >= patience:
                 break
+        if best[1] is None:
+            raise ValueError(f"training diverged (validation loss {val_loss}); lower lr={lr}")
         self.network.load_state_dict(best[1])
         self.network.eval()
         self.history_ = history
