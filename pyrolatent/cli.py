@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pyrolatent`` console script; returns the exit status.
 
     A user error (a missing, empty, unreadable or wrongly shaped input file, a
-    value out of range, a checkpoint that does not fit) prints one line
+    value out of range, a checkpoint that does not fit, an output path that is
+    a file or not writable) prints one line
     ``pyrolatent <command>: error: <file>: <what was expected>`` on stderr and
     returns 2. Ctrl-C prints one line with the resume hint and returns 130.
     Any other exception is an internal error and propagates with its traceback.
@@ -179,8 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\npyrolatent {args.command}: interrupted; {_resume_hint(args)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
-            PermissionError) as exc:  # fmt: skip
+    except (ValueError, OSError) as exc:
+        if (
+            isinstance(exc, OSError)
+            and exc.filename is None
+            and not isinstance(exc, FileNotFoundError)
+        ):
+            raise  # not about a user's path: an internal error
         print(f"pyrolatent {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
 

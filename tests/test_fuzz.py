@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fuzz_cli import check_cli_case, cli_case
 from fuzz_entries_data import ENTRIES as DATA
 from fuzz_entries_spi import ENTRIES as SPI
 from fuzzing import FAILURES, REFUSED, TRIED, check_case
@@ -52,6 +53,11 @@ def _long_examples() -> dict:
 @pytest.mark.parametrize("name", sorted(ENTRIES))
 def test_fuzz_long(name):
     _run(name, _long_examples()[name], deadline_ms=60_000)
+    _record(name)
+
+
+def _record(name: str) -> None:
+    """Add ``name``'s counts to ``benchmarks/results/fuzz_long.json``."""
     out = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "fuzz_long.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     done = json.loads(out.read_text()) if out.is_file() else {}
@@ -63,3 +69,41 @@ def test_every_top_level_name_is_fuzzed():
     names = set(pyrolatent.__all__) - {"__version__"}
     missing = sorted(names - set(ENTRIES))
     assert not missing, f"no fuzz strategy for {missing}"
+
+
+CLI_COMMANDS = ("segment", "locate", "crops", "train", "analyze", "report", "demo")
+
+
+def _run_cli(command: str, examples: int) -> None:
+    name = f"cli {command}"
+
+    @settings(max_examples=examples, deadline=120_000, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(case=cli_case(command))
+    def run(case):
+        build, note = case
+        TRIED[name] += 1
+        try:
+            code = check_cli_case(build, note)
+        except AssertionError:
+            FAILURES[name] += 1
+            raise
+        except Exception as exc:
+            FAILURES[name] += 1
+            raise AssertionError(f"{note}: unhandled {type(exc).__name__}: {exc}") from exc
+        REFUSED[name] += code == 2
+
+    run()
+
+
+@pytest.mark.parametrize("command", CLI_COMMANDS)
+def test_fuzz_cli_fast(command):
+    n = int(os.environ.get("PYROLATENT_FUZZ_CLI", "0"))
+    _run_cli(command, n or (2 if command in ("segment", "train", "analyze") else 4))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", CLI_COMMANDS)
+def test_fuzz_cli_long(command):
+    _run_cli(command, 30 if command in ("segment", "train", "analyze") else 80)
+    _record(f"cli {command}")
