@@ -24,7 +24,7 @@ import torch
 
 from pyrolatent.analysis.kde import latent_kde_over_time
 from pyrolatent.diagnostics.nmf import nmf_summary, nmf_to_inference_data
-from pyrolatent.models.nmf import NMF
+from pyrolatent.estimators.nmf import NMF
 
 
 def kde_matrix(n_frames, n_grid, transition, per_frame=40, seed=0):
@@ -48,10 +48,10 @@ def main() -> dict:
     sk = SkNMF(n_components=2, init="nndsvda", max_iter=2000, tol=1e-6).fit(x)
     t_sk = time.perf_counter() - t0
     t0 = time.perf_counter()
-    nmf = NMF(n_components=2, seed=0).fit(x, method="map", steps=1500, lr=0.03)
+    nmf = NMF(n_components=2, seed=0).fit(x, method="map", epochs=1500, lr=0.03)
     t_py = time.perf_counter() - t0
     t0 = time.perf_counter()
-    svi = NMF(n_components=2, seed=0).fit(x, method="svi", steps=1500, lr=0.03)
+    svi = NMF(n_components=2, seed=0).fit(x, method="svi", epochs=1500, lr=0.03)
     t_svi = time.perf_counter() - t0
     small = kde_matrix(30, 40, 15, seed=1)
     nuts = NMF(n_components=2, seed=0).fit(

@@ -3,7 +3,7 @@
 Setting (pyroVED's defaults): 48x48 images, latent 2, rotation + translation,
 tanh MLPs with hidden [128, 128], batch 100. pyroVED's "spatial" decoder is a
 joint coordinate/latent layer followed by its two hidden layers, i.e.
-``hidden=(128, 128, 128)`` in pyrolatent's convention; both libraries get that
+``decoder_hidden=(128, 128, 128)`` in pyrolatent's convention; both libraries get that
 identical architecture (the parameter counts are checked), with Adam, lr 1e-3.
 
 Writes ``benchmarks/results/rvae.json`` with ``images_per_s_spatial``,
@@ -38,7 +38,7 @@ from _pyroved import import_pyroved  # noqa: E402
 
 from pyrolatent.analysis.circular import circular_correlation  # noqa: E402
 from pyrolatent.data.synthetic.shapes import make_rotated_shapes  # noqa: E402
-from pyrolatent.models.rvae import RVAE  # noqa: E402
+from pyrolatent.estimators.rvae import RVAE  # noqa: E402
 
 SIZE = 48
 N_TRAIN = 1000
@@ -81,7 +81,7 @@ def make_ours(contender: str) -> RVAE:
         (SIZE, SIZE),
         latent_dim=2,
         decoder=decoder,
-        hidden=HIDDEN_DECODER,
+        decoder_hidden=HIDDEN_DECODER,
         encoder_hidden=HIDDEN_ENCODER,
         compute_dtype=compute_dtype,
         seed=0,
@@ -94,9 +94,9 @@ def fit_ours(
     """Train ``warmup`` untimed epochs, then ``epochs`` timed ones; returns images/s."""
     rvae = make_ours(contender)
     if warmup:
-        rvae.fit(images, epochs=warmup, batch_size=BATCH, lr=LR, quiet=True)
+        rvae.fit(images, epochs=warmup, batch_size=BATCH, lr=LR, progress=False)
     t = time.perf_counter()
-    rvae.fit(images, epochs=warmup + epochs, batch_size=BATCH, lr=LR, quiet=True)
+    rvae.fit(images, epochs=epochs, batch_size=BATCH, lr=LR, progress=False)
     return rvae, len(images) * epochs / (time.perf_counter() - t)
 
 

@@ -58,8 +58,8 @@ from _pyroved import import_pyroved  # noqa: E402
 
 from pyrolatent.analysis.stress import PAPER_TEST_DISORDER, accuracy_curve  # noqa: E402
 from pyrolatent.data.synthetic.cards import paper_split  # noqa: E402
+from pyrolatent.estimators.ssrvae import SSRVAE  # noqa: E402
 from pyrolatent.infer.metrics import accuracy, confusion_matrix  # noqa: E402
-from pyrolatent.models.ssrvae import SSRVAE  # noqa: E402
 
 SIZE = 48
 BATCH = 64  # throughput (pyroVED's setting)
@@ -100,10 +100,10 @@ def train(
             un["images"],
             lab["images"],
             lab["labels"],
-            epochs=epochs,
+            epochs=1,  # one more epoch per call
             batch_size=TRAIN_BATCH,
             lr=TRAIN_LR,
-            quiet=True,
+            progress=False,
         )
         elapsed = time.perf_counter() - t0
         if elapsed * (epochs + 1) / epochs > budget_s:  # the next epoch would overrun
@@ -119,17 +119,17 @@ def ours_throughput(contender: str, split) -> float:
         (SIZE, SIZE),
         4,
         decoder=decoder,
-        hidden=(128, 128),
+        encoder_hidden=(128, 128),
         decoder_hidden=decoder_hidden,
         compute_dtype=compute_dtype,
         seed=0,
     )
     args = (un["images"][:n], lab["images"][:BATCH], lab["labels"][:BATCH])
-    model.fit(*args, epochs=1, batch_size=BATCH, quiet=True)  # warm-up
+    model.fit(*args, epochs=1, batch_size=BATCH, progress=False)  # warm-up
     epochs, t = 1, time.perf_counter()
     while True:
         epochs += 1
-        model.fit(*args, epochs=epochs, batch_size=BATCH, quiet=True)
+        model.fit(*args, epochs=1, batch_size=BATCH, progress=False)
         elapsed = time.perf_counter() - t
         if elapsed >= MIN_TIMED_S:
             return n * (epochs - 1) / elapsed

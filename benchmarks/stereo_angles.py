@@ -159,7 +159,7 @@ def run_rvae(shape: str, seed: int = 0):
     Returns ``(report, seconds)`` or ``(None, None)`` when the rVAE is not available.
     """
     try:
-        from pyrolatent.models.rvae import RVAE
+        from pyrolatent.estimators.rvae import RVAE
     except ImportError:
         return None, None
     torch.manual_seed(seed)
@@ -179,12 +179,12 @@ def run_rvae(shape: str, seed: int = 0):
         invariances=("rotation", "translation"),
         decoder=RVAE_DECODER,
         likelihood="gaussian",
-        angle_symmetry=symmetry,
+        symmetry=symmetry,
         device="cpu",
         seed=seed,
     )
     start = time.perf_counter()
-    model.fit(images, epochs=RVAE_EPOCHS, batch_size=64, quiet=True)
+    model.fit(images, epochs=RVAE_EPOCHS, batch_size=64, progress=False)
     seconds = time.perf_counter() - start
     angle = torch.as_tensor(model.encode(images)["angle"]["loc"]).reshape(-1).double()
     report = evaluate_angles(

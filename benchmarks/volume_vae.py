@@ -54,8 +54,8 @@ from pyrolatent.data.synthetic.spi import (
     shape_density,
     simulate_patterns,
 )
+from pyrolatent.estimators.volume_vae import VolumeVAE
 from pyrolatent.infer.callbacks import Callback
-from pyrolatent.models.volume_vae import VolumeVAE
 from pyrolatent.primitives.groups import misorientation
 from pyrolatent.primitives.radial import radius_map
 from pyrolatent.primitives.so3 import random_rotations
@@ -116,10 +116,10 @@ def time_epoch(decoder: str, n_patterns: int, size: int = 65) -> float:
     data = melting_series(n_patterns, size=size, photons=1e4, seed=1, n_levels=5)
     vae = VolumeVAE(size, latent_dim=1, decoder=decoder, mask=data["mask"], seed=0)
     # warm-up on a few patterns (allocations, first-call overheads), not timed
-    vae.fit(data["patterns"][:64], data["rotations"][:64], epochs=1, batch_size=64, quiet=True)
+    vae.fit(data["patterns"][:64], data["rotations"][:64], epochs=1, batch_size=64, progress=False)
     vae.trainer = None
     t0 = time.perf_counter()
-    vae.fit(data["patterns"], data["rotations"], epochs=1, batch_size=64, quiet=True)
+    vae.fit(data["patterns"], data["rotations"], epochs=1, batch_size=64, progress=False)
     return time.perf_counter() - t0
 
 
@@ -133,10 +133,9 @@ def acceptance_run() -> dict:
                     mask=data["mask"], seed=0)  # fmt: skip
     t0 = time.perf_counter()
     vae.fit(data["patterns"], data["rotations"], epochs=MAX_EPOCHS, batch_size=64, lr=3e-3,
-            callbacks=[TimeBudget(TRAIN_BUDGET_S)], quiet=True)  # fmt: skip
+            callbacks=[TimeBudget(TRAIN_BUDGET_S)], progress=False)  # fmt: skip
     train_s = time.perf_counter() - t0
-    loc, _ = vae.encode(data["patterns"], data["rotations"])
-    z = loc[:, 0].cpu().numpy()
+    z = vae.encode(data["patterns"], data["rotations"])["z"]["loc"][:, 0]
     morph = data["morph"].numpy()
     rho = abs(float(spearmanr(z, morph)[0]))
     pose = vae.canonical_rotations(data["rotations"]).reshape(-1, 9).cpu().numpy()

@@ -3,7 +3,7 @@
 The user-facing names below are importable from the top level; they are loaded
 on first use, so ``import pyrolatent`` stays fast. Everything else lives in the
 subpackages (``primitives``, ``distributions``, ``nn``, ``models``, ``guides``,
-``infer``, ``segmentation``, ``commonlines``, ``spi``, ``analysis``, ``data``,
+``infer``, ``estimators``, ``segmentation``, ``commonlines``, ``spi``, ``analysis``, ``data``,
 ``diagnostics``, ``plot``, ``workflow``).
 """
 
@@ -12,19 +12,20 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    # probabilistic models (model/guide pairs with a user-facing wrapper)
-    "RVAE": "pyrolatent.models.rvae",
+    # estimators (user-facing) and their Pyro models
+    "RVAE": "pyrolatent.estimators.rvae",
     "RVAEModel": "pyrolatent.models.rvae",
-    "SSRVAE": "pyrolatent.models.ssrvae",
+    "SSRVAE": "pyrolatent.estimators.ssrvae",
     "SSRVAEModel": "pyrolatent.models.ssrvae",
-    "VolumeVAE": "pyrolatent.models.volume_vae",
+    "VolumeVAE": "pyrolatent.estimators.volume_vae",
     "VolumeVAEModel": "pyrolatent.models.volume_vae",
-    "NMF": "pyrolatent.models.nmf",
+    "NMF": "pyrolatent.estimators.nmf",
     "NMFModel": "pyrolatent.models.nmf",
     # inference
     "Trainer": "pyrolatent.infer",
     "BetaSchedule": "pyrolatent.infer",
     "EarlyStopping": "pyrolatent.infer",
+    "AuxiliaryTraceEnum_ELBO": "pyrolatent.infer.elbo",
     # deterministic parts
     "DilNet": "pyrolatent.segmentation",
     "UNet": "pyrolatent.segmentation",

@@ -15,7 +15,7 @@ from pyrolatent.infer import Trainer  # noqa: E402
 def main(out: str) -> None:
     rank = int(os.environ["RANK"])
     torch.manual_seed(100 + rank)  # different initial weights on each rank
-    trainer = Trainer(FactorModel(), FactorGuide(), lr=1e-2, seed=0, device="cpu", quiet=True)
+    trainer = Trainer(FactorModel(), FactorGuide(), lr=1e-2, seed=0, device="cpu", progress=False)
     history = trainer.fit(factor_data(n=512), epochs=20, batch_size=32)
     state = {k: v for k, v in trainer.model.state_dict().items()}
     state.update({"guide." + k: v for k, v in trainer.guide.state_dict().items()})

@@ -14,10 +14,10 @@ def fit_cards_fast_split(*, input_noise: float = 0.0):
     The device is the default one (``PYROLATENT_DEVICE``).
     """
     from pyrolatent.data.synthetic.cards import paper_split
-    from pyrolatent.models.ssrvae import SSRVAE
+    from pyrolatent.estimators.ssrvae import SSRVAE
 
     split = paper_split(50, 300, 100, image_size=32, seed=0)
-    model = SSRVAE((32, 32), 4, hidden=(128, 128), input_noise=input_noise, seed=0)
+    model = SSRVAE((32, 32), 4, encoder_hidden=(128, 128), input_noise=input_noise, seed=0)
     model.fit(
         split["unlabelled"]["images"],
         split["labelled"]["images"],
@@ -25,7 +25,7 @@ def fit_cards_fast_split(*, input_noise: float = 0.0):
         epochs=24,
         batch_size=32,
         lr=3e-3,
-        quiet=True,
+        progress=False,
     )
     return model, split
 

@@ -30,7 +30,7 @@ def test_trainer_resume_on_cuda_continues_the_same_run(tmp_path):
 
     def trainer(**kw):
         torch.manual_seed(0)
-        return Trainer(FactorModel(), FactorGuide(), lr=1e-2, seed=0, quiet=True, **kw)
+        return Trainer(FactorModel(), FactorGuide(), lr=1e-2, seed=0, progress=False, **kw)
 
     x = factor_data()
     full = trainer()
@@ -48,13 +48,13 @@ def test_trainer_resume_on_cuda_continues_the_same_run(tmp_path):
 def test_rvae_on_cuda_recovers_angles():
     from pyrolatent.analysis.circular import circular_correlation
     from pyrolatent.data.synthetic.shapes import make_rotated_shapes
-    from pyrolatent.models.rvae import RVAE
+    from pyrolatent.estimators.rvae import RVAE
 
     data = make_rotated_shapes(2000, shapes=("L",), image_size=32, max_offset=2.0, seed=1)
     for decoder in ("warp", "spatial"):
         rvae = RVAE((32, 32), latent_dim=2, decoder=decoder, seed=0)
         assert rvae.device.type == resolve_device().type
-        rvae.fit(data["images"], epochs=30, batch_size=100, lr=3e-3, quiet=True)
+        rvae.fit(data["images"], epochs=30, batch_size=100, lr=3e-3, progress=False)
         enc = rvae.encode(data["images"])
         assert isinstance(enc["angle"]["loc"], np.ndarray)
         rho = circular_correlation(enc["angle"]["loc"], data["angles"])
@@ -83,33 +83,34 @@ def test_nmf_on_cuda_matches_sklearn():
     from sklearn.decomposition import NMF as SkNMF
     from test_nmf import planted_kde_matrix
 
-    from pyrolatent.models.nmf import NMF
+    from pyrolatent.estimators.nmf import NMF
 
     x = planted_kde_matrix()
     ref = SkNMF(n_components=2, init="nndsvda", max_iter=5000, tol=1e-8).fit(x)
     for method in ("map", "svi"):
-        nmf = NMF(n_components=2, seed=0).fit(x, method=method, steps=1500)
-        assert isinstance(nmf.loadings_, np.ndarray)
+        nmf = NMF(n_components=2, seed=0).fit(x, method=method, epochs=1500)
+        assert isinstance(nmf.time_courses_, np.ndarray)
         assert nmf.reconstruction_error(x) <= 1.02 * ref.reconstruction_err_, method
     # a user's prior built with CPU parameters is moved with the model
     custom = NMF(n_components=2, weights_prior=dist.Gamma(1.5, 1.0), seed=0)
-    assert custom.fit(x, method="map", steps=300).reconstruction_error(x) < 2 * (
+    assert custom.fit(x, method="map", epochs=300).reconstruction_error(x) < 2 * (
         ref.reconstruction_err_
     )
 
 
 def test_volume_vae_on_cuda_orders_cubes_and_spheres():
     from pyrolatent.data.synthetic.spi import melting_series
-    from pyrolatent.models.volume_vae import VolumeVAE
+    from pyrolatent.estimators.volume_vae import VolumeVAE
 
     s = melting_series(256, size=33, photons=1e5, seed=3, n_levels=2)
     vae = VolumeVAE(
         33, latent_dim=1, decoder="implicit", likelihood="gaussian", mask=s["mask"], seed=0
     )
-    hist = vae.fit(s["patterns"], s["rotations"], epochs=5, batch_size=32, lr=5e-3, quiet=True)
+    hist = vae.fit(
+        s["patterns"], s["rotations"], epochs=5, batch_size=32, lr=5e-3, progress=False
+    ).history
     assert hist["loss"][-1] < 0.6 * hist["loss"][0]
-    loc, _ = vae.encode(s["patterns"], s["rotations"])
-    assert loc.device.type == "cpu"
+    loc = torch.as_tensor(vae.encode(s["patterns"], s["rotations"])["z"]["loc"])
     z, cube = loc[:, 0], torch.as_tensor(s["level"]) == 0
     thr = (z[cube].median() + z[~cube].median()) / 2
     side = (z > thr) == (z[cube].median() > thr)

@@ -14,7 +14,7 @@ import pytest
 
 from pyrolatent.analysis.kde import latent_kde_over_time
 from pyrolatent.diagnostics.nmf import nmf_summary, nmf_to_inference_data
-from pyrolatent.models.nmf import NMF, order_by_time_centroid, order_samples
+from pyrolatent.estimators.nmf import NMF, order_by_time_centroid, order_samples
 
 
 def planted_kde_matrix(
@@ -45,21 +45,21 @@ def sklearn_error():
 
 def test_map_reconstruction_error_within_2_percent_of_sklearn(sklearn_error):
     x, _, ref = sklearn_error
-    nmf = NMF(n_components=2, seed=0).fit(x, method="map", steps=1500)
+    nmf = NMF(n_components=2, seed=0).fit(x, method="map", epochs=1500)
     err = nmf.reconstruction_error(x)
     assert err <= 1.02 * ref, (err, ref)
     # components ordered by time centroid: component 0 dominates the early frames
-    assert nmf.loadings_[:5, 0].mean() > nmf.loadings_[:5, 1].mean()
-    assert nmf.loadings_[-5:, 1].mean() > nmf.loadings_[-5:, 0].mean()
-    np.testing.assert_allclose(nmf.weights_.sum(1), 1.0, rtol=1e-5)
+    assert nmf.time_courses_[:5, 0].mean() > nmf.time_courses_[:5, 1].mean()
+    assert nmf.time_courses_[-5:, 1].mean() > nmf.time_courses_[-5:, 0].mean()
+    np.testing.assert_allclose(nmf.components_.sum(1), 1.0, rtol=1e-5)
 
 
 def test_svi_reconstruction_error_within_2_percent_of_sklearn(sklearn_error):
     x, _, ref = sklearn_error
-    nmf = NMF(n_components=2, seed=0).fit(x, method="svi", steps=1500)
-    lo, hi = nmf.loadings_band_
+    nmf = NMF(n_components=2, seed=0).fit(x, method="svi", epochs=1500)
+    lo, hi = nmf.time_courses_band_
     assert np.all(lo <= hi) and np.all(hi - lo > 0)
-    assert nmf.loadings_[:5, 0].mean() > nmf.loadings_[:5, 1].mean()
+    assert nmf.time_courses_[:5, 0].mean() > nmf.time_courses_[:5, 1].mean()
     assert nmf.reconstruction_error(x) <= 1.02 * ref, (nmf.reconstruction_error(x), ref)
 
 
@@ -70,7 +70,7 @@ def test_custom_gamma_prior_and_poisson_likelihood():
         likelihood="poisson",
         weights_prior=dist.Gamma(1.0, 0.1),
         loadings_prior=dist.Gamma(1.0, 0.1),
-    ).fit(x, method="map", steps=300, lr=0.05)
+    ).fit(x, method="map", epochs=300, lr=0.05)
     rel = nmf.reconstruction_error(x) / np.linalg.norm(x)
     assert rel < 0.15, rel
 
@@ -104,8 +104,8 @@ def test_nuts_rhat_after_ordering():
     assert len(summary["table"]) == 2 * 40 + 30 * 2 + 1
     assert summary["max_rhat"] < 1.01, summary["max_rhat"]
     assert summary["min_ess_bulk"] > 100, summary["min_ess_bulk"]
-    lo, hi = nmf.loadings_band_
-    assert np.all(lo <= nmf.loadings_ + 1e-9) and np.all(nmf.loadings_ <= hi + 1e-9)
+    lo, hi = nmf.time_courses_band_
+    assert np.all(lo <= nmf.time_courses_ + 1e-9) and np.all(nmf.time_courses_ <= hi + 1e-9)
 
 
 def test_ordering_resolves_label_switching():
@@ -124,12 +124,12 @@ def test_bad_input():
     x = planted_kde_matrix(n_frames=10, n_grid=8)
     x[2, 3] = -0.1
     with pytest.raises(ValueError, match="negative"):
-        NMF(2).fit(x, steps=1)
+        NMF(2).fit(x, epochs=1)
     with pytest.raises(ValueError, match="2-D"):
-        NMF(2).fit(np.ones(5), steps=1)
+        NMF(2).fit(np.ones(5), epochs=1)
     with pytest.raises(ValueError, match="NaN"):
-        NMF(2).fit(np.full((3, 3), np.nan), steps=1)
+        NMF(2).fit(np.full((3, 3), np.nan), epochs=1)
     with pytest.raises(ValueError, match="method"):
         NMF(2).fit(np.ones((4, 4)), method="em")
     with pytest.raises(ValueError, match="support"):
-        NMF(2, weights_prior=dist.Normal(0.0, 1.0)).fit(np.ones((4, 4)), steps=1)
+        NMF(2, weights_prior=dist.Normal(0.0, 1.0)).fit(np.ones((4, 4)), epochs=1)

@@ -33,3 +33,24 @@ def test_image_validation_messages():
     with pytest.raises(ValueError, match="3-D"):
         as_images(torch.zeros(4, 4))
     assert as_images(torch.zeros(2, 4, 4, dtype=torch.uint8)).dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("old", "name", "new"),
+    [
+        ("pyrolatent.models.rvae", "RVAE", "pyrolatent.estimators.rvae"),
+        ("pyrolatent.models.ssrvae", "SSRVAE", "pyrolatent.estimators.ssrvae"),
+        ("pyrolatent.models.volume_vae", "VolumeVAE", "pyrolatent.estimators.volume_vae"),
+        ("pyrolatent.models.nmf", "NMF", "pyrolatent.estimators.nmf"),
+        ("pyrolatent.models.nmf", "order_samples", "pyrolatent.estimators.nmf"),
+        ("pyrolatent.models.wrapper", "ImageModelWrapper", "pyrolatent.estimators.base"),
+    ],
+)
+def test_old_estimator_paths_forward_with_a_deprecation_warning(old, name, new):
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=new):
+        value = getattr(importlib.import_module(old), name)
+    assert value is getattr(importlib.import_module(new), name)
+    top = getattr(pyrolatent, name, None)
+    assert top is None or top is value

@@ -13,8 +13,9 @@ from pyro.infer import SVI, Predictive, Trace_ELBO
 from pyrolatent.analysis.circular import circular_correlation
 from pyrolatent.data.synthetic.shapes import make_rotated_shapes, render_shapes
 from pyrolatent.distributions import ProjectedNormalAngle, VonMises
+from pyrolatent.estimators.rvae import RVAE
 from pyrolatent.infer import CheckpointError
-from pyrolatent.models.rvae import ANGLE, OBS, OFFSET, RVAE, Z
+from pyrolatent.models.sites import ANGLE, OBS, OFFSET, Z
 
 # acceptance thresholds (issue 2)
 ANGLE_CORR = 0.95
@@ -36,7 +37,7 @@ def sized_l_warp():
         4000, shapes=("L",), image_size=32, max_offset=2.0, size_jitter=0.25, seed=1
     )
     rvae = RVAE((32, 32), latent_dim=2, decoder="warp", seed=0)
-    rvae.fit(data["images"], epochs=40, batch_size=100, lr=3e-3, quiet=True)
+    rvae.fit(data["images"], epochs=40, batch_size=100, lr=3e-3, progress=False)
     return rvae, data
 
 
@@ -70,8 +71,8 @@ def test_content_latent_is_rotation_invariant(sized_l_warp):
 
 def test_n_fold_symmetric_shape_angle_modulo_2pi_over_n():
     data = make_rotated_shapes(2000, shapes=("ngon3",), image_size=32, max_offset=2.0, seed=2)
-    rvae = RVAE((32, 32), decoder="warp", angle_symmetry=3, seed=0)
-    rvae.fit(data["images"], epochs=30, batch_size=100, lr=3e-3, quiet=True)
+    rvae = RVAE((32, 32), decoder="warp", symmetry=3, seed=0)
+    rvae.fit(data["images"], epochs=30, batch_size=100, lr=3e-3, progress=False)
     enc = rvae.encode(data["images"])
     assert np.all(np.abs(enc["angle"]["loc"]) <= math.pi / 3 + 1e-5)
     rho = circular_correlation(enc["angle"]["loc"], data["angles"], symmetry=3)
@@ -82,7 +83,7 @@ def test_n_fold_symmetric_shape_angle_modulo_2pi_over_n():
 def test_spatial_decoder_recovers_angles_and_offsets(compute_dtype):
     data = make_rotated_shapes(1000, shapes=("L",), image_size=24, max_offset=1.5, seed=3)
     rvae = RVAE((24, 24), decoder="spatial", compute_dtype=compute_dtype, seed=0)
-    rvae.fit(data["images"], epochs=30, batch_size=25, lr=3e-3, quiet=True)
+    rvae.fit(data["images"], epochs=30, batch_size=25, lr=3e-3, progress=False)
     enc = rvae.encode(data["images"])
     rho = circular_correlation(enc["angle"]["loc"], data["angles"])
     assert abs(rho) >= ANGLE_CORR, rho
@@ -94,7 +95,7 @@ def test_spatial_decoder_recovers_angles_and_offsets(compute_dtype):
 def test_acceptance_size_angle_recovery(decoder):
     data = make_rotated_shapes(2000, shapes=("L",), image_size=32, max_offset=2.0, seed=1)
     rvae = RVAE((32, 32), decoder=decoder, seed=0)
-    rvae.fit(data["images"], epochs=30, batch_size=100, lr=3e-3, quiet=True)
+    rvae.fit(data["images"], epochs=30, batch_size=100, lr=3e-3, progress=False)
     enc = rvae.encode(data["images"])
     assert abs(circular_correlation(enc["angle"]["loc"], data["angles"])) >= ANGLE_CORR
     assert min(_offset_pearson(enc, data)) >= OFFSET_PEARSON
@@ -103,8 +104,8 @@ def test_acceptance_size_angle_recovery(decoder):
 @pytest.mark.slow
 def test_spatial_decoder_n_fold_symmetry():
     data = make_rotated_shapes(2000, shapes=("ngon4",), image_size=32, max_offset=2.0, seed=4)
-    rvae = RVAE((32, 32), decoder="spatial", angle_symmetry=4, seed=0)
-    rvae.fit(data["images"], epochs=40, batch_size=50, lr=3e-3, quiet=True)
+    rvae = RVAE((32, 32), decoder="spatial", symmetry=4, seed=0)
+    rvae.fit(data["images"], epochs=40, batch_size=50, lr=3e-3, progress=False)
     enc = rvae.encode(data["images"])
     assert abs(circular_correlation(enc["angle"]["loc"], data["angles"], 4)) >= ANGLE_CORR
 
@@ -164,7 +165,7 @@ def test_priors_are_arguments():
 def test_other_likelihoods_train(likelihood):
     data = make_rotated_shapes(200, image_size=16, seed=0)["images"] * 5
     rvae = RVAE((16, 16), decoder="warp", likelihood=likelihood, learn_sigma=True, seed=0)
-    h = rvae.fit(data, epochs=3, batch_size=50, quiet=True)
+    h = rvae.fit(data, epochs=3, batch_size=50, progress=False).history
     assert h["loss"][-1] < h["loss"][0]
 
 
@@ -172,7 +173,7 @@ def test_other_likelihoods_train(likelihood):
 def test_save_load_round_trip_and_corruption(tmp_path):
     data = make_rotated_shapes(50, image_size=16, seed=0)["images"]
     rvae = RVAE((16, 16), decoder="warp", seed=0)
-    rvae.fit(data, epochs=1, batch_size=25, quiet=True)
+    rvae.fit(data, epochs=1, batch_size=25, progress=False)
     path = rvae.save(tmp_path / "rvae.pt")
     again = RVAE.load(path)
     a, b = rvae.encode(data), again.encode(data)
@@ -190,7 +191,7 @@ def test_bad_input_is_refused_with_clear_errors():
     nan = good.copy()
     nan[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        rvae.fit(nan, epochs=1, quiet=True)
+        rvae.fit(nan, epochs=1, progress=False)
     with pytest.raises(ValueError, match="3-D"):
         rvae.encode(np.zeros((16, 16)))
     with pytest.raises(ValueError, match="empty"):
@@ -198,7 +199,7 @@ def test_bad_input_is_refused_with_clear_errors():
     with pytest.raises(ValueError, match="does not match"):
         rvae.encode(np.zeros((2, 20, 20)))
     with pytest.raises(ValueError, match="negative"):
-        rvae.fit(good - 1, epochs=1, quiet=True)
+        rvae.fit(good - 1, epochs=1, progress=False)
     with pytest.raises(ValueError, match="unknown invariance"):
         RVAE((16, 16), invariances=("rotate",))
     with pytest.raises(ValueError, match="unknown decoder"):

@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pyro
+import pyro.distributions as dist
 import pytest
 import torch
 from pyro import poutine
@@ -15,7 +16,9 @@ from pyro.infer import TraceEnum_ELBO, config_enumerate
 from recipes import fit_cards_fast_split
 
 from pyrolatent.data.synthetic.cards import make_cards
-from pyrolatent.models.ssrvae import ANGLE, AUX, OBS, OFFSET, SSRVAE, SSRVAEModel, Y, Z
+from pyrolatent.estimators.ssrvae import SSRVAE
+from pyrolatent.models.sites import ANGLE, AUX, OBS, OFFSET, Y, Z
+from pyrolatent.models.ssrvae import SSRVAEModel
 
 S = 24
 
@@ -28,7 +31,7 @@ def small():
 
 
 def _model(**kw):
-    return SSRVAE((S, S), 4, hidden=(32, 32), seed=0, **kw)
+    return SSRVAE((S, S), 4, encoder_hidden=(32, 32), seed=0, **kw)
 
 
 def test_enumeration_shapes_and_sites(small):
@@ -49,27 +52,38 @@ def test_enumeration_shapes_and_sites(small):
     assert torch.isfinite(loss)
 
 
-def test_auxiliary_term_is_part_of_the_labelled_elbo(small):
+def test_auxiliary_term_is_a_guide_site_and_the_loss_equals_the_former_one(small):
     lab, _ = small
     m = _model(aux_weight=7.0)
     x, y = torch.tensor(lab["images"][:6]), torch.tensor(lab["labels"][:6])
     guide_tr = poutine.trace(m.guide).get_trace(x, y)
     model_tr = poutine.trace(poutine.replay(m.model, trace=guide_tr)).get_trace(x, y)
     assert Y not in guide_tr.nodes  # observed, not inferred
-    node = model_tr.nodes[AUX]
-    assert node["is_observed"] and node["scale"] == 7.0
-    # the auxiliary likelihood is the exported classifier's cross-entropy
+    assert AUX not in model_tr.nodes  # the model is pure
+    node = guide_tr.nodes[AUX]
+    assert node["is_observed"] and node["infer"]["is_auxiliary"]
+    # the auxiliary term is the exported classifier's cross-entropy
     logits = m.guide.classify(x)
     expected = torch.log_softmax(logits, -1)[torch.arange(6), y].sum()
     assert torch.allclose(node["fn"].log_prob(y).sum(), expected, atol=1e-5)
-    # and it changes the one loss that each step minimises
-    elbo = TraceEnum_ELBO(max_plate_nesting=1)
-    pyro.set_rng_seed(0)
-    with_aux = elbo.differentiable_loss(m.model, m.guide, x, y)
-    m.model.aux_weight = 0.0
-    pyro.set_rng_seed(0)
-    without = elbo.differentiable_loss(m.model, m.guide, x, y)
-    assert torch.allclose(with_aux - without, -7.0 * expected, rtol=1e-4)
+
+    # Frozen copy of the former formulation: the auxiliary likelihood was an observed
+    # site of the model, scaled by aux_weight, inside the one TraceEnum ELBO.
+    def former_model(x, y):
+        m.model(x, y)
+        with pyro.plate("aux_items", x.shape[0]), poutine.scale(scale=7.0):
+            pyro.sample(AUX, dist.Categorical(logits=m.guide.classify_training(x)), obs=y)
+
+    former_guide = poutine.block(m.guide, hide=[AUX])
+    torch.manual_seed(0)
+    new = m.default_loss().differentiable_loss(m.model, m.guide, x, y)
+    torch.manual_seed(0)
+    old = TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(former_model, former_guide, x, y)
+    assert torch.allclose(new, old, rtol=1e-6, atol=0), (float(new), float(old))
+    # and the term changes the loss by exactly -aux_weight * log q(y | x)
+    torch.manual_seed(0)
+    plain = TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(m.model, former_guide, x, y)
+    assert torch.allclose(new - plain, -7.0 * expected, rtol=1e-4)
 
 
 def test_one_optimiser_step_per_interleaved_step(small):
@@ -82,7 +96,7 @@ def test_one_optimiser_step_per_interleaved_step(small):
         epochs=2,
         batch_size=8,
         labelled_batch_size=8,
-        quiet=True,
+        progress=False,
     )
     # 2 unlabelled and 4 labelled batches: max(2, 4) = 4 steps per epoch, 8 in all,
     # each one Adam step (the auxiliary loss takes no second pass)
@@ -103,7 +117,7 @@ def test_labels_are_used_with_fewer_unlabelled_batches():
         epochs=6,
         batch_size=16,
         labelled_batch_size=16,
-        quiet=True,
+        progress=False,
     )
     acc = (m.predict(test["images"]) == test["labels"]).mean()
     # 15 labelled batches per epoch against 1 unlabelled: with pyroVED's
@@ -122,8 +136,8 @@ def test_validation_accuracy_goes_into_history(small):
         batch_size=16,
         val_images=un["images"],
         val_labels=un["labels"],
-        quiet=True,
-    )
+        progress=False,
+    ).history
     assert len(h["val_accuracy"]) == 2
     assert all(0 <= a <= 1 for a in h["val_accuracy"])
     pred = m.predict(un["images"])
@@ -168,8 +182,10 @@ def test_plain_ssvae_has_no_pose_and_spatial_decoder_runs(small):
     m = _model(invariances=())
     tr = poutine.trace(m.model).get_trace(torch.tensor(un["images"][:3]))
     assert ANGLE not in tr.nodes and OFFSET not in tr.nodes
-    sp = SSRVAE((S, S), 4, hidden=(16, 16), decoder="spatial", seed=0)
-    h = sp.fit(un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, quiet=True)
+    sp = SSRVAE((S, S), 4, encoder_hidden=(16, 16), decoder="spatial", seed=0)
+    h = sp.fit(
+        un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, progress=False
+    ).history
     assert np.isfinite(h["loss"][0])
     assert sp.manifold(2, grid_size=3).shape == (3, 3, S, S)
 
@@ -189,7 +205,7 @@ def test_encode_decode_shapes(small):
 def test_save_load_and_exported_classifier_in_torch_only_process(small, tmp_path):
     lab, un = small
     m = _model()
-    m.fit(un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, quiet=True)
+    m.fit(un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, progress=False)
     proba = m.predict_proba(un["images"])
     m.save(tmp_path / "m.pt")
     again = SSRVAE.load(tmp_path / "m.pt")
@@ -220,20 +236,20 @@ def test_bad_input(small):
     m = _model()
     x, y = lab["images"], lab["labels"]
     with pytest.raises(ValueError, match=r"outside \[0, 4\)"):
-        m.fit(un["images"], x, np.where(y == 3, 4, y), epochs=1, quiet=True)
+        m.fit(un["images"], x, np.where(y == 3, 4, y), epochs=1, progress=False)
     with pytest.raises(ValueError, match=r"outside \[0, 4\)"):
-        m.fit(un["images"], x, np.where(y == 3, -1, y), epochs=1, quiet=True)
+        m.fit(un["images"], x, np.where(y == 3, -1, y), epochs=1, progress=False)
     with pytest.raises(ValueError, match="lengths must match"):
-        m.fit(un["images"], x, y[:-1], epochs=1, quiet=True)
+        m.fit(un["images"], x, y[:-1], epochs=1, progress=False)
     with pytest.raises(ValueError, match="labelled set is empty"):
-        m.fit(un["images"], x[:0], y[:0], epochs=1, quiet=True)
+        m.fit(un["images"], x[:0], y[:0], epochs=1, progress=False)
     with pytest.raises(ValueError, match="val_images and val_labels"):
-        m.fit(un["images"], x, y, epochs=1, val_images=x, quiet=True)
+        m.fit(un["images"], x, y, epochs=1, val_images=x, progress=False)
     with pytest.raises(ValueError, match="n_classes"):
         SSRVAE((S, S), 1)
     keep = y != 2
     with pytest.warns(UserWarning, match=r"classes \[2\] have no labelled examples"):
-        h = m.fit(un["images"], x[keep], y[keep], epochs=1, batch_size=16, quiet=True)
+        h = m.fit(un["images"], x[keep], y[keep], epochs=1, batch_size=16, progress=False).history
     assert np.isfinite(h["loss"][0])
 
 
@@ -253,6 +269,7 @@ def test_class_conditioned_pose_and_plain_classifier(small):
 def test_canonical_classifier_undoes_the_pose():
     """With a pose head that reads the true pose, posed and canonical images classify alike."""
     from pyrolatent.data.synthetic.cards import render_cards
+    from pyrolatent.guides.pose import PoseHeads
     from pyrolatent.nn.classifier import ImageClassifier, PoseCanonicalClassifier
 
     n = 6
@@ -269,15 +286,15 @@ def test_canonical_classifier_undoes_the_pose():
         def forward(self, x):
             return torch.stack([lookup[tuple(p.flatten()[:8].tolist())] for p in x])
 
-    angle_head, offset_head = torch.nn.Linear(4, 2), torch.nn.Linear(4, 4)
+    heads = PoseHeads(4, ("rotation", "translation"), offset_prior_scale=1.0)
     with torch.no_grad():
-        angle_head.weight.copy_(torch.eye(2, 4))
-        angle_head.bias.zero_()
+        heads.angle.weight.copy_(torch.eye(2, 4))
+        heads.angle.bias.zero_()
         rows = torch.eye(4)[:, [2, 3, 0, 1]]  # loc reads the true (dx, dy); raw scale 0
-        offset_head.weight.copy_(rows * torch.tensor([1, 1, 0, 0.0])[:, None])
-        offset_head.bias.zero_()
+        heads.offset.weight.copy_(rows * torch.tensor([1, 1, 0, 0.0])[:, None])
+        heads.offset.bias.zero_()
     clf = ImageClassifier((32, 32), 4, (16,))
-    model = PoseCanonicalClassifier(Oracle(), angle_head, offset_head, 1.0, 1, clf)
+    model = PoseCanonicalClassifier(Oracle(), heads, clf)
     back = model.canonicalize(posed)
     err = (back - canon).abs().mean()
     assert err < 0.2 * (posed - canon).abs().mean(), err
@@ -323,8 +340,12 @@ def test_identity_pose_init():
 
 def test_bfloat16_spatial_decoder_trains(small):
     lab, un = small
-    m = SSRVAE((S, S), 4, hidden=(16, 16), decoder="spatial", compute_dtype="bfloat16", seed=0)
-    h = m.fit(un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, quiet=True)
+    m = SSRVAE(
+        (S, S), 4, encoder_hidden=(16, 16), decoder="spatial", compute_dtype="bfloat16", seed=0
+    )
+    h = m.fit(
+        un["images"], lab["images"], lab["labels"], epochs=1, batch_size=16, progress=False
+    ).history
     assert np.isfinite(h["loss"][0])
     with pytest.raises(ValueError, match="compute_dtype"):
         SSRVAE((S, S), 4, decoder="spatial", compute_dtype="float16")

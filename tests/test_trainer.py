@@ -6,6 +6,7 @@ import torch
 from pyro import poutine
 from toy_models import FactorGuide, FactorModel, factor_data
 
+from pyrolatent.estimators.ssrvae import InterleavedBatches
 from pyrolatent.infer import (
     BetaSchedule,
     CheckpointError,
@@ -16,6 +17,7 @@ from pyrolatent.infer import (
     load_checkpoint,
     save_checkpoint,
 )
+from pyrolatent.infer.batches import Batches
 
 
 def _params(trainer):
@@ -26,7 +28,7 @@ def _params(trainer):
 
 def _trainer(seed=0, **kw):
     torch.manual_seed(seed)
-    return Trainer(FactorModel(), FactorGuide(), lr=1e-2, seed=seed, quiet=True, **kw)
+    return Trainer(FactorModel(), FactorGuide(), lr=1e-2, seed=seed, progress=False, **kw)
 
 
 def test_loss_decreases_and_history_is_kept():
@@ -121,7 +123,8 @@ def test_labelled_data_is_used_when_unlabelled_batches_are_fewer():
     x_l = factor_data(n=160, seed=2)  # 5 labelled batches
     y_l = torch.zeros(160, dtype=torch.long)
     t = _trainer()
-    t.fit(x_u, epochs=2, batch_size=32, labelled_data=(x_l, y_l))
+    source = InterleavedBatches(Batches(x_u, 32), Batches((x_l, y_l), 32, salt=1))
+    t.fit(source, epochs=2)
     assert t.guide.labelled_seen == 2 * 160
     assert t.guide.unlabelled_seen == 2 * 5 * 32  # the single batch is cycled
 
@@ -186,7 +189,38 @@ def test_models_with_the_same_parameter_names_do_not_collide():
     trainers = []
     for n in (64, 32):
         model = FactorModel()
-        trainers.append(Trainer(model, AutoNormal(model), lr=1e-2, quiet=True))
+        trainers.append(Trainer(model, AutoNormal(model), lr=1e-2, progress=False))
         trainers[-1].fit(factor_data(n=n), epochs=3, batch_size=n)
     history = trainers[0].fit(factor_data(n=64), epochs=6, batch_size=64)
     assert history["loss"][-1] < history["loss"][0]
+
+
+def test_fit_trains_more_epochs_and_until_epoch_is_the_total():
+    t = _trainer()
+    t.fit(factor_data(), epochs=3, batch_size=64)
+    t.fit(factor_data(), epochs=3, batch_size=64)
+    assert t.epoch == 6 and len(t.history["loss"]) == 6
+    t.fit(factor_data(), until_epoch=7, batch_size=64)
+    assert t.epoch == 7
+    with pytest.raises(ValueError, match="exactly one"):
+        t.fit(factor_data(), epochs=1, until_epoch=8)
+
+
+def test_fit_leaves_the_global_rng_alone_and_ignores_it():
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(11)
+    solo = _trainer(seed=3)
+    solo.fit(factor_data(), epochs=2, batch_size=64)
+    torch.manual_seed(11)
+    t = _trainer(seed=3)
+    state = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())  # noqa: NPY002
+    t.fit(factor_data(), epochs=1, batch_size=64)
+    assert torch.equal(state[0], torch.get_rng_state())
+    torch.rand(5)  # the caller draws between two fits
+    t.fit(factor_data(), epochs=1, batch_size=64)
+    assert np.array_equal(state[1], np.random.get_state()[1]) and state[2] == random.getstate()  # noqa: NPY002
+    for a, b in zip(solo.parameters(), t.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -7,8 +7,10 @@ import torch
 from pyro import poutine
 
 from pyrolatent.data.synthetic.spi import melting_series
+from pyrolatent.estimators.volume_vae import VolumeVAE
 from pyrolatent.guides.volume_vae import VolumeVAEGuide
-from pyrolatent.models.volume_vae import FLUENCE, OBS, VolumeVAE, VolumeVAEModel, Z
+from pyrolatent.models.sites import FLUENCE, OBS, Z
+from pyrolatent.models.volume_vae import VolumeVAEModel
 from pyrolatent.nn.volume import ImplicitDecoder, VoxelDecoder, canonical_coordinates
 from pyrolatent.primitives.groups import point_group
 from pyrolatent.primitives.so3 import random_rotations
@@ -120,7 +122,7 @@ def test_custom_prior_and_masking():
         hidden=16,
         n_features=8,
         mask=mask,
-        z_prior=pyro.distributions.Laplace(0.0, 2.0),
+        z_prior=pyro.distributions.Laplace(torch.zeros(1), 2.0).to_event(1),
     )
     x = torch.rand(4, size, size)
     R = random_rotations(4, generator=_gen(2))
@@ -134,6 +136,10 @@ def test_custom_prior_and_masking():
     tr2 = poutine.trace(poutine.replay(model, trace=tr)).get_trace(x2, R)
     tr2.compute_log_prob()
     assert torch.allclose(tr2.nodes[OBS]["log_prob"], lp)
+    # priors follow the one strict contract: the event shape must match the site
+    scalar = VolumeVAEModel(size, latent_dim=2, z_prior=pyro.distributions.Laplace(0.0, 2.0))
+    with pytest.raises(ValueError, match="event_shape"):
+        scalar.z_dist(3)
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +153,12 @@ def test_fast_end_to_end_latent_separates_cubes_from_spheres(two_shape_series, t
     vae = VolumeVAE(
         33, latent_dim=1, decoder="implicit", likelihood="gaussian", mask=s["mask"], seed=0
     )
-    hist = vae.fit(s["patterns"], s["rotations"], epochs=5, batch_size=32, lr=5e-3, quiet=True)
+    hist = vae.fit(
+        s["patterns"], s["rotations"], epochs=5, batch_size=32, lr=5e-3, progress=False
+    ).history
     assert hist["loss"][-1] < 0.6 * hist["loss"][0]
-    loc, scale = vae.encode(s["patterns"], s["rotations"])
+    assert vae.epochs_trained == 5
+    loc = torch.as_tensor(vae.encode(s["patterns"], s["rotations"])["z"]["loc"])
     z = loc[:, 0]
     cube = s["level"] == 0
     # z separates the two shapes: a threshold between the class medians classifies well
@@ -164,7 +173,7 @@ def test_fast_end_to_end_latent_separates_cubes_from_spheres(two_shape_series, t
     # a checkpoint round trip gives identical encodings
     vae.save(tmp_path / "vae.pt")
     back = VolumeVAE.load(tmp_path / "vae.pt")
-    loc2, _ = back.encode(s["patterns"][:20], s["rotations"][:20])
+    loc2 = torch.as_tensor(back.encode(s["patterns"][:20], s["rotations"][:20])["z"]["loc"])
     assert torch.allclose(loc2, loc[:20], atol=1e-5)
 
 
@@ -185,5 +194,5 @@ def test_bad_inputs(two_shape_series):
         VolumeVAE(33, decoder="mesh")
     with pytest.raises(ValueError, match="unknown point group"):
         VolumeVAE(33, decoder="voxel", group="Y7").fit(
-            s["patterns"][:4], s["rotations"][:4], epochs=1, quiet=True
+            s["patterns"][:4], s["rotations"][:4], epochs=1, progress=False
         )

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._rng import restores_global_rng
 from ..checks import as_tensor, check_count, check_finite, check_number
 from ..device import resolve_device
 from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -112,6 +113,7 @@ class AbsoluteEmbedding:
         return (x - self._x_mean) / self._x_std
 
     # -- fit / predict ---------------------------------------------------
+    @restores_global_rng  # its torch.manual_seed(seed) stays local
     def fit(
         self,
         features,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 
-from ..models.nmf import LOADINGS, SIGMA, WEIGHTS
+from ..models.sites import LOADINGS, SIGMA, WEIGHTS
 
 __all__ = ["nmf_to_inference_data", "nmf_summary"]
 

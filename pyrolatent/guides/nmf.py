@@ -13,7 +13,8 @@ import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule, PyroParam
 
-from ..models.nmf import LOADINGS, SIGMA, WEIGHTS, nndsvd
+from ..models.nmf import nndsvd
+from ..models.sites import LOADINGS, SIGMA, WEIGHTS
 
 __all__ = ["NMFGuide"]
 

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..distributions import ProjectedNormalAngle
-from ..models.pose import ANGLE, OFFSET, SCALE, parse_invariances
+from ..models.pose import parse_invariances
+from ..models.sites import ANGLE, OFFSET, SCALE
 
 __all__ = ["PoseHeads", "IDENTITY_CONCENTRATION"]
 
@@ -96,6 +97,23 @@ class PoseHeads(nn.Module):
         if "scale" in self.invariances:
             loc, raw = self.scale(h).unbind(-1)
             out[SCALE] = dist.LogNormal(0.1 * loc, 0.1 * F.softplus(raw) + 1e-4)
+        return out
+
+    def mean_pose(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Posterior-mean angle ``(B,)`` (radians) and offset ``(B, 2)`` (pixels), plain torch.
+
+        The decoding of the raw head outputs that :meth:`posteriors` also uses:
+        the angle is the mean direction of the projected normal (divided by
+        the symmetry order), the offset the Normal's location. Used by
+        :class:`~pyrolatent.nn.classifier.PoseCanonicalClassifier`, so the
+        exported classifier follows this parameterisation.
+        """
+        out = {}
+        if "rotation" in self.invariances:
+            v = self.angle(h)
+            out[ANGLE] = torch.atan2(v[..., 1], v[..., 0]) / self.angle_symmetry
+        if "translation" in self.invariances:
+            out[OFFSET] = self.offset(h)[..., :2] * self.offset_unit
         return out
 
     def sample(self, h: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule
 from torch import nn
 
-from ..models.rvae import Z
+from ..models.sites import Z
 from ..nn.encoders import make_encoder
 from .pose import PoseHeads
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule
 from torch import nn
 
-from ..models.ssrvae import Y, Z
+from ..models.sites import AUX, Y, Z
 from ..nn.classifier import ImageClassifier, PoseCanonicalClassifier
 from ..nn.encoders import make_encoder
 from ..nn.mlp import make_activation
@@ -109,28 +109,22 @@ class SSRVAEGuide(PyroModule):
         self.pose = PoseHeads(
             width, invariances, offset_prior_scale, angle_symmetry, identity_pose_init
         )
-        if self.canonical_classifier:
-            self._y_encoder = [
-                PoseCanonicalClassifier(
-                    self.encoder,
-                    getattr(self.pose, "angle", None),
-                    getattr(self.pose, "offset", None),
-                    offset_prior_scale,
-                    angle_symmetry,
-                    self.classifier,
-                )
-            ]
-        else:
-            self._y_encoder = [self.classifier]
 
     @property
     def y_encoder(self) -> nn.Module:
-        """The plain-torch classifier ``images -> logits`` (shares this guide's weights)."""
-        return self._y_encoder[0]
+        """The plain-torch classifier ``images -> logits``.
+
+        A view on this guide's own modules (``classifier``, and with
+        ``canonical_classifier`` the ``encoder`` and ``pose`` heads), built on
+        access, so it holds no weights or state of its own.
+        """
+        if self.canonical_classifier:
+            return PoseCanonicalClassifier(self.encoder, self.pose, self.classifier)
+        return self.classifier
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, n_classes)`` of images ``(B, H, W)``."""
-        return self._y_encoder[0](x)
+        return self.y_encoder(x)
 
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(B, H, W)`` with the training-time noise (see ``input_noise``).
@@ -166,13 +160,24 @@ class SSRVAEGuide(PyroModule):
         return out
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        x = self.corrupt(x)
+        """q(y | x) (unlabelled, enumerated), q(z, pose | x, y); for labelled items also
+        the auxiliary site :data:`~pyrolatent.models.sites.AUX`, ``q(y | x)`` observed at
+        ``y`` and marked ``is_auxiliary`` (scored by
+        :class:`~pyrolatent.infer.elbo.AuxiliaryTraceEnum_ELBO`, ignored by other ELBOs'
+        model terms)."""
+        xc = self.corrupt(x)
         with pyro.plate("data", x.shape[0]):
-            if y is None:
+            labelled = y is not None
+            if not labelled:
                 y = pyro.sample(
                     Y,
-                    dist.Categorical(logits=self.classify(x)),
+                    dist.Categorical(logits=self.classify(xc)),
                     infer={"enumerate": "parallel"},
                 )
-            for name, d in self.posteriors(x, y).items():
+            for name, d in self.posteriors(xc, y).items():
                 pyro.sample(name, d)
+            if labelled:
+                logits = self.classify_training(x)
+                pyro.sample(
+                    AUX, dist.Categorical(logits=logits), obs=y, infer={"is_auxiliary": True}
+                )

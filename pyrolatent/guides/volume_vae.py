@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from pyro.nn import PyroModule
 
-from ..models.volume_vae import FLUENCE, PLATE, Z
+from ..models.sites import FLUENCE, PLATE, Z
 from ..nn.volume import PatternEncoder
 
 __all__ = ["VolumeVAEGuide"]

@@ -9,10 +9,11 @@ reproducible. Label switching is model specific; for NMF see
 from __future__ import annotations
 
 import numpy as np
-import pyro
 import torch
 from pyro.infer import MCMC, NUTS
 from pyro.infer.autoguide.initialization import init_to_value
+
+from .rng import LocalRNG
 
 __all__ = ["run_nuts"]
 
@@ -67,7 +68,6 @@ def run_nuts(
         raise ValueError("need num_samples >= 1, warmup_steps >= 0 and num_chains >= 1")
     draws: dict[str, list[np.ndarray]] = {}
     for c in range(num_chains):
-        pyro.set_rng_seed(seed + c)
         strategy = None
         if init:
             g = torch.Generator().manual_seed(seed + 1000 + c)
@@ -92,7 +92,8 @@ def run_nuts(
             num_chains=1,
             disable_progbar=quiet,
         )
-        mcmc.run(*args)
+        with LocalRNG(seed + c).active():  # the caller's random state is left alone
+            mcmc.run(*args)
         for k, v in mcmc.get_samples().items():
             draws.setdefault(k, []).append(v.detach().cpu().numpy())
     return {k: np.stack(v) for k, v in draws.items()}

@@ -11,18 +11,18 @@ Pyro ELBO (``Trace_ELBO``, ``TraceEnum_ELBO``, ``TraceMeanField_ELBO``, ...);
 its ``differentiable_loss`` drives a plain ``torch.optim`` optimiser, so the
 optimiser state is an ordinary ``state_dict`` that checkpoints cleanly.
 
-Semi-supervised training passes a second, labelled source. Interleaving rule:
-an epoch has ``max(U, L)`` steps, where ``U`` and ``L`` are the numbers of
-unlabelled and labelled mini-batches; step ``i`` takes unlabelled batch
-``i mod U`` and labelled batch ``i mod L`` and minimises the sum of the two
-per-item losses in one optimiser step. Every labelled and every unlabelled
-item is therefore used at least once per epoch, whatever the ratio.
+The data come as a batch source (:mod:`pyrolatent.infer.batches`): each
+epoch is a list of optimiser steps, each step a list of mini-batches whose
+per-item losses are summed. A plain tensor or tuple is wrapped in
+:class:`~pyrolatent.infer.batches.Batches`.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyro
@@ -30,34 +30,15 @@ import torch
 from pyro.infer import Trace_ELBO
 from tqdm.auto import tqdm
 
-from ..checks import as_tensor
 from ..device import resolve_device
+from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .batches import Batches, as_source
 from .callbacks import Callback
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .distributed import DistributedContext
+from .rng import LocalRNG
 from .scaling import LatentScaleMessenger
 
 __all__ = ["Trainer"]
-
-
-def _as_source(data, name: str, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """A tensor or tuple of equally long tensors, on ``device``."""
-    if data is None:
-        return ()
-    items = data if isinstance(data, (tuple, list)) else (data,)
-    out = []
-    for i, item in enumerate(items):
-        dtype = None if isinstance(item, torch.Tensor) else torch.float32
-        t = as_tensor(item, name=f"{name}[{i}]", dtype=dtype, device=device)
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name}[{i}]: contains NaN or Inf values")
-        out.append(t)
-    n = out[0].shape[0]
-    if any(t.shape[0] != n for t in out):
-        raise ValueError(
-            f"{name}: all arrays must have the same length, got {[t.shape[0] for t in out]}"
-        )
-    return tuple(out)
 
 
 class Trainer:
@@ -77,7 +58,9 @@ class Trainer:
     clip_norm : float, optional
         Clip the global gradient norm to this value.
     seed : int
-        Seeds parameter initialisation draws, the ELBO's samples and shuffling.
+        Seeds the trainer's own random stream (the ELBO's samples, lazily built
+        guides) and the shuffling; the caller's global random state is never
+        read or changed (see :class:`~pyrolatent.infer.rng.LocalRNG`).
     device : str or torch.device, optional
         See :func:`pyrolatent.device.resolve_device`.
     callbacks : sequence of Callback
@@ -88,8 +71,10 @@ class Trainer:
         at the end). ``fit`` resumes from it when it exists.
     checkpoint_every : int
         Epochs between checkpoints.
-    quiet : bool
-        Hide the progress bar.
+    progress : bool
+        Show the progress bar.
+    quiet : bool, optional
+        Deprecated: ``progress=not quiet``.
 
     Attributes
     ----------
@@ -113,7 +98,8 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         checkpoint_path: str | Path | None = None,
         checkpoint_every: int = 1,
-        quiet: bool = False,
+        progress: bool = True,
+        quiet: bool | None = None,
     ):
         if lr <= 0:
             raise ValueError(f"lr must be positive, got {lr}")
@@ -130,14 +116,17 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.checkpoint_every = checkpoint_every
-        self.quiet = quiet
+        if quiet is not None:
+            warnings.warn("quiet= is deprecated; use progress=", DeprecationWarning, stacklevel=2)
+            progress = not quiet
+        self.progress = bool(progress)
+        self.rng = LocalRNG(seed, self.device)
         self.dist = DistributedContext(self.device)
         self.history: dict[str, list] = {"epoch": [], "loss": []}
         self.beta = 1.0
         self.epoch = 0
         self.stop_training = False
         self.optimizer: torch.optim.Optimizer | None = None
-        self._seeded = False
         # PyroModule parameters are mirrored in Pyro's global parameter store
         # under their attribute names; two models with the same names (two
         # NMFs of different sizes, two AutoGuides) would overwrite each other.
@@ -145,25 +134,18 @@ class Trainer:
         self._param_scope: dict = {"params": {}, "constraints": {}}
         self._in_scope = False
 
+    @contextmanager
     def _scope(self):
-        """Context manager: this trainer's own Pyro parameter-store scope."""
-        from contextlib import nullcontext
-
+        """This trainer's own Pyro parameter-store scope (re-entrant)."""
         if self._in_scope:
-            return nullcontext()
-        trainer = self
-
-        class _Scope:
-            def __enter__(self):
-                self._ctx = pyro.get_param_store().scope(trainer._param_scope)
-                self._ctx.__enter__()
-                trainer._in_scope = True
-
-            def __exit__(self, *exc):
-                trainer._in_scope = False
-                return self._ctx.__exit__(*exc)
-
-        return _Scope()
+            yield
+            return
+        with pyro.get_param_store().scope(self._param_scope):
+            self._in_scope = True
+            try:
+                yield
+            finally:
+                self._in_scope = False
 
     # ------------------------------------------------------------------ setup
     def parameters(self) -> list[torch.nn.Parameter]:
@@ -176,9 +158,6 @@ class Trainer:
         return out
 
     def _setup(self, first_batch: tuple[torch.Tensor, ...]) -> None:
-        if not self._seeded:
-            pyro.set_rng_seed(self.seed)
-            self._seeded = True
         if self.optimizer is not None:
             return
         # lazily built guides (AutoGuides) create their parameters on first call
@@ -211,118 +190,97 @@ class Trainer:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 7919 + salt)
         return self.dist.shard(torch.randperm(n, generator=g))
 
-    @staticmethod
-    def _batches(source, order: torch.Tensor, batch_size: int) -> list[tuple[torch.Tensor, ...]]:
-        idx = [order[i : i + batch_size] for i in range(0, order.numel(), batch_size)]
-        return [tuple(t[j.to(t.device)] for t in source) for j in idx]
-
     # ------------------------------------------------------------------- fit
     def fit(
         self,
         data,
-        epochs: int,
+        epochs: int | None = None,
         batch_size: int = 100,
         val_data=None,
-        labelled_data=None,
-        labelled_batch_size: int | None = None,
         resume: bool = True,
+        until_epoch: int | None = None,
     ) -> dict[str, list]:
-        """Train for ``epochs`` epochs in total (counting epochs already done).
+        """Train ``epochs`` more epochs, or up to epoch ``until_epoch`` in total.
 
         Parameters
         ----------
-        data : tensor, array or tuple of them
-            Training data; the first dimension indexes items. ``None`` is
-            allowed when ``labelled_data`` is given.
-        epochs : int
-            Total number of epochs; a resumed run continues up to this number.
+        data : batch source, tensor, array or tuple of them
+            A batch source (see :mod:`pyrolatent.infer.batches`), or training
+            data whose first dimension indexes items (wrapped in
+            :class:`~pyrolatent.infer.batches.Batches` with ``batch_size``).
+        epochs : int, optional
+            Epochs to train on top of those this trainer has done. The target
+            (``epoch + epochs``) is fixed before a checkpoint is read, so a
+            fresh trainer that resumes an interrupted ``fit(epochs=N)`` stops
+            at epoch ``N``, exactly where the uninterrupted run stops.
         batch_size : int
-            Items per mini-batch (per process under ``torchrun``).
+            Items per mini-batch (per process under ``torchrun``) for plain
+            data, and for the validation loss.
         val_data : tensor, array or tuple, optional
             Evaluated after every epoch without touching the parameters.
-        labelled_data : tuple, optional
-            Second source, e.g. ``(images, labels)`` for semi-supervised models,
-            interleaved as described in the module docstring.
-        labelled_batch_size : int, optional
-            Defaults to ``batch_size``.
         resume : bool
             Continue from ``checkpoint_path`` when that file exists.
+        until_epoch : int, optional
+            Instead of ``epochs``: train until this many epochs are done in all.
 
         Returns
         -------
         dict of list
             The history.
         """
-        with self._scope():
-            return self._fit(
-                data, epochs, batch_size, val_data, labelled_data, labelled_batch_size, resume
-            )
-
-    def _fit(
-        self, data, epochs, batch_size, val_data, labelled_data, labelled_batch_size, resume
-    ) -> dict[str, list]:
-        if epochs < 0:
+        if (epochs is None) == (until_epoch is None):
+            raise ValueError("give exactly one of epochs (more epochs) and until_epoch (total)")
+        if epochs is not None and epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        unlab = _as_source(data, "data", self.device)
-        lab = _as_source(labelled_data, "labelled_data", self.device)
-        val = _as_source(val_data, "val_data", self.device)
-        if not unlab and not lab:
-            raise ValueError("fit needs data, labelled_data or both")
-        lbs = labelled_batch_size or batch_size
-        first = unlab or lab
-        self._setup(tuple(t[:batch_size] for t in first))
+        if until_epoch is not None and until_epoch < 0:
+            raise ValueError(f"until_epoch must be >= 0, got {until_epoch}")
+        target = self.epoch + epochs if epochs is not None else until_epoch
+        source = data if hasattr(data, "epoch") else Batches(data, batch_size)
+        with self._scope(), self.rng.active():
+            return self._fit(source.prepare(self.device), target, batch_size, val_data, resume)
+
+    def _step(self, batches, epoch: int, i: int) -> float:
+        """One optimiser step on the summed per-item losses of ``batches``."""
+        loss = sum(self._batch_loss(b) for b in batches)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss became {float(loss)} at epoch {epoch}, step {i}; "
+                "try a lower learning rate or check the data scale"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = self.optimizer.param_groups[0]["params"]
+        self.dist.average_gradients(params)
+        if self.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def _fit(self, source, target: int, batch_size: int, val_data, resume) -> dict[str, list]:
+        val = as_source(val_data, "val_data", self.device)
+        self._setup(source.first())
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self.load_checkpoint(self.checkpoint_path)
         for cb in self.callbacks:
             cb.on_fit_start(self)
         self.stop_training = False
         bar = tqdm(
-            total=epochs,
-            initial=min(self.epoch, epochs),
+            total=target,
+            initial=min(self.epoch, target),
             desc="training",
             unit="epoch",
-            disable=self.quiet or not self.dist.is_main,
+            disable=not self.progress or not self.dist.is_main,
         )
         try:
-            while self.epoch < epochs and not self.stop_training:
+            while self.epoch < target and not self.stop_training:
                 epoch = self.epoch
                 for cb in self.callbacks:
                     cb.on_epoch_start(self, epoch)
                 self.model.train()
                 self.guide.train()
-                ub = (
-                    self._batches(unlab, self._permutation(len(unlab[0]), epoch, 0), batch_size)
-                    if unlab
-                    else []
-                )
-                lb = (
-                    self._batches(lab, self._permutation(len(lab[0]), epoch, 1), lbs) if lab else []
-                )
-                steps = max(len(ub), len(lb))
-                total, count = 0.0, 0
-                for i in range(steps):
-                    loss = 0.0
-                    if ub:
-                        loss = loss + self._batch_loss(ub[i % len(ub)])
-                    if lb:
-                        loss = loss + self._batch_loss(lb[i % len(lb)])
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"loss became {float(loss)} at epoch {epoch}, step {i}; "
-                            "try a lower learning rate or check the data scale"
-                        )
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    params = self.optimizer.param_groups[0]["params"]
-                    self.dist.average_gradients(params)
-                    if self.clip_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
-                    self.optimizer.step()
-                    total += float(loss.detach())
-                    count += 1
-                total, count = self.dist.sum([total, float(count)])
+                steps = source.epoch(lambda n, salt, e=epoch: self._permutation(n, e, salt))
+                losses = [self._step(batches, epoch, i) for i, batches in enumerate(steps)]
+                total, count = self.dist.sum([sum(losses), float(len(losses))])
                 logs = {"epoch": epoch, "loss": total / max(count, 1)}
                 if val:
                     logs["val_loss"] = self.evaluate(val, batch_size=batch_size)
@@ -331,7 +289,7 @@ class Trainer:
                 self._record(logs)
                 self.epoch = epoch + 1
                 if self.checkpoint_path is not None and (
-                    self.epoch % self.checkpoint_every == 0 or self.epoch >= epochs
+                    self.epoch % self.checkpoint_every == 0 or self.epoch >= target
                 ):
                     self.save_checkpoint(self.checkpoint_path)
                 bar.update(1)
@@ -363,7 +321,7 @@ class Trainer:
         source = (
             data
             if isinstance(data, tuple) and data and isinstance(data[0], torch.Tensor)
-            else _as_source(data, "data", self.device)
+            else as_source(data, "data", self.device)
         )
         if self.optimizer is None:
             self._setup(tuple(t[:batch_size] for t in source))
@@ -397,10 +355,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict() if self.optimizer else None,
             "history": self.history,
             "callbacks": [cb.state_dict() for cb in self.callbacks],
-            "torch_rng": torch.get_rng_state(),
+            "rng": self.rng.state_dict(),
         }
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -418,10 +374,10 @@ class Trainer:
         for cb, cb_state in zip(self.callbacks, state["callbacks"], strict=False):
             cb.load_state_dict(cb_state)
         # RNG states are CPU byte tensors, whatever map_location moved them to
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
-        self._seeded = True
+        if "rng" in state:
+            self.rng.load_state_dict(state["rng"])
+        else:  # checkpoints written before LocalRNG
+            self.rng.load_state_dict({"cpu": state["torch_rng"], "cuda": state.get("cuda_rng")})
 
     def save_checkpoint(self, path: str | Path) -> None:
         """Atomically write :meth:`state_dict` (rank 0 only under ``torchrun``)."""

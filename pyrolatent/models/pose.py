@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..distributions import CircularUniform
+from .sites import ANGLE, OFFSET, SCALE
 
 __all__ = [
     "ANGLE",
@@ -31,9 +32,6 @@ __all__ = [
     "PosePrior",
 ]
 
-ANGLE = "angle"
-OFFSET = "offset"
-SCALE = "scale"
 INVARIANCES = ("rotation", "translation", "scale")
 _SHORT = {"r": "rotation", "t": "translation", "s": "scale"}
 

@@ -25,40 +25,22 @@ are plain ``PyroModule`` objects called as ``fn(x, rotations)``;
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam
 
-from ..checks import as_images, as_tensor, check_nonnegative
-from ..device import resolve_device
-from ..infer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .._deprecated import forward
 from ..nn.volume import ImplicitDecoder, VoxelDecoder
-from ..primitives.so3 import canonicalize, check_rotations
 from ..primitives.volumes import symmetrize_volume, symmetrized_slices
-from ..spi.radial import RadialNormalizer
+from .pose import expand_prior
+from .sites import FLUENCE, OBS, PLATE, Z
 
-__all__ = ["FLUENCE", "OBS", "PLATE", "Z", "VolumeVAE", "VolumeVAEModel"]
-
-Z = "z"
-FLUENCE = "fluence"
-OBS = "obs"
-PLATE = "patterns"
+__all__ = ["FLUENCE", "OBS", "PLATE", "Z", "VolumeVAEModel"]
 
 _DECODERS = ("implicit", "voxel")
 _LIKELIHOODS = ("gaussian", "poisson")
-
-
-def _expand_prior(prior, n: int, event_dim: int | None):
-    """A prior with batch shape ``(n,)``: a callable ``n -> Distribution`` or a Distribution."""
-    if callable(prior) and not isinstance(prior, dist.Distribution):
-        return prior(n)
-    if event_dim is not None and prior.event_shape == ():
-        return prior.expand([n, event_dim]).to_event(1)
-    return prior.expand([n])
 
 
 class VolumeVAEModel(PyroModule):
@@ -77,9 +59,12 @@ class VolumeVAEModel(PyroModule):
     mask : array_like, optional
         ``(S, S)`` bool, True = valid detector pixel.
     z_prior : Distribution or callable, optional
-        Default ``Normal(0, 1)`` per latent dimension.
+        Default ``Normal(0, 1)`` per latent dimension. The contract of
+        :func:`~pyrolatent.models.pose.expand_prior`: event shape
+        ``(latent_dim,)`` (use ``.to_event(1)``), batch ``()`` or a callable
+        ``n -> Distribution`` with batch ``(n,)``.
     fluence_prior : Distribution or callable, optional
-        Default ``LogNormal(0, 0.2)`` (Poisson only).
+        Default ``LogNormal(0, 0.2)`` (Poisson only); event shape ``()``.
     sigma : float
         Gaussian noise (normalised intensity units), initial value when learned.
     learn_sigma : bool
@@ -139,13 +124,13 @@ class VolumeVAEModel(PyroModule):
         if self.z_prior is None:
             loc = self.mask.new_zeros((n, self.latent_dim), dtype=torch.float32)
             return dist.Normal(loc, 1.0).to_event(1)
-        return _expand_prior(self.z_prior, n, self.latent_dim)
+        return expand_prior(self.z_prior, n, (self.latent_dim,), Z)
 
     def fluence_dist(self, n: int):
         """Prior of the per-pattern fluence scale, batch shape ``(n,)``."""
         if self.fluence_prior is None:
             return dist.LogNormal(self.mask.new_zeros(n, dtype=torch.float32), 0.2)
-        return _expand_prior(self.fluence_prior, n, None)
+        return expand_prior(self.fluence_prior, n, (), FLUENCE)
 
     def obs_dist(self, mean: torch.Tensor, fluence: torch.Tensor | None = None):
         """Pixel distribution given normalised slices ``(B, S, S)``; event shape ``(S, S)``."""
@@ -190,236 +175,4 @@ class VolumeVAEModel(PyroModule):
         return mean
 
 
-class VolumeVAE:
-    """User-facing volume VAE: preprocessing, training with the shared Trainer, analysis.
-
-    Parameters
-    ----------
-    size : int
-        Odd pattern size ``S`` (the volume is ``S^3``).
-    latent_dim : int
-    decoder : {"implicit", "voxel"}
-    likelihood : {"gaussian", "poisson"}
-        ``"gaussian"``: patterns are divided by their photon total (relative to
-        the dataset mean) and by the dataset's radial average; ``"poisson"``:
-        raw photon counts with a per-pattern ``fluence`` latent.
-    group : str
-        Point group (``"Oh"``).
-    mask : array_like, optional
-        ``(S, S)`` bool, True = valid pixel (beamstop and gaps False).
-    z_prior, fluence_prior : Distribution or callable, optional
-        See :class:`VolumeVAEModel`.
-    seed : int
-        Seeds parameter initialisation and training.
-    device : str or torch.device, optional
-        See :func:`pyrolatent.device.resolve_device`.
-    model_options : dict, optional
-        Extra keyword arguments of :class:`VolumeVAEModel` (``sigma``,
-        ``n_features``, ``fourier_scale``, ``hidden``, ``depth``, ``base_channels``).
-    encoder_channels : tuple of int
-    encoder_hidden : int
-    """
-
-    def __init__(self, size: int, latent_dim: int = 1, decoder: str = "implicit",
-                 likelihood: str = "gaussian", group: str | None = "Oh", mask=None,
-                 z_prior=None, fluence_prior=None, seed: int = 0, device=None,
-                 model_options: dict | None = None,
-                 encoder_channels: tuple[int, ...] = (16, 32, 64, 64),
-                 encoder_hidden: int = 128):  # fmt: skip
-        from ..guides.volume_vae import VolumeVAEGuide
-
-        self.device = resolve_device(device)
-        self.config = {
-            "size": int(size), "latent_dim": int(latent_dim), "decoder": decoder,
-            "likelihood": likelihood, "group": group, "seed": int(seed),
-            "model_options": dict(model_options or {}),
-            "encoder_channels": tuple(encoder_channels), "encoder_hidden": int(encoder_hidden),
-        }  # fmt: skip
-        torch.manual_seed(int(seed))
-        self.model = VolumeVAEModel(size, latent_dim=latent_dim, decoder=decoder,
-                                    likelihood=likelihood, group=group, mask=mask,
-                                    z_prior=z_prior, fluence_prior=fluence_prior,
-                                    **self.config["model_options"]).to(self.device)  # fmt: skip
-        self.guide = VolumeVAEGuide(size, latent_dim=latent_dim, likelihood=likelihood,
-                                    mask=self.model.mask, channels=tuple(encoder_channels),
-                                    hidden=encoder_hidden).to(self.device)  # fmt: skip
-        self.normalizer = RadialNormalizer()
-        self.mean_total: float | None = None
-        self.trainer = None
-        self.history: dict | None = None
-
-    @property
-    def size(self) -> int:
-        return self.model.size
-
-    @property
-    def mask(self) -> torch.Tensor:
-        return self.model.mask
-
-    # ------------------------------------------------------------ preprocessing
-    def _check(self, patterns, rotations):
-        x = as_images(patterns, name="patterns", device=self.device)
-        if tuple(x.shape[-2:]) != (self.size, self.size):
-            raise ValueError(
-                f"patterns: size {tuple(x.shape[-2:])} does not match the model's volume "
-                f"({self.size}, {self.size})"
-            )
-        check_nonnegative(x, "patterns", why="diffraction intensities/photon counts")
-        r = check_rotations(rotations, name="rotations", proper=True).to(self.device)
-        if r.shape != (x.shape[0], 3, 3):
-            raise ValueError(f"rotations: expected ({x.shape[0]}, 3, 3), got {tuple(r.shape)}")
-        return x, r
-
-    def canonical_rotations(self, rotations) -> torch.Tensor:
-        """Rotations canonicalised into the group's (Friedel-reduced) fundamental zone."""
-        r = check_rotations(rotations, name="rotations", proper=True).to(self.device)
-        group = self.model.group or "C1"
-        return canonicalize(r, group, friedel=True)
-
-    def _fit_preprocessing(self, x: torch.Tensor) -> None:
-        m = self.mask.to(x.dtype)
-        totals = (x * m).sum(dim=(-1, -2))
-        self.mean_total = float(totals.mean())
-        rel = (totals / self.mean_total).clamp_min(1e-6)
-        self.normalizer.fit(x / rel[:, None, None], mask=self.mask)
-        prof = self.normalizer.profile_map(device=self.device).to(torch.float32)
-        self.model.profile.copy_(prof)
-        self.guide.mean_total.fill_(self.mean_total)
-        self.guide.input_scale.copy_(prof if self.model.likelihood == "poisson" else
-                                     torch.ones_like(prof))  # fmt: skip
-
-    def prepare(self, patterns, rotations) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``(x, rotations)`` that the model and guide take.
-
-        ``x`` is the radially normalised, fluence-corrected pattern (Gaussian) or the
-        raw counts (Poisson), zero on masked pixels; the rotations are canonical.
-        """
-        if self.mean_total is None:
-            raise ValueError("VolumeVAE: call fit() first (it fits the radial normalisation)")
-        x, r = self._check(patterns, rotations)
-        x = x * self.mask
-        if self.model.likelihood == "gaussian":
-            totals = (x * self.mask).sum(dim=(-1, -2))
-            rel = (totals / self.mean_total).clamp_min(1e-6)
-            x = self.normalizer.transform(x / rel[:, None, None], mask=self.mask)
-        return x, self.canonical_rotations(r)
-
-    # ------------------------------------------------------------------- fit
-    def fit(self, patterns, rotations, epochs: int = 50, batch_size: int = 64,
-            lr: float = 1e-3, val_fraction: float = 0.0, callbacks=(),
-            checkpoint_path=None, quiet: bool = False) -> dict:  # fmt: skip
-        """Train with :class:`pyrolatent.infer.trainer.Trainer`.
-
-        Parameters
-        ----------
-        patterns : array_like
-            ``(N, S, S)`` photon counts (or intensities), non-negative.
-        rotations : array_like
-            ``(N, 3, 3)`` orientations (e.g. from
-            :class:`~pyrolatent.spi.orientation.OrientationSearch`).
-        epochs, batch_size, lr
-            Training schedule.
-        val_fraction : float
-            Fraction of patterns held out for the validation loss.
-        callbacks, checkpoint_path
-            Passed to the Trainer.
-        quiet : bool
-            Hide progress bars.
-
-        Returns
-        -------
-        dict
-            The Trainer's history.
-        """
-        from ..infer.trainer import Trainer
-
-        x, r = self._check(patterns, rotations)
-        if self.mean_total is None:
-            self._fit_preprocessing(x * self.mask)
-        data = self.prepare(x, r)
-        val = None
-        if val_fraction > 0:
-            n_val = max(1, int(round(val_fraction * x.shape[0])))
-            g = torch.Generator().manual_seed(self.config["seed"])
-            perm = torch.randperm(x.shape[0], generator=g).to(self.device)
-            val = tuple(t[perm[:n_val]] for t in data)
-            data = tuple(t[perm[n_val:]] for t in data)
-        if self.trainer is None:
-            self.trainer = Trainer(self.model, self.guide, lr=lr, seed=self.config["seed"],
-                                   device=self.device, callbacks=callbacks,
-                                   checkpoint_path=checkpoint_path, quiet=quiet)  # fmt: skip
-        self.history = self.trainer.fit(data, epochs=epochs, batch_size=batch_size, val_data=val)
-        return self.history
-
-    # --------------------------------------------------------------- analysis
-    @torch.no_grad()
-    def encode(self, patterns, rotations, batch_size: int = 256):
-        """``(loc, scale)`` of q(z) for each pattern, each ``(N, latent_dim)``, on the CPU."""
-        x, r = self.prepare(patterns, rotations)
-        self.guide.eval()
-        locs, scales = [], []
-        for i in range(0, x.shape[0], batch_size):
-            loc, scale = self.guide.encode(x[i : i + batch_size], r[i : i + batch_size])
-            locs.append(loc)
-            scales.append(scale)
-        return torch.cat(locs).cpu(), torch.cat(scales).cpu()
-
-    @torch.no_grad()
-    def generate(self, z, normalized: bool = True) -> torch.Tensor:
-        """Intensity volumes ``(K, S, S, S)`` for latents ``(K, D)``, on the CPU.
-
-        Volumes are indexed ``[z, y, x]``.
-
-        ``normalized=False`` multiplies the radial profile back (photons per pixel
-        at the dataset's mean fluence; the paper's final intensities).
-        """
-        z = as_tensor(z, name="z", device=self.device)
-        if z.dim() == 1:
-            z = z[:, None] if self.model.latent_dim == 1 else z[None]
-        if z.shape[-1] != self.model.latent_dim:
-            raise ValueError(f"z: expected (K, {self.model.latent_dim}), got {tuple(z.shape)}")
-        vol = self.model.generate(z)
-        if not normalized:
-            if self.mean_total is None:
-                raise ValueError("VolumeVAE: call fit() first (the radial profile is fitted)")
-            vol = self.normalizer.inverse_transform(vol, volume=True)
-        return vol.cpu()
-
-    @torch.no_grad()
-    def reconstruct(self, patterns, rotations) -> torch.Tensor:
-        """Normalised slices ``(N, S, S)`` (on the CPU) of the volumes at the encoded ``z``."""
-        loc, _ = self.encode(patterns, rotations)
-        _, r = self.prepare(patterns, rotations)
-        return self.model.slices(loc.to(r.device), r).cpu()
-
-    # ------------------------------------------------------------ checkpoints
-    def save(self, path) -> None:
-        """Write architecture, weights and preprocessing atomically."""
-        state = {
-            "kind": "volume_vae",
-            "config": {
-                k: (list(v) if isinstance(v, tuple) else v) for k, v in self.config.items()
-            },  # fmt: skip
-            "mask": self.mask.cpu(),
-            "model": self.model.state_dict(),
-            "guide": self.guide.state_dict(),
-            "normalizer": self.normalizer.state_dict() if self.mean_total is not None else None,
-            "mean_total": self.mean_total,
-        }
-        save_checkpoint(state, Path(path))
-
-    @classmethod
-    def load(cls, path, device=None) -> VolumeVAE:
-        """Rebuild a :class:`VolumeVAE` written by :meth:`save` (default priors)."""
-        state = load_checkpoint(path)
-        if state.get("kind") != "volume_vae":
-            raise CheckpointError(f"{path}: not a VolumeVAE checkpoint")
-        cfg = dict(state["config"])
-        cfg["encoder_channels"] = tuple(cfg["encoder_channels"])
-        vae = cls(mask=state["mask"], device=device, **cfg)
-        vae.model.load_state_dict(state["model"])
-        vae.guide.load_state_dict(state["guide"])
-        if state["normalizer"] is not None:
-            vae.normalizer.load_state_dict(state["normalizer"])
-            vae.mean_total = float(state["mean_total"])
-        return vae
+__getattr__ = forward(__name__, {"VolumeVAE": "pyrolatent.estimators.volume_vae"})

@@ -123,47 +123,30 @@ class PoseCanonicalClassifier(nn.Module):
     """Classify images after undoing their inferred pose.
 
     ``logits = classifier(warp(x, T^{-1}))`` where ``T`` (angle, offset) is the
-    posterior-mean pose of the ss-rVAE's class-free pose encoder. The pose is
-    detached: only the ELBO trains the pose encoder. Plain torch.
+    posterior-mean pose of the ss-rVAE's class-free pose encoder, decoded by
+    the pose heads' own ``mean_pose`` (so it cannot drift from the guide's
+    parameterisation). The pose is detached: only the ELBO trains the pose
+    encoder. Plain torch.
 
     Parameters
     ----------
     encoder : nn.Module
         Image features ``(B, H, W) -> (B, F)``.
-    angle_head : nn.Linear or None
-        ``F -> 2`` (the projected-normal concentration; mean direction = angle).
-    offset_head : nn.Linear or None
-        ``F -> 4`` (offset loc and raw scale, in units of ``offset_unit`` pixels).
-    offset_unit : float
-        Pixels.
-    angle_symmetry : int
+    pose : nn.Module
+        Has ``mean_pose(h) -> {"angle": (B,) radians, "offset": (B, 2) pixels}``
+        (either key may be missing), e.g. :class:`~pyrolatent.guides.pose.PoseHeads`.
     classifier : ImageClassifier
     """
 
-    def __init__(
-        self,
-        encoder: nn.Module,
-        angle_head: nn.Module | None,
-        offset_head: nn.Module | None,
-        offset_unit: float,
-        angle_symmetry: int,
-        classifier: ImageClassifier,
-    ):
+    def __init__(self, encoder: nn.Module, pose: nn.Module, classifier: ImageClassifier):
         super().__init__()
-        self.encoder, self.angle_head, self.offset_head = encoder, angle_head, offset_head
-        self.offset_unit, self.angle_symmetry = float(offset_unit), int(angle_symmetry)
-        self.classifier = classifier
+        self.encoder, self.pose, self.classifier = encoder, pose, classifier
 
     def canonicalize(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(B, H, W)`` moved back by their inferred pose."""
         with torch.no_grad():
-            h = self.encoder(x)
-            angle = offset = None
-            if self.angle_head is not None:
-                v = self.angle_head(h)
-                angle = torch.atan2(v[..., 1], v[..., 0]) / self.angle_symmetry
-            if self.offset_head is not None:
-                offset = self.offset_head(h)[..., :2] * self.offset_unit
+            mean = self.pose.mean_pose(self.encoder(x))
+            angle, offset = mean.get("angle"), mean.get("offset")
         if angle is None and offset is None:
             return x
         inv_angle = None if angle is None else -angle

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .._rng import restores_global_rng
 from ..device import resolve_device
 from ..io.checkpoint import save_checkpoint
 from .augment import Augmentation
@@ -237,6 +238,7 @@ def train_network(
     return history
 
 
+@restores_global_rng  # its torch.manual_seed(seed) stays local
 def train_ensemble(
     images,
     masks,

@@ -101,7 +101,7 @@ class CropsConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The rVAE on the crops (:class:`pyrolatent.models.rvae.RVAE`, Bernoulli likelihood).
+    """The rVAE on the crops (:class:`pyrolatent.estimators.rvae.RVAE`, Bernoulli likelihood).
 
     ``epochs`` is the number of epochs one training call runs (more epochs
     when it continues a checkpoint).

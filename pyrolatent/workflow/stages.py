@@ -293,11 +293,12 @@ def stage_analyze(
     paths = [save_npy(out / f"kde_{k}.npy", v) for k, v in res["kdes"].items()]
     grids = {k: v.tolist() for k, v in res["grids"].items()}
     paths.append(save_json(out / "kde_grids.json", grids))
-    wb = nmf.weights_band_ if nmf.weights_band_ is not None else [nmf.weights_] * 2
-    lb = nmf.loadings_band_ if nmf.loadings_band_ is not None else [nmf.loadings_] * 2
+    w, h = nmf.components_, nmf.time_courses_
+    wb = nmf.components_band_ if nmf.components_band_ is not None else [w] * 2
+    lb = nmf.time_courses_band_ if nmf.time_courses_band_ is not None else [h] * 2
     paths += [
-        save_npy(out / "nmf_weights.npy", nmf.weights_),
-        save_npy(out / "nmf_loadings.npy", nmf.loadings_),
+        save_npy(out / "nmf_weights.npy", w),
+        save_npy(out / "nmf_loadings.npy", h),
         save_npy(out / "nmf_weights_band.npy", wb),
         save_npy(out / "nmf_loadings_band.npy", lb),
         save_table(out / "trajectories.csv", res["trajectories"]),

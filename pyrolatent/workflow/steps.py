@@ -21,8 +21,8 @@ from ..checks import as_array
 from ..data.crops import aligned_crops, extract_crops
 from ..data.particles import check_particles, join_on_particle_id
 from ..data.preprocess import scale_crops
-from ..models.nmf import NMF
-from ..models.rvae import RVAE
+from ..estimators.nmf import NMF
+from ..estimators.rvae import RVAE
 from ..segmentation import DeepEnsemble, locate, train_ensemble
 from ..segmentation.metrics import pixel_iou
 from .configs import AnalyzeConfig, CropsConfig, LocateConfig, SegmentConfig, TrainConfig
@@ -166,9 +166,12 @@ def crop_particles(frames, particles: dict, config: CropsConfig | None = None):
 
 
 def _fit_more(rvae: RVAE, x, *, epochs: int, done: int, **kwargs):
-    """Train ``epochs`` more epochs after ``done`` (those of a checkpoint being resumed)."""
-    # estimators with ``epochs_trained`` count fit(epochs=N) as N more; older ones as "until N"
-    n = epochs if hasattr(rvae, "epochs_trained") else done + epochs
+    """Train ``epochs`` more epochs after ``done`` (those of a checkpoint being resumed).
+
+    ``fit(epochs=n)`` fixes its target, ``epochs_trained + n``, before it reads the
+    checkpoint, so a model that has not yet loaded the ``done`` epochs asks for them too.
+    """
+    n = epochs + max(0, done - rvae.epochs_trained)
     return rvae.fit(x, epochs=n, **kwargs)
 
 
@@ -230,7 +233,7 @@ def encode_crops(
             latent_dim=config.latent_dim,
             decoder=config.decoder,
             likelihood="bernoulli",
-            angle_symmetry=1,
+            symmetry=1,
             seed=config.seed,
         )
     if train:
@@ -242,7 +245,7 @@ def encode_crops(
             batch_size=config.batch_size,
             lr=config.lr,
             checkpoint_path=checkpoint_path,
-            quiet=not progress,
+            progress=progress,
         )
     enc = rvae.encode(x)
     recon = None
@@ -284,7 +287,7 @@ def analyze_latents(
     -------
     dict
         ``kdes`` / ``grids`` (key -> ``(T, G)`` / ``(G,)``), ``nmf`` (the fitted
-        :class:`~pyrolatent.models.nmf.NMF`), ``transition``
+        :class:`~pyrolatent.estimators.nmf.NMF`), ``transition``
         (:func:`~pyrolatent.analysis.transitions.transition_frame`), ``peaks``
         (``before``/``after``), ``trajectories`` (the linked particle table with
         ``track`` and the joined ``angle``, ``z_0``, ``z_1``) and ``summary``
@@ -298,9 +301,9 @@ def analyze_latents(
         n_frames = int(frames.max()) + 1 if frames.size else 0
     kdes, grids = latent_kdes(latents, n_frames=n_frames, window=config.kde_window)
     nmf = NMF(n_components=config.n_components, seed=config.seed).fit(
-        kdes["angle"], method=config.nmf_method, steps=config.nmf_steps, quiet=not progress
+        kdes["angle"], method=config.nmf_method, epochs=config.nmf_steps, progress=progress
     )
-    tr = transition_frame(nmf.loadings_, seed=config.seed)
+    tr = transition_frame(nmf.time_courses_, seed=config.seed)
     peaks = angle_peaks_around(
         latents["angle"], frames, onset=tr["frame"], end=tr["end"], margin=config.peak_margin
     )

@@ -1,0 +1,270 @@
+"""The user-facing volume VAE estimator (:class:`VolumeVAE`).
+
+The model is :class:`~pyrolatent.models.volume_vae.VolumeVAEModel`, the guide
+:class:`~pyrolatent.guides.volume_vae.VolumeVAEGuide`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..checks import as_images, as_tensor, check_nonnegative
+from ..device import resolve_device
+from ..guides.volume_vae import VolumeVAEGuide
+from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..models.sites import Z
+from ..models.volume_vae import VolumeVAEModel
+from ..primitives.groups import canonicalize
+from ..primitives.radial import RadialNormalizer
+from ..primitives.so3 import check_rotations
+from .base import Estimator, numpy
+from .priors import prior_specs, rebuild_priors
+
+__all__ = ["VolumeVAE"]
+
+
+class VolumeVAE(Estimator):
+    """User-facing volume VAE: preprocessing, training with the shared Trainer, analysis.
+
+    Parameters
+    ----------
+    size : int
+        Odd pattern size ``S`` (the volume is ``S^3``).
+    latent_dim : int
+    decoder : {"implicit", "voxel"}
+    likelihood : {"gaussian", "poisson"}
+        ``"gaussian"``: patterns are divided by their photon total (relative to
+        the dataset mean) and by the dataset's radial average; ``"poisson"``:
+        raw photon counts with a per-pattern ``fluence`` latent.
+    group : str
+        Point group (``"Oh"``).
+    mask : array_like, optional
+        ``(S, S)`` bool, True = valid pixel (beamstop and gaps False).
+    z_prior, fluence_prior : Distribution or callable, optional
+        See :class:`VolumeVAEModel`.
+    seed : int
+        Seeds parameter initialisation and the estimator's own training stream.
+    device : str or torch.device, optional
+        See :func:`pyrolatent.device.resolve_device`.
+    model_options : dict, optional
+        Extra keyword arguments of :class:`VolumeVAEModel` (``sigma``,
+        ``n_features``, ``fourier_scale``, ``hidden``, ``depth``, ``base_channels``).
+    encoder_channels : tuple of int
+    encoder_hidden : int
+    model, guide : PyroModule, optional
+        Use these instead of building ``VolumeVAEModel``/``VolumeVAEGuide``.
+    """
+
+    def __init__(self, size: int, latent_dim: int = 1, decoder: str = "implicit",
+                 likelihood: str = "gaussian", group: str | None = "Oh", mask=None,
+                 z_prior=None, fluence_prior=None, seed: int = 0, device=None,
+                 model_options: dict | None = None,
+                 encoder_channels: tuple[int, ...] = (16, 32, 64, 64),
+                 encoder_hidden: int = 128, model=None, guide=None):  # fmt: skip
+
+        self.device = resolve_device(device)
+        self.config = {
+            "size": int(size), "latent_dim": int(latent_dim), "decoder": decoder,
+            "likelihood": likelihood, "group": group, "seed": int(seed),
+            "model_options": dict(model_options or {}),
+            "encoder_channels": tuple(encoder_channels), "encoder_hidden": int(encoder_hidden),
+        }  # fmt: skip
+        self.priors = {"z_prior": z_prior, "fluence_prior": fluence_prior}
+        with self._seeded(seed):
+            if model is None:
+                model = VolumeVAEModel(size, latent_dim=latent_dim, decoder=decoder,
+                                       likelihood=likelihood, group=group, mask=mask,
+                                       z_prior=z_prior, fluence_prior=fluence_prior,
+                                       **self.config["model_options"])  # fmt: skip
+            self.model = model.to(self.device)
+            if guide is None:
+                guide = VolumeVAEGuide(size, latent_dim=latent_dim, likelihood=likelihood,
+                                       mask=self.model.mask, channels=tuple(encoder_channels),
+                                       hidden=encoder_hidden)  # fmt: skip
+            self.guide = guide.to(self.device)
+        self.normalizer = RadialNormalizer()
+        self.mean_total: float | None = None
+        self.trainer = None
+
+    @property
+    def size(self) -> int:
+        return self.model.size
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.model.mask
+
+    # ------------------------------------------------------------ preprocessing
+    def _check(self, patterns, rotations):
+        x = as_images(patterns, name="patterns", device=self.device)
+        if tuple(x.shape[-2:]) != (self.size, self.size):
+            raise ValueError(
+                f"patterns: size {tuple(x.shape[-2:])} does not match the model's volume "
+                f"({self.size}, {self.size})"
+            )
+        check_nonnegative(x, "patterns", why="diffraction intensities/photon counts")
+        r = check_rotations(rotations, name="rotations", proper=True).to(self.device)
+        if r.shape != (x.shape[0], 3, 3):
+            raise ValueError(f"rotations: expected ({x.shape[0]}, 3, 3), got {tuple(r.shape)}")
+        return x, r
+
+    def canonical_rotations(self, rotations) -> torch.Tensor:
+        """Rotations canonicalised into the group's (Friedel-reduced) fundamental zone."""
+        r = check_rotations(rotations, name="rotations", proper=True).to(self.device)
+        group = self.model.group or "C1"
+        return canonicalize(r, group, friedel=True)
+
+    def _fit_preprocessing(self, x: torch.Tensor) -> None:
+        m = self.mask.to(x.dtype)
+        totals = (x * m).sum(dim=(-1, -2))
+        self.mean_total = float(totals.mean())
+        rel = (totals / self.mean_total).clamp_min(1e-6)
+        self.normalizer.fit(x / rel[:, None, None], mask=self.mask)
+        prof = self.normalizer.profile_map(device=self.device).to(torch.float32)
+        self.model.profile.copy_(prof)
+        self.guide.mean_total.fill_(self.mean_total)
+        self.guide.input_scale.copy_(prof if self.model.likelihood == "poisson" else
+                                     torch.ones_like(prof))  # fmt: skip
+
+    def prepare(self, patterns, rotations) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``(x, rotations)`` that the model and guide take.
+
+        ``x`` is the radially normalised, fluence-corrected pattern (Gaussian) or the
+        raw counts (Poisson), zero on masked pixels; the rotations are canonical.
+        """
+        if self.mean_total is None:
+            raise ValueError("VolumeVAE: call fit() first (it fits the radial normalisation)")
+        x, r = self._check(patterns, rotations)
+        x = x * self.mask
+        if self.model.likelihood == "gaussian":
+            totals = (x * self.mask).sum(dim=(-1, -2))
+            rel = (totals / self.mean_total).clamp_min(1e-6)
+            x = self.normalizer.transform(x / rel[:, None, None], mask=self.mask)
+        return x, self.canonical_rotations(r)
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, patterns, rotations, epochs: int = 50, batch_size: int = 64,
+            lr: float = 1e-3, val_fraction: float = 0.0, callbacks=(),
+            checkpoint_path=None, progress: bool = True,
+            quiet: bool | None = None) -> VolumeVAE:  # fmt: skip
+        """Train ``epochs`` more epochs with :class:`pyrolatent.infer.trainer.Trainer`.
+
+        Parameters
+        ----------
+        patterns : array_like
+            ``(N, S, S)`` photon counts (or intensities), non-negative.
+        rotations : array_like
+            ``(N, 3, 3)`` orientations (e.g. from
+            :class:`~pyrolatent.spi.orientation.OrientationSearch`).
+        epochs, batch_size, lr
+            Epochs to add to those already trained, mini-batch size, Adam rate.
+        val_fraction : float
+            Fraction of patterns held out for the validation loss.
+        callbacks, checkpoint_path
+            Passed to the Trainer.
+        progress : bool
+            Show the progress bar (``quiet=`` is a deprecated alias).
+
+        Returns
+        -------
+        VolumeVAE
+            ``self``; the per-epoch losses are in :attr:`history`.
+        """
+
+        x, r = self._check(patterns, rotations)
+        if self.mean_total is None:
+            self._fit_preprocessing(x * self.mask)
+        data = self.prepare(x, r)
+        val = None
+        if val_fraction > 0:
+            n_val = max(1, int(round(val_fraction * x.shape[0])))
+            g = torch.Generator().manual_seed(self.config["seed"])
+            perm = torch.randperm(x.shape[0], generator=g).to(self.device)
+            val = tuple(t[perm[:n_val]] for t in data)
+            data = tuple(t[perm[n_val:]] for t in data)
+        trainer = self._trainer(lr=lr, callbacks=callbacks, checkpoint_path=checkpoint_path,
+                                progress=self._progress(progress, quiet))  # fmt: skip
+        trainer.fit(data, epochs=epochs, batch_size=batch_size, val_data=val)
+        return self
+
+    # --------------------------------------------------------------- analysis
+    @torch.no_grad()
+    def encode(self, patterns, rotations, batch_size: int = 256) -> dict:
+        """Posterior of ``z`` for each pattern: ``{"z": {"loc", "scale"}}``, numpy ``(N, D)``."""
+        x, r = self.prepare(patterns, rotations)
+        self.guide.eval()
+        locs, scales = [], []
+        for i in range(0, x.shape[0], batch_size):
+            loc, scale = self.guide.encode(x[i : i + batch_size], r[i : i + batch_size])
+            locs.append(loc)
+            scales.append(scale)
+        return {Z: {"loc": numpy(torch.cat(locs)), "scale": numpy(torch.cat(scales))}}
+
+    @torch.no_grad()
+    def generate(self, z, normalized: bool = True) -> torch.Tensor:
+        """Intensity volumes ``(K, S, S, S)`` for latents ``(K, D)``, on the CPU.
+
+        Volumes are indexed ``[z, y, x]``.
+
+        ``normalized=False`` multiplies the radial profile back (photons per pixel
+        at the dataset's mean fluence; the paper's final intensities).
+        """
+        z = as_tensor(z, name="z", device=self.device)
+        if z.dim() == 1:
+            z = z[:, None] if self.model.latent_dim == 1 else z[None]
+        if z.shape[-1] != self.model.latent_dim:
+            raise ValueError(f"z: expected (K, {self.model.latent_dim}), got {tuple(z.shape)}")
+        vol = self.model.generate(z)
+        if not normalized:
+            if self.mean_total is None:
+                raise ValueError("VolumeVAE: call fit() first (the radial profile is fitted)")
+            vol = self.normalizer.inverse_transform(vol, volume=True)
+        return vol.cpu()
+
+    @torch.no_grad()
+    def reconstruct(self, patterns, rotations) -> torch.Tensor:
+        """Normalised slices ``(N, S, S)`` (on the CPU) of the volumes at the encoded ``z``."""
+        loc = torch.as_tensor(self.encode(patterns, rotations)[Z]["loc"])
+        _, r = self.prepare(patterns, rotations)
+        return self.model.slices(loc.to(r.device), r).cpu()
+
+    # ------------------------------------------------------------ checkpoints
+    def save(self, path) -> Path:
+        """Write architecture, weights and preprocessing atomically."""
+        state = {
+            "kind": "volume_vae",
+            "config": {
+                k: (list(v) if isinstance(v, tuple) else v) for k, v in self.config.items()
+            },  # fmt: skip
+            "mask": self.mask.cpu(),
+            "model": self.model.state_dict(),
+            "guide": self.guide.state_dict(),
+            "normalizer": self.normalizer.state_dict() if self.mean_total is not None else None,
+            "priors": prior_specs(self.priors),
+            "mean_total": self.mean_total,
+        }
+        return save_checkpoint(state, Path(path))
+
+    @classmethod
+    def load(cls, path, device=None, **priors) -> VolumeVAE:
+        """Rebuild a :class:`VolumeVAE` written by :meth:`save`.
+
+        Custom priors stored as a distribution class and its parameters are
+        rebuilt; others must be passed again (``z_prior=``, ``fluence_prior=``),
+        else a ``CheckpointError`` says which.
+        """
+        state = load_checkpoint(path)
+        if state.get("kind") != "volume_vae":
+            raise CheckpointError(f"{path}: not a VolumeVAE checkpoint")
+        cfg = dict(state["config"])
+        cfg["encoder_channels"] = tuple(cfg["encoder_channels"])
+        cfg.update(rebuild_priors(state.get("priors", {}), priors, path))
+        vae = cls(mask=state["mask"], device=device, **cfg)
+        vae.model.load_state_dict(state["model"])
+        vae.guide.load_state_dict(state["guide"])
+        if state["normalizer"] is not None:
+            vae.normalizer.load_state_dict(state["normalizer"])
+            vae.mean_total = float(state["mean_total"])
+        return vae
