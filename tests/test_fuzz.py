@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 from fuzz_cli import check_cli_case, cli_case
 from fuzz_entries_data import ENTRIES as DATA
+from fuzz_entries_models import ENTRIES as MODELS
 from fuzz_entries_spi import ENTRIES as SPI
 from fuzzing import FAILURES, REFUSED, TRIED, check_case
 from hypothesis import HealthCheck, given, settings
 
 import pyrolatent
 
-ENTRIES = {**DATA, **SPI}
+ENTRIES = {**DATA, **SPI, **MODELS}
 FAST_EXAMPLES = int(os.environ.get("PYROLATENT_FUZZ_FAST", "6"))
 LONG_TOTAL = int(os.environ.get("PYROLATENT_FUZZ_TOTAL", "5200"))
 

@@ -33,7 +33,13 @@ from ..device import resolve_device
 from ..guides.pose import PoseHeads
 from ..infer.rng import LocalRNG
 from ..infer.trainer import Trainer
-from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..io.checkpoint import (
+    CheckpointError,
+    check_config,
+    check_state_dict,
+    load_checkpoint,
+    save_checkpoint,
+)
 from ..models.pose import parse_invariances
 from ..models.sites import ANGLE, OFFSET, SCALE, Z
 from .priors import prior_specs, rebuild_priors
@@ -46,6 +52,16 @@ __all__ = [
     "renamed",
     "numpy",
 ]
+
+
+def build_from_checkpoint(build: Callable, path):
+    """``build()``, with a ``CheckpointError`` if the stored configuration is refused."""
+    try:
+        return build()
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"checkpoint {path}: its configuration is invalid ({exc})") from exc
 
 
 def numpy(t: torch.Tensor) -> np.ndarray:
@@ -340,10 +356,12 @@ class ImageModelWrapper(Estimator):
         state = load_checkpoint(path)
         if state.get("kind") != cls.__name__:
             raise CheckpointError(f"{path} holds a {state.get('kind')!r}, not a {cls.__name__}")
-        cfg = cls._upgrade_config(dict(state["config"]))
+        cfg = cls._upgrade_config(dict(check_config(state.get("config"), path)))
         given = rebuild_priors(state.get("priors", {}), priors, path)
         cfg.update(given)
-        obj = cls(**cfg, device=device)
+        obj = build_from_checkpoint(lambda: cls(**cfg, device=device), path)
+        check_state_dict(obj.model, state.get("model"), path, "model")
+        check_state_dict(obj.guide, state.get("guide"), path, "guide")
         obj.model.load_state_dict(state["model"])
         obj.guide.load_state_dict(state["guide"])
         return obj

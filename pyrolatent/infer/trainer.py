@@ -31,7 +31,7 @@ from pyro.infer import Trace_ELBO
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
-from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..io.checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
 from .batches import Batches, as_source
 from .callbacks import Callback
 from .distributed import DistributedContext
@@ -386,5 +386,15 @@ class Trainer:
         self.dist.barrier()
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore a checkpoint written by :meth:`save_checkpoint`."""
-        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        """Restore a checkpoint written by :meth:`save_checkpoint`.
+
+        A ``CheckpointError`` says what is wrong with a file that is unreadable,
+        corrupted, not a Trainer's, or whose weights do not fit this model and
+        guide (checked before anything is loaded).
+        """
+        state = load_checkpoint(path, map_location=self.device)
+        if state.get("kind") != "trainer":
+            raise CheckpointError(f"checkpoint {path} was not written by Trainer.save_checkpoint")
+        check_state_dict(self.model, state.get("model"), path, "model")
+        check_state_dict(self.guide, state.get("guide"), path, "guide")
+        self.load_state_dict(state)

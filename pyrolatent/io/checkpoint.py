@@ -39,6 +39,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "check_config",
+    "check_state_dict",
     "CONFIG_LIMITS",
     "FORMAT_VERSION",
 ]
@@ -58,7 +59,15 @@ CONFIG_LIMITS = {
     "decoder_hidden": (1, 16_384),
     "symmetry": (1, 1000),
     "angle_symmetry": (1, 1000),
-    "volume_size": (1, 512),
+    "size": (1, 256),
+    "volume_size": (1, 256),
+    "encoder_channels": (1, 4096),
+    "base_channels": (1, 4096),
+    "n_features": (1, 100_000),
+    "n_outputs": (1, 4096),
+    "filters": (1, 4096),
+    "members": (1, 1024),
+    "n_cascades": (1, 64),
     "in_channels": (1, 1024),
     "out_channels": (1, 1024),
     "channels": (1, 16_384),
@@ -189,11 +198,12 @@ def _bad(path, key, value, why) -> CheckpointError:
     return CheckpointError(f"checkpoint {path}: config {key}={value!r} {why}")
 
 
-def _check_int(path, key, value, low, high) -> None:
+def _check_int(path, key, value, low, high, shown=None) -> None:
+    shown = value if shown is None else shown
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(path, key, value, "is not an integer")
+        raise _bad(path, key, shown, "is not an integer")
     if not low <= value <= high:
-        raise _bad(path, key, value, f"is out of range [{low}, {high}]")
+        raise _bad(path, key, shown, f"is out of range [{low}, {high}]")
 
 
 def check_config(config, path, limits: dict | None = None) -> dict:
@@ -227,6 +237,9 @@ def check_config(config, path, limits: dict | None = None) -> dict:
     for key, value in config.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise _bad(path, key, value, "is not finite")
+        if isinstance(value, dict):  # nested options (e.g. a model's)
+            check_config(value, path, limits)
+            continue
         if key not in limits or value is None:
             continue
         low, high = limits[key]
@@ -234,7 +247,7 @@ def check_config(config, path, limits: dict | None = None) -> dict:
             if len(value) > MAX_LAYERS:
                 raise _bad(path, key, f"<{len(value)} entries>", f"has over {MAX_LAYERS} entries")
             for v in value:
-                _check_int(path, key, v, low, high)
+                _check_int(path, key, v, low, high, shown=list(value))
         else:
             _check_int(path, key, value, low, high)
     size = config.get("image_size")
@@ -244,3 +257,43 @@ def check_config(config, path, limits: dict | None = None) -> dict:
         if size[0] * size[1] > MAX_PIXELS:
             raise _bad(path, "image_size", size, f"has over {MAX_PIXELS} pixels")
     return config
+
+
+def check_state_dict(module, stored, path, what: str = "model") -> None:
+    """Refuse stored weights that do not fit ``module``, before anything is loaded.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The freshly built module.
+    stored : dict
+        The state dict read from the checkpoint.
+    path : path-like
+        The checkpoint (for the message).
+    what : str
+        Which part of the checkpoint (``"model"``, ``"guide"``, ...).
+
+    Raises
+    ------
+    CheckpointError
+        Missing or unexpected entries, or entries of another shape (e.g. a
+        checkpoint of another image size or architecture); the message lists
+        up to three of them.
+    """
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"checkpoint {path}: {what} weights are missing or malformed")
+    own = module.state_dict()
+    problems = [f"missing {k}" for k in own if k not in stored]
+    problems += [f"unexpected {k}" for k in stored if k not in own]
+    for k, v in own.items():
+        w = stored.get(k)
+        if isinstance(w, torch.Tensor) and tuple(w.shape) != tuple(v.shape):
+            problems.append(f"{k} has shape {tuple(w.shape)} in the file, {tuple(v.shape)} here")
+        elif k in stored and not isinstance(w, torch.Tensor):
+            problems.append(f"{k} is not a tensor")
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CheckpointError(
+            f"checkpoint {path}: its {what} does not fit this architecture "
+            f"(another image size, latent size or network?): {'; '.join(problems[:3])}{more}"
+        )
