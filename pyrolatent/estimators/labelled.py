@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import check_dtype
 from ..infer.batches import Batches
 from ..nn.classifier import export_classifier
 from .base import numpy
@@ -65,11 +66,12 @@ class LabelledMixin:
 
     def _labels(self, labels, n: int, name: str = "labels") -> torch.Tensor:
         arr = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+        check_dtype(arr.dtype, name, allow_bool=False)
         if arr.ndim != 1:
             raise ValueError(f"{name}: expected 1-D class indices, got shape {arr.shape}")
         if arr.shape[0] != n:
             raise ValueError(f"{name}: {arr.shape[0]} labels for {n} images; lengths must match")
-        if not (np.issubdtype(arr.dtype, np.integer) or np.all(np.mod(arr, 1) == 0)):
+        if not (np.issubdtype(arr.dtype, np.integer) or np.all(np.mod(arr, 1) == 0)):  # NaN too
             raise ValueError(f"{name}: class indices must be integers")
         arr = arr.astype(np.int64)
         bad = (arr < 0) | (arr >= self.n_classes)

@@ -179,12 +179,13 @@ class Trainer:
 
         return scaled
 
-    def _batch_loss(self, batch) -> torch.Tensor:
-        """Per-item loss of one mini-batch (differentiable)."""
+    def _batch_loss(self, batch, differentiable: bool = True):
+        """Per-item loss of one mini-batch: a tensor to differentiate, or (evaluation) a float."""
         model, guide = self.model, self.guide
         if self.beta != 1.0:
             model, guide = self._scaled(model), self._scaled(guide)
-        return self.loss.differentiable_loss(model, guide, *batch) / batch[0].shape[0]
+        loss = self.loss.differentiable_loss if differentiable else self.loss.loss
+        return loss(model, guide, *batch) / batch[0].shape[0]
 
     def _permutation(self, n: int, epoch: int, salt: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 7919 + salt)
@@ -335,7 +336,7 @@ class Trainer:
                 torch.manual_seed(self.seed + 104729)
                 for start in range(0, source[0].shape[0], batch_size):
                     batch = tuple(t[start : start + batch_size] for t in source)
-                    total += float(self._batch_loss(batch)) * batch[0].shape[0]
+                    total += float(self._batch_loss(batch, False)) * batch[0].shape[0]
                     count += batch[0].shape[0]
         finally:
             self.model.train(modes[0])
@@ -386,9 +387,8 @@ class Trainer:
         self.dist.barrier()
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore a checkpoint written by :meth:`save_checkpoint`.
-
-        A ``CheckpointError`` says what is wrong with a file that is unreadable,
+        """Restore a checkpoint written by :meth:`save_checkpoint`; a ``CheckpointError``
+        says what is wrong with a file that is unreadable,
         corrupted, not a Trainer's, or whose weights do not fit this model and
         guide (checked before anything is loaded).
         """
