@@ -124,14 +124,18 @@ class LabelledMixin:
         """Most probable class, ``(N,)`` int64."""
         return self.predict_proba(images, batch_size).argmax(-1)
 
-    def export_classifier(self, path) -> Path:
-        """Write the y-encoder as a standalone ``torch.export`` archive.
+    def export_classifier(self, path, format: str | None = None) -> Path:
+        """Write the y-encoder as a standalone file: images ``(B, H, W)`` -> logits.
 
-        A process with only torch loads it with
-        ``torch.export.load(path).module()``: images ``(B, H, W)`` -> logits
-        ``(B, n_classes)``, with the same predictions as :meth:`predict`.
+        By default a ``safetensors`` file (weights) with the architecture as JSON
+        in its header, which :func:`pyrolatent.nn.classifier.load_classifier`
+        rebuilds without unpickling anything and without Pyro, with the same
+        predictions as :meth:`predict`. ``format="pt2"`` (or a ``.pt2`` path)
+        writes a ``torch.export`` archive instead; see
+        :func:`~pyrolatent.nn.classifier.export_classifier` for why loading one
+        needs ``allow_pt2=True``.
         """
-        return export_classifier(self.guide.y_encoder, path, self.image_size)
+        return export_classifier(self.guide.y_encoder, path, self.image_size, format=format)
 
     @property
     def classifier(self):

@@ -25,7 +25,13 @@ from torch import nn
 from ..primitives import rotation_matrix_2d, warp_images
 from .encoders import make_encoder
 
-__all__ = ["ImageClassifier", "PoseCanonicalClassifier", "export_classifier", "load_classifier"]
+__all__ = [
+    "ImageClassifier",
+    "PoseMean",
+    "PoseCanonicalClassifier",
+    "export_classifier",
+    "load_classifier",
+]
 
 KIND = "ImageClassifier"
 
@@ -119,6 +125,61 @@ class ImageClassifier(nn.Module):
         return model
 
 
+class PoseMean(nn.Module):
+    """Linear pose heads on encoder features and their posterior-mean pose (plain torch).
+
+    The base of :class:`~pyrolatent.guides.pose.PoseHeads` (which adds the Pyro
+    posteriors): one decoding of the raw head outputs for the guide and for the
+    exported classifier.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the encoder features.
+    invariances : sequence of str
+        Parsed invariances: any of ``"rotation"``, ``"translation"``, ``"scale"``.
+    offset_unit : float
+        Pixels per unit of the offset head.
+    angle_symmetry : int
+        Rotational symmetry order ``n``: the angle head predicts the direction of ``n * angle``.
+    """
+
+    def __init__(self, in_features: int, invariances, offset_unit: float, angle_symmetry: int):
+        super().__init__()
+        self.invariances = tuple(invariances)
+        self.offset_unit = float(offset_unit)
+        self.angle_symmetry = int(angle_symmetry)
+        if "rotation" in self.invariances:
+            self.angle = nn.Linear(in_features, 2)
+        if "translation" in self.invariances:
+            self.offset = nn.Linear(in_features, 4)
+        if "scale" in self.invariances:
+            self.scale = nn.Linear(in_features, 2)
+
+    def mean_pose(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Posterior-mean ``angle`` ``(B,)`` (radians) and ``offset`` ``(B, 2)`` (pixels).
+
+        The angle is the mean direction of the projected normal whose
+        concentration the angle head emits (divided by the symmetry order), the
+        offset the Normal's location.
+        """
+        out = {}
+        if "rotation" in self.invariances:
+            v = self.angle(h)
+            out["angle"] = torch.atan2(v[..., 1], v[..., 0]) / self.angle_symmetry
+        if "translation" in self.invariances:
+            out["offset"] = self.offset(h)[..., :2] * self.offset_unit
+        return out
+
+    def pose_config(self) -> dict:
+        """JSON-safe ``invariances``, ``offset_unit`` and ``angle_symmetry``."""
+        return {
+            "invariances": list(self.invariances),
+            "offset_unit": self.offset_unit,
+            "angle_symmetry": self.angle_symmetry,
+        }
+
+
 class PoseCanonicalClassifier(nn.Module):
     """Classify images after undoing their inferred pose.
 
@@ -142,6 +203,23 @@ class PoseCanonicalClassifier(nn.Module):
         super().__init__()
         self.encoder, self.pose, self.classifier = encoder, pose, classifier
 
+    def export_config(self) -> dict:
+        """JSON-safe architecture: encoder, pose heads and classifier configs."""
+        return {
+            "encoder": dict(self.encoder.config),
+            "pose": self.pose.pose_config(),
+            "classifier": self.classifier.export_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> PoseCanonicalClassifier:
+        """A new (untrained) classifier from :meth:`export_config` output."""
+        enc = dict(config["encoder"])
+        encoder = make_encoder(enc["kind"], tuple(enc["image_size"]), enc["hidden"],
+                               enc["activation"])  # fmt: skip
+        pose = PoseMean(encoder.out_features, **config["pose"])
+        return cls(encoder, pose, ImageClassifier.from_config(config["classifier"]))
+
     def canonicalize(self, x: torch.Tensor) -> torch.Tensor:
         """Images ``(B, H, W)`` moved back by their inferred pose."""
         with torch.no_grad():
@@ -163,7 +241,7 @@ class PoseCanonicalClassifier(nn.Module):
 
 
 #: Classes that :func:`load_classifier` rebuilds from a file's JSON config.
-FILE_KINDS = {KIND: ImageClassifier}
+FILE_KINDS = {KIND: ImageClassifier, "PoseCanonicalClassifier": PoseCanonicalClassifier}
 FILE_FORMAT = "pyrolatent-classifier"
 FILE_VERSION = 1
 _ZIP_MAGIC = b"PK\x03\x04"
