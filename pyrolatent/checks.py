@@ -35,6 +35,7 @@ __all__ = [
     "check_count",
     "check_same_length",
     "check_weights",
+    "check_observed",
 ]
 
 
@@ -111,7 +112,7 @@ def as_tensor(
         check_dtype(arr.dtype, name, allow_bool)
         if arr.dtype == np.uint16 or arr.dtype == np.uint32 or arr.dtype == np.uint64:
             arr = arr.astype(np.float64)  # torch has no unsigned 16/32/64-bit tensors
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        t = torch.from_numpy(np.ascontiguousarray(arr).reshape(arr.shape))  # keeps 0-D as 0-D
     if t.numel() == 0:
         raise ValueError(f"{name}: is empty (shape {tuple(t.shape)})")
     if dtype is not None:
@@ -319,3 +320,27 @@ def check_weights(weights, n: int, name: str = "weights") -> np.ndarray:
     if n and not total > 0:
         raise ValueError(f"{name}: sum to 0; at least one weight must be positive")
     return w / total if n else w
+
+
+def check_observed(x, event_shape: tuple, name: str = "x"):
+    """Data a Pyro model observes: a real ``(B, *event_shape)`` tensor without NaN/Inf, ``B >= 1``.
+
+    Returns ``x`` unchanged (None passes).
+
+    Raises
+    ------
+    InputTypeError
+        Not a tensor (models take tensors; estimators convert arrays), or complex.
+    ValueError
+        Another shape, no items, NaN or Inf values.
+    """
+    if x is None:
+        return x
+    if not isinstance(x, torch.Tensor):
+        raise InputTypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    check_dtype(x.dtype, name)
+    want = tuple(int(s) for s in event_shape)
+    if x.dim() != len(want) + 1 or tuple(x.shape[1:]) != want or x.shape[0] < 1:
+        raise ValueError(f"{name}: expected shape (B, {', '.join(map(str, want))}), "
+                         f"B >= 1, got {tuple(x.shape)}")  # fmt: skip
+    return check_finite(x, name)

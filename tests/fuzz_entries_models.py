@@ -15,6 +15,7 @@ from pyrolatent.primitives.so3 import random_rotations
 
 side = st.sampled_from([6, 8])
 BAD_COUNTS = st.sampled_from([0, -1, 2.5, math.nan])
+BAD_EPOCHS = st.sampled_from([-1, 2.5, math.nan, "1"])  # 0 more epochs is a valid no-op
 
 
 def _maybe_bad(draw, good, bad, note, name):
@@ -32,7 +33,7 @@ def rvae_case(draw):
     case = draw(array_case(st.just((n, s, s)), name="images"))
     note = [case.note]
     latent_dim, ok1 = _maybe_bad(draw, st.integers(1, 3), BAD_COUNTS, note, "latent_dim")
-    epochs, ok2 = _maybe_bad(draw, st.just(1), BAD_COUNTS, note, "epochs")
+    epochs, ok2 = _maybe_bad(draw, st.just(1), BAD_EPOCHS, note, "epochs")
     lr, ok3 = _maybe_bad(draw, st.sampled_from([1e-3, 1e-2]), bad_numbers(low=0), note, "lr")
     angle = draw(st.one_of(st.floats(-4, 4), real_arrays((2,), -3, 3), st.none()))
     angle_ok = True
@@ -114,7 +115,7 @@ def _nmf(x, n_components, method):
 @st.composite
 def volume_case(draw):
     n = draw(st.integers(2, 4))
-    case = draw(array_case(st.just((n, 8, 8)), low=0, high=2, name="patterns"))
+    case = draw(array_case(st.just((n, 9, 9)), low=0, high=2, name="patterns"))
     rot = random_rotations(n, generator=torch.Generator().manual_seed(draw(st.integers(0, 99))))
     rot = rot.numpy()
     how = draw(st.sampled_from(["ok"] * 4 + ["not_rotation", "len", "nan"]))
@@ -129,7 +130,7 @@ def volume_case(draw):
 
 
 def _volume(patterns, rotations):
-    m = pl.VolumeVAE(8, latent_dim=1, group=None, encoder_channels=(2, 2), encoder_hidden=8,
+    m = pl.VolumeVAE(9, latent_dim=1, group=None, encoder_channels=(2, 2), encoder_hidden=8,
                      model_options={"hidden": 8, "depth": 1, "n_features": 4}, seed=0)  # fmt: skip
     m.fit(patterns, rotations, epochs=1, batch_size=2, progress=False)
     return m.encode(patterns, rotations)
@@ -182,14 +183,14 @@ def nmf_model_case(draw):
 
 
 def _nmf_model(x, n_components):
-    shape = np.shape(x)
+    shape = np.shape(x) or (1,)
     model = pl.NMFModel(shape[0], shape[-1], n_components=n_components)
     return _model_trace(model, _tensor(x))
 
 
 @st.composite
 def volume_model_case(draw):
-    size, ok = _maybe_bad(draw, st.sampled_from([6, 8]), st.sampled_from([0, -4, 7.5]), [],
+    size, ok = _maybe_bad(draw, st.sampled_from([7, 9]), st.sampled_from([0, -4, 7.5, 8]), [],
                           "size")  # fmt: skip
     latent_dim, ok2 = _maybe_bad(draw, st.integers(1, 2), BAD_COUNTS, [], "latent_dim")
     return Case({"size": size, "latent_dim": latent_dim}, ok and ok2,
@@ -207,7 +208,7 @@ def trainer_case(draw):
     case = draw(array_case(st.just((6, 6, 6)), name="x"))
     note = [case.note]
     lr, ok = _maybe_bad(draw, st.sampled_from([1e-3, 1e-2]), bad_numbers(low=0), note, "lr")
-    epochs, ok2 = _maybe_bad(draw, st.integers(1, 2), BAD_COUNTS, note, "epochs")
+    epochs, ok2 = _maybe_bad(draw, st.integers(1, 2), BAD_EPOCHS, note, "epochs")
     batch, ok3 = _maybe_bad(draw, st.integers(1, 6), BAD_COUNTS, note, "batch_size")
     return Case({**case.args, "lr": lr, "epochs": epochs, "batch_size": batch},
                 case.valid and ok and ok2 and ok3, "; ".join(note))  # fmt: skip

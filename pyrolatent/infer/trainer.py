@@ -30,6 +30,7 @@ import torch
 from pyro.infer import Trace_ELBO
 from tqdm.auto import tqdm
 
+from ..checks import check_count, check_number
 from ..device import resolve_device
 from ..io.checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
 from .batches import Batches, as_source
@@ -101,10 +102,9 @@ class Trainer:
         progress: bool = True,
         quiet: bool | None = None,
     ):
-        if lr <= 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        if checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        lr, weight_decay = check_number(lr, "lr", low=0, low_open=True), float(weight_decay)
+        checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
+        clip_norm = None if clip_norm is None else check_number(clip_norm, "clip_norm", low=0)
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.guide = guide.to(self.device)
@@ -231,10 +231,11 @@ class Trainer:
         """
         if (epochs is None) == (until_epoch is None):
             raise ValueError("give exactly one of epochs (more epochs) and until_epoch (total)")
-        if epochs is not None and epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
-        if until_epoch is not None and until_epoch < 0:
-            raise ValueError(f"until_epoch must be >= 0, got {until_epoch}")
+        epochs = None if epochs is None else check_count(epochs, "epochs", low=0)
+        until_epoch = (
+            None if until_epoch is None else check_count(until_epoch, "until_epoch", low=0)
+        )
+        batch_size = check_count(batch_size, "batch_size")
         target = self.epoch + epochs if epochs is not None else until_epoch
         source = data if hasattr(data, "epoch") else Batches(data, batch_size)
         with self._scope(), self.rng.active():
@@ -387,11 +388,8 @@ class Trainer:
         self.dist.barrier()
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore a checkpoint written by :meth:`save_checkpoint`; a ``CheckpointError``
-        says what is wrong with a file that is unreadable,
-        corrupted, not a Trainer's, or whose weights do not fit this model and
-        guide (checked before anything is loaded).
-        """
+        """Restore a checkpoint written by :meth:`save_checkpoint` (``CheckpointError``: what is
+        wrong, e.g. weights that do not fit this model; checked before anything is loaded)."""
         state = load_checkpoint(path, map_location=self.device)
         if state.get("kind") != "trainer":
             raise CheckpointError(f"checkpoint {path} was not written by Trainer.save_checkpoint")
