@@ -99,3 +99,33 @@ def test_deep_ensemble_predict_is_finite_on_one_pixel_frames():
 
 def test_check_weights_normalises():
     np.testing.assert_allclose(check_weights([1, 3], 2), [0.25, 0.75])
+
+
+def test_rvae_decode_takes_a_scalar_angle_and_refuses_nan_and_complex():
+    from pyrolatent import RVAE
+
+    m = RVAE((8, 8), encoder_hidden=(8,), decoder_hidden=(8,), decoder="warp", seed=0)
+    z = np.zeros((3, 2), np.float32)
+    one = m.decode(z, angle=0.3)
+    assert one.shape == (3, 8, 8) and np.isfinite(one).all()
+    np.testing.assert_allclose(one, m.decode(z, angle=np.full(3, 0.3)), atol=1e-6)
+    with pytest.raises(ValueError, match="angle"):
+        m.decode(z, angle=float("nan"))
+    with pytest.raises(TypeError, match="complex"):
+        m.decode(z, angle=0.3 + 1j)
+    with pytest.raises(TypeError, match="complex"):
+        m.encode(np.ones((2, 8, 8), np.complex64))
+
+
+def test_nmf_component_number_and_all_zero_matrix():
+    from pyrolatent import NMF
+
+    x = np.random.default_rng(0).random((6, 4))
+    with pytest.raises(ValueError, match="n_components=5 exceeds"):
+        NMF(n_components=5).fit(x, epochs=2, progress=False)
+    with pytest.raises(ValueError, match="all zero"):
+        NMF(n_components=2).fit(np.zeros((6, 4)), epochs=2, progress=False)
+    with pytest.raises(ValueError, match="n_components"):
+        NMF(n_components=2.5)
+    nmf = NMF(n_components=2, seed=0).fit(x, epochs=5, progress=False)
+    assert np.isfinite(nmf.components_).all() and np.isfinite(nmf.time_courses_).all()

@@ -45,9 +45,9 @@ def test_fuzz_fast(name):
 
 
 def _long_examples() -> dict:
-    weights = {n: 1 / max(e.cost, 0.05) for n, e in ENTRIES.items()}
+    weights = {n: max(e.cost, 0.05) ** -0.5 for n, e in ENTRIES.items()}
     total = sum(weights.values())
-    return {n: max(40, round(LONG_TOTAL * w / total)) for n, w in weights.items()}
+    return {n: max(60, round(LONG_TOTAL * w / total)) for n, w in weights.items()}
 
 
 @pytest.mark.slow
