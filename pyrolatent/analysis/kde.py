@@ -12,29 +12,44 @@ import math
 
 import numpy as np
 
+from ..checks import as_array, check_count, check_number, check_weights
+
 __all__ = ["gaussian_kde_1d", "wrapped_kde", "latent_kde_over_time"]
 
 
-def _as_1d(x, name: str) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name}: contains NaN or Inf")
-    return a
+def _as_1d(x, name: str, allow_empty: bool = True) -> np.ndarray:
+    return as_array(x, name, ndim=(1,), allow_empty=allow_empty)
 
 
 def gaussian_kde_1d(values, grid, bandwidth: float, weights=None) -> np.ndarray:
     """Gaussian KDE of ``values (N,)`` on ``grid (G,)``; zeros when ``N = 0``.
 
     The density integrates to 1 over the real line (not over the grid).
+
+    Parameters
+    ----------
+    values : array_like
+        ``(N,)`` finite real values.
+    grid : array_like
+        ``(G,)`` finite evaluation points.
+    bandwidth : float
+        Kernel standard deviation, finite and > 0.
+    weights : array_like, optional
+        ``(N,)`` finite, non-negative, not all zero (normalised to sum 1).
+
+    Raises
+    ------
+    ValueError
+        Shapes, NaN/Inf, a bandwidth that is not finite and positive, bad weights.
+    TypeError
+        Complex or non-numeric data.
     """
     x, g = _as_1d(values, "values"), _as_1d(grid, "grid")
-    if bandwidth <= 0:
-        raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+    bandwidth = check_number(bandwidth, "bandwidth", low=0, low_open=True)
+    w = None if weights is None else check_weights(weights, x.size)
     if x.size == 0:
         return np.zeros_like(g)
-    w = np.full(x.size, 1.0 / x.size) if weights is None else np.asarray(weights) / np.sum(weights)
+    w = np.full(x.size, 1.0 / x.size) if w is None else w
     u = (g[:, None] - x[None]) / bandwidth
     return (np.exp(-0.5 * u**2) * w).sum(1) / (bandwidth * math.sqrt(2 * math.pi))
 
@@ -66,8 +81,10 @@ def wrapped_kde(
         when there are no angles).
     """
     a, g = _as_1d(angles, "angles"), _as_1d(grid, "grid")
-    if not 0 < bandwidth < period / 2:
-        raise ValueError(f"bandwidth must be in (0, period/2), got {bandwidth}")
+    period = check_number(period, "period", low=0, low_open=True)
+    bandwidth = check_number(bandwidth, "bandwidth", low=0, high=period / 2, low_open=True,
+                             high_open=True)  # fmt: skip
+    n_wraps = check_count(n_wraps, "n_wraps", low=0, high=100)
     if a.size == 0:
         return np.zeros_like(g)
     d = np.remainder(g[:, None] - a[None] + period / 2, period) - period / 2  # (G, N)
@@ -126,10 +143,10 @@ def latent_kde_over_time(
         movie with fewer frames than the window.
     """
     x = _as_1d(latents, "latents")
-    f = np.asarray(frames)
-    if f.ndim != 1 or f.shape != x.shape:
+    f = as_array(frames, "frames", ndim=(1,), allow_empty=True, allow_bool=False)
+    if f.shape != x.shape:
         raise ValueError(f"frames: expected shape {x.shape}, got {f.shape}")
-    if f.size and (not np.issubdtype(f.dtype, np.integer) and not np.all(f == np.round(f))):
+    if f.size and not np.all(f == np.round(f)):
         raise ValueError("frames: must be integers")
     f = f.astype(np.int64)
     if f.size and f.min() < 0:
@@ -137,8 +154,11 @@ def latent_kde_over_time(
     g = _as_1d(grid, "grid")
     if g.size < 2:
         raise ValueError("grid: need at least 2 points")
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+    window = check_count(window, "window", low=1)
+    if n_frames is not None:
+        n_frames = check_count(n_frames, "n_frames", low=0)
+    if bandwidth is not None:
+        bandwidth = check_number(bandwidth, "bandwidth", low=0, low_open=True)
     if n_frames is None:
         n_frames = int(f.max()) + 1 if f.size else 0
     if f.size and f.max() >= n_frames:

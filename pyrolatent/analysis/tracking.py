@@ -14,6 +14,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
+from ..checks import check_count, check_number
 from ..data.particles import check_particles
 
 __all__ = ["link", "track_statistics", "mean_squared_displacement"]
@@ -83,11 +84,13 @@ def link(
     Raises
     ------
     ValueError
-        Missing columns, NaN coordinates, or a negative radius or gap.
+        Missing columns, NaN coordinates, fractional frames, a radius that is
+        not finite and positive, a negative or fractional gap, a negative penalty.
     """
     frame, row, col = _check_table(particles, "particles")
-    if search_radius <= 0 or max_gap < 0:
-        raise ValueError("search_radius must be > 0 and max_gap >= 0")
+    search_radius = check_number(search_radius, "search_radius", low=0, low_open=True)
+    max_gap = check_count(max_gap, "max_gap", low=0)
+    gap_penalty = check_number(gap_penalty, "gap_penalty", low=0)
     n = len(frame)
     track = np.full(n, -1, dtype=np.int64)
     # open tracks as arrays: id, last frame seen, last position

@@ -16,7 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..checks import as_images, check_nonnegative
+from ..checks import as_images, check_count, check_nonnegative, check_number
 from ..device import resolve_device
 from ..primitives.grids import pixel_to_normalized, transform_points
 
@@ -86,8 +86,8 @@ def check_radii(size: int, mask_radius: float, max_radius: float | None) -> tupl
         the distance from the centre to the centre of an edge pixel).
     """
     edge = (size - 1) / 2
-    if max_radius is None:
-        max_radius = edge
+    mask_radius = check_number(mask_radius, "mask_radius", low=0)
+    max_radius = edge if max_radius is None else check_number(max_radius, "max_radius", low=0)
     if max_radius > edge + 1e-9:
         raise ValueError(
             f"max_radius {max_radius} is larger than the pattern allows ({edge} for size {size})"
@@ -168,6 +168,7 @@ def line_profiles(
     x = as_patterns(patterns, device=device)
     n, size, _ = x.shape
     mask_radius, max_radius = check_radii(size, mask_radius, max_radius)
+    n_angles = check_count(n_angles, "n_angles", low=1, high=100_000)
     if log:
         check_nonnegative(x, "patterns", why="log=True needs non-negative intensities")
         floor = (log_floor * x.mean(dim=(1, 2), keepdim=True)).clamp_min(1e-30)

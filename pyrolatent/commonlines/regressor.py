@@ -19,9 +19,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._rng import restores_global_rng
-from ..checks import as_tensor, check_finite
+from ..checks import as_tensor, check_count, check_finite, check_number
 from ..device import resolve_device
-from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..io.checkpoint import (
+    CheckpointError,
+    check_config,
+    check_state_dict,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 __all__ = ["AbsoluteEmbedding", "r2_scores"]
 
@@ -145,8 +151,13 @@ class AbsoluteEmbedding:
             )
         check_finite(x, "features")
         check_finite(y, "targets")
-        if not 0.0 < validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+        validation_fraction = check_number(validation_fraction, "validation_fraction", low=0,
+                                           high=1, low_open=True, high_open=True)  # fmt: skip
+        epochs = check_count(epochs, "epochs", low=1)
+        batch_size = check_count(batch_size, "batch_size", low=1)
+        lr = check_number(lr, "lr", low=0, low_open=True)
+        weight_decay = check_number(weight_decay, "weight_decay", low=0)
+        patience = check_count(patience, "patience", low=0)
         n = x.shape[0]
         n_val = max(1, int(round(validation_fraction * n)))
         if n - n_val < 2:
@@ -197,6 +208,8 @@ class AbsoluteEmbedding:
                 best = (val_loss, copy.deepcopy(self.network.state_dict()), epoch)
             elif epoch - best[2] >= patience:
                 break
+        if best[1] is None:
+            raise ValueError(f"training diverged (validation loss {val_loss}); lower lr={lr}")
         self.network.load_state_dict(best[1])
         self.network.eval()
         self.history_ = history
@@ -267,21 +280,33 @@ class AbsoluteEmbedding:
         state = load_checkpoint(path)
         if state.get("kind") != _KIND:
             raise CheckpointError(f"{path} holds {state.get('kind')!r}, not an AbsoluteEmbedding")
-        cfg = state["config"]
-        model = cls(
-            hidden=tuple(cfg["hidden"]),
-            dropout=cfg["dropout"],
-            log_features=cfg["log_features"],
-            device=device,
-        )
+        cfg = check_config(state.get("config"), path)
+        try:
+            model = cls(
+                hidden=tuple(cfg["hidden"]),
+                dropout=cfg["dropout"],
+                log_features=cfg["log_features"],
+                device=device,
+            )
+            sc = state["scalers"]
+            shapes = {"x_mean": cfg["n_features"], "x_std": cfg["n_features"],
+                      "y_mean": cfg["n_outputs"], "y_std": cfg["n_outputs"]}  # fmt: skip
+            for key, n in shapes.items():
+                if not isinstance(sc[key], torch.Tensor) or tuple(sc[key].shape) != (n,):
+                    raise CheckpointError(f"checkpoint {path}: scaler {key} is not ({n},)")
+            network = _mlp(cfg["n_features"], model.hidden, cfg["n_outputs"], model.dropout)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, CheckpointError):
+                raise
+            raise CheckpointError(f"checkpoint {path}: invalid configuration ({exc})") from exc
+        check_state_dict(network, state.get("network"), path, "network")
         model.n_features_, model.n_outputs_ = cfg["n_features"], cfg["n_outputs"]
-        sc = state["scalers"]
         model._eps = float(sc["eps"])
         model._x_mean = sc["x_mean"].to(model.device)
         model._x_std = sc["x_std"].to(model.device)
         model._y_mean = sc["y_mean"].to(model.device)
         model._y_std = sc["y_std"].to(model.device)
-        model.network = _mlp(cfg["n_features"], model.hidden, cfg["n_outputs"], model.dropout)
+        model.network = network
         model.network.load_state_dict(state["network"])
         model.network.to(model.device).eval()
         return model

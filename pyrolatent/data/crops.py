@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checks import as_images
+from ..checks import as_images, check_count
 from ..primitives.grids import transform_points
 from ..primitives.warp import warp_images
 from .particles import check_particles
@@ -64,9 +64,7 @@ def extract_crops(
     """
     movie = as_images(frames, "frames", ndim=(3,))
     t, h, w = movie.shape
-    window = int(window)
-    if window < 2:
-        raise ValueError(f"window must be >= 2 pixels, got {window}")
+    window = check_count(window, "window", low=2)
     if window > min(h, w):
         raise ValueError(f"window {window} is larger than the frame ({h} x {w})")
     if pad_mode not in ("constant", "reflect", "replicate"):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_dtype
+
 __all__ = [
     "PARTICLE_COLUMNS",
     "check_particles",
@@ -104,6 +106,9 @@ def check_particles(
     if missing:
         raise ValueError(f"{name}: missing columns {missing}")
     table = {k: np.asarray(v) for k, v in particles.items()}
+    for k, v in table.items():
+        if k in PARTICLE_COLUMNS or k in required:
+            check_dtype(v.dtype, f"{name}[{k!r}]")
     lengths = {k: v.shape[0] if v.ndim else -1 for k, v in table.items()}
     if len(set(lengths.values())) > 1 or -1 in lengths.values():
         raise ValueError(f"{name}: columns must be 1-D of one length, got {lengths}")

@@ -28,12 +28,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checks import as_images, as_tensor
+from ..checks import as_images, as_tensor, check_count, check_finite, check_number
 from ..device import resolve_device
 from ..guides.pose import PoseHeads
 from ..infer.rng import LocalRNG
 from ..infer.trainer import Trainer
-from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..io.checkpoint import (
+    CheckpointError,
+    check_config,
+    check_state_dict,
+    load_checkpoint,
+    save_checkpoint,
+)
 from ..models.pose import parse_invariances
 from ..models.sites import ANGLE, OFFSET, SCALE, Z
 from .priors import prior_specs, rebuild_priors
@@ -46,6 +52,16 @@ __all__ = [
     "renamed",
     "numpy",
 ]
+
+
+def build_from_checkpoint(build: Callable, path):
+    """``build()``, with a ``CheckpointError`` if the stored configuration is refused."""
+    try:
+        return build()
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"checkpoint {path}: its configuration is invalid ({exc})") from exc
 
 
 def numpy(t: torch.Tensor) -> np.ndarray:
@@ -119,6 +135,7 @@ class Estimator:
     ) -> Trainer:
         """The Trainer, built on the first fit and updated with the new settings on later ones."""
         progress = self._progress(progress, quiet)
+        lr = check_number(lr, "lr", low=0, low_open=True)
         if self.trainer is None:
             self.trainer = Trainer(
                 self.model,
@@ -182,23 +199,27 @@ class ImageModelWrapper(Estimator):
         encoder_hidden, decoder_hidden, offset_prior_scale, symmetry, sigma, learn_sigma,
         compute_dtype, seed,
     ) -> dict:  # fmt: skip
-        """The JSON-safe constructor arguments the image estimators share."""
-        image_size = [int(s) for s in image_size]
+        """The JSON-safe constructor arguments the image estimators share (checked)."""
+        image_size = [check_count(s, "image_size", high=4096) for s in image_size]
+        if len(image_size) != 2:
+            raise ValueError(f"image_size: expected (H, W), got {image_size}")
         if offset_prior_scale is None:
             offset_prior_scale = 0.05 * max(image_size)
+        widths = {"encoder_hidden": encoder_hidden, "decoder_hidden": decoder_hidden}
         return {
             "image_size": image_size,
-            "latent_dim": int(latent_dim),
+            "latent_dim": check_count(latent_dim, "latent_dim", high=1024),
             "invariances": list(parse_invariances(invariances)),
             "decoder": decoder,
             "likelihood": likelihood,
             "activation": activation,
             "encoder": encoder,
-            "encoder_hidden": [int(h) for h in encoder_hidden],
-            "decoder_hidden": [int(h) for h in decoder_hidden],
-            "offset_prior_scale": float(offset_prior_scale),
-            "symmetry": int(symmetry),
-            "sigma": float(sigma),
+            **{k: [check_count(h, k, high=16_384) for h in v] for k, v in widths.items()},
+            "offset_prior_scale": check_number(
+                offset_prior_scale, "offset_prior_scale", low=0, low_open=True
+            ),  # fmt: skip
+            "symmetry": check_count(symmetry, "symmetry", high=1000),
+            "sigma": check_number(sigma, "sigma", low=0, low_open=True),
             "learn_sigma": bool(learn_sigma),
             "compute_dtype": compute_dtype,
             "seed": int(seed),
@@ -256,7 +277,7 @@ class ImageModelWrapper(Estimator):
 
     def _codes(self, z) -> torch.Tensor:
         """Content codes as a ``(B, latent_dim)`` tensor on the device."""
-        zt = as_tensor(z, "z", device=self.device)
+        zt = check_finite(as_tensor(z, "z", device=self.device), "z")
         if zt.dim() == 1:
             zt = zt.unsqueeze(0)
         d = self.config["latent_dim"]
@@ -268,7 +289,7 @@ class ImageModelWrapper(Estimator):
         """A per-sample pose ``(b, *tail)`` (a single value is broadcast), or None."""
         if value is None:
             return None
-        t = as_tensor(value, name, device=self.device)
+        t = check_finite(as_tensor(value, name, device=self.device), name)
         if t.dim() == len(tail) or (t.dim() == len(tail) + 1 and t.shape[0] == 1):
             t = t.reshape(tail).expand(b, *tail)  # one pose for all
         if tuple(t.shape) != (b, *tail):
@@ -340,10 +361,12 @@ class ImageModelWrapper(Estimator):
         state = load_checkpoint(path)
         if state.get("kind") != cls.__name__:
             raise CheckpointError(f"{path} holds a {state.get('kind')!r}, not a {cls.__name__}")
-        cfg = cls._upgrade_config(dict(state["config"]))
+        cfg = cls._upgrade_config(dict(check_config(state.get("config"), path)))
         given = rebuild_priors(state.get("priors", {}), priors, path)
         cfg.update(given)
-        obj = cls(**cfg, device=device)
+        obj = build_from_checkpoint(lambda: cls(**cfg, device=device), path)
+        check_state_dict(obj.model, state.get("model"), path, "model")
+        check_state_dict(obj.guide, state.get("guide"), path, "guide")
         obj.model.load_state_dict(state["model"])
         obj.guide.load_state_dict(state["guide"])
         return obj

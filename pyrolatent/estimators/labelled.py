@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import check_dtype
 from ..infer.batches import Batches
 from ..nn.classifier import export_classifier
 from .base import numpy
@@ -65,11 +66,12 @@ class LabelledMixin:
 
     def _labels(self, labels, n: int, name: str = "labels") -> torch.Tensor:
         arr = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+        check_dtype(arr.dtype, name, allow_bool=False)
         if arr.ndim != 1:
             raise ValueError(f"{name}: expected 1-D class indices, got shape {arr.shape}")
         if arr.shape[0] != n:
             raise ValueError(f"{name}: {arr.shape[0]} labels for {n} images; lengths must match")
-        if not (np.issubdtype(arr.dtype, np.integer) or np.all(np.mod(arr, 1) == 0)):
+        if not (np.issubdtype(arr.dtype, np.integer) or np.all(np.mod(arr, 1) == 0)):  # NaN too
             raise ValueError(f"{name}: class indices must be integers")
         arr = arr.astype(np.int64)
         bad = (arr < 0) | (arr >= self.n_classes)
@@ -122,14 +124,18 @@ class LabelledMixin:
         """Most probable class, ``(N,)`` int64."""
         return self.predict_proba(images, batch_size).argmax(-1)
 
-    def export_classifier(self, path) -> Path:
-        """Write the y-encoder as a standalone ``torch.export`` archive.
+    def export_classifier(self, path, format: str | None = None) -> Path:
+        """Write the y-encoder as a standalone file: images ``(B, H, W)`` -> logits.
 
-        A process with only torch loads it with
-        ``torch.export.load(path).module()``: images ``(B, H, W)`` -> logits
-        ``(B, n_classes)``, with the same predictions as :meth:`predict`.
+        By default a ``safetensors`` file (weights) with the architecture as JSON
+        in its header, which :func:`pyrolatent.nn.classifier.load_classifier`
+        rebuilds without unpickling anything and without Pyro, with the same
+        predictions as :meth:`predict`. ``format="pt2"`` (or a ``.pt2`` path)
+        writes a ``torch.export`` archive instead; see
+        :func:`~pyrolatent.nn.classifier.export_classifier` for why loading one
+        needs ``allow_pt2=True``.
         """
-        return export_classifier(self.guide.y_encoder, path, self.image_size)
+        return export_classifier(self.guide.y_encoder, path, self.image_size, format=format)
 
     @property
     def classifier(self):

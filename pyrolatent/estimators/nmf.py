@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import check_count
 from ..device import resolve_device
 from ..guides.nmf import NMFGuide
 from ..infer.callbacks import LearningRateDecay
@@ -100,9 +101,7 @@ class NMF(Estimator):
         seed: int = 0,
         device=None,
     ):
-        if n_components < 1:
-            raise ValueError(f"n_components must be >= 1, got {n_components}")
-        self.n_components = int(n_components)
+        self.n_components = check_count(n_components, "n_components", high=100_000)
         self.likelihood = likelihood
         self.priors = (weights_prior, loadings_prior, sigma_prior)
         self.seed = int(seed)
@@ -205,6 +204,14 @@ class NMF(Estimator):
         xt = check_nmf_input(x, "x", device=self.device)
         if method not in ("map", "svi", "nuts"):
             raise ValueError(f"method must be 'map', 'svi' or 'nuts', got {method!r}")
+        if self.n_components > min(xt.shape):
+            raise ValueError(
+                f"n_components={self.n_components} exceeds the smaller dimension of x "
+                f"{tuple(xt.shape)}: at most {min(xt.shape)} components can be identified"
+            )
+        if not bool((xt > 0).any()):
+            raise ValueError("x: is all zero; there is nothing to factorise")
+        epochs = check_count(epochs, "epochs", low=1)
         index = torch.arange(xt.shape[0], device=self.device)
         if method != "nuts" and self.trainer is not None and self._fitted == (method, xt.shape):
             more = epochs if method == "map" else max(1, epochs // 2)

@@ -189,6 +189,7 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
         lr: float = 1e-3,
         val_images=None,
         val_labels=None,
+        val_data=None,
         callbacks=(),
         checkpoint_path=None,
         loss=None,
@@ -220,6 +221,11 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
         val_images, val_labels : array_like, optional
             Held-out labelled images: ``val_accuracy`` goes into the history
             each epoch (through :class:`~pyrolatent.infer.metrics.ValidationAccuracy`).
+        val_data : array_like or (array_like, array_like), optional
+            Held-out images ``(M, H, W)`` (the class summed out, as for unlabelled
+            items) or ``(images, labels)``: their per-item loss, evaluated without
+            side effects (:meth:`~pyrolatent.infer.Trainer.evaluate`), goes into the
+            history as ``val_loss`` each epoch.
         callbacks : sequence
             More Trainer callbacks.
         checkpoint_path : path-like, optional
@@ -244,6 +250,13 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
             xv = self._images(val_images, "val_images")
             yv = self._labels(val_labels, xv.shape[0], "val_labels")
             callbacks.append(ValidationAccuracy(self._predict_tensor, xv, yv))
+        val = None
+        if val_data is not None:
+            if isinstance(val_data, (tuple, list)) and len(val_data) == 2:
+                xd = self._images(val_data[0], "val_data[0]")
+                val = (xd, self._labels(val_data[1], xd.shape[0], "val_data[1]"))
+            else:
+                val = (self._images(val_data, "val_data"),)
         trainer = self._trainer(lr=lr, callbacks=callbacks, checkpoint_path=checkpoint_path,
                                 loss=loss or self.default_loss(), progress=progress,
                                 quiet=quiet)  # fmt: skip
@@ -254,7 +267,7 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
         with warnings.catch_warnings():
             # labelled batches have no enumerated site; that is expected
             warnings.filterwarnings("ignore", message="TraceEnum_ELBO found no sample sites")
-            trainer.fit(source, epochs=epochs, batch_size=batch_size)
+            trainer.fit(source, epochs=epochs, batch_size=batch_size, val_data=val)
         return self
 
     def encode(self, images, labels=None, batch_size: int = 1024) -> dict:

@@ -13,13 +13,19 @@ import torch
 from ..checks import as_images, as_tensor, check_nonnegative
 from ..device import resolve_device
 from ..guides.volume_vae import VolumeVAEGuide
-from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..io.checkpoint import (
+    CheckpointError,
+    check_config,
+    check_state_dict,
+    load_checkpoint,
+    save_checkpoint,
+)
 from ..models.sites import Z
 from ..models.volume_vae import VolumeVAEModel
 from ..primitives.groups import canonicalize
 from ..primitives.radial import RadialNormalizer
 from ..primitives.so3 import check_rotations
-from .base import Estimator, numpy
+from .base import Estimator, build_from_checkpoint, numpy
 from .priors import prior_specs, rebuild_priors
 
 __all__ = ["VolumeVAE"]
@@ -258,10 +264,12 @@ class VolumeVAE(Estimator):
         state = load_checkpoint(path)
         if state.get("kind") != "volume_vae":
             raise CheckpointError(f"{path}: not a VolumeVAE checkpoint")
-        cfg = dict(state["config"])
+        cfg = dict(check_config(state.get("config"), path))
         cfg["encoder_channels"] = tuple(cfg["encoder_channels"])
         cfg.update(rebuild_priors(state.get("priors", {}), priors, path))
-        vae = cls(mask=state["mask"], device=device, **cfg)
+        vae = build_from_checkpoint(lambda: cls(mask=state["mask"], device=device, **cfg), path)
+        check_state_dict(vae.model, state.get("model"), path, "model")
+        check_state_dict(vae.guide, state.get("guide"), path, "guide")
         vae.model.load_state_dict(state["model"])
         vae.guide.load_state_dict(state["guide"])
         if state["normalizer"] is not None:

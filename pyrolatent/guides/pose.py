@@ -12,11 +12,11 @@ import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..distributions import ProjectedNormalAngle
 from ..models.pose import parse_invariances
 from ..models.sites import ANGLE, OFFSET, SCALE
+from ..nn.classifier import PoseMean
 
 __all__ = ["PoseHeads", "IDENTITY_CONCENTRATION"]
 
@@ -25,8 +25,12 @@ IDENTITY_CONCENTRATION = 5.0
 IDENTITY_RAW_SCALE = -3.0
 
 
-class PoseHeads(nn.Module):
+class PoseHeads(PoseMean):
     """Linear heads from encoder features to pose posteriors.
+
+    The heads and their posterior-mean decoding (``mean_pose``, used by the
+    exported classifier) are :class:`~pyrolatent.nn.classifier.PoseMean`'s;
+    this class adds the Pyro posteriors.
 
     Parameters
     ----------
@@ -56,16 +60,8 @@ class PoseHeads(nn.Module):
         angle_symmetry: int = 1,
         identity_init: bool = False,
     ):
-        super().__init__()
-        self.invariances = parse_invariances(invariances)
-        self.offset_unit = float(offset_prior_scale)
-        self.angle_symmetry = int(angle_symmetry)
-        if "rotation" in self.invariances:
-            self.angle = nn.Linear(in_features, 2)
-        if "translation" in self.invariances:
-            self.offset = nn.Linear(in_features, 4)
-        if "scale" in self.invariances:
-            self.scale = nn.Linear(in_features, 2)
+        super().__init__(in_features, parse_invariances(invariances), offset_prior_scale,
+                         angle_symmetry)  # fmt: skip
         if identity_init:
             self.reset_to_identity()
 
@@ -97,23 +93,6 @@ class PoseHeads(nn.Module):
         if "scale" in self.invariances:
             loc, raw = self.scale(h).unbind(-1)
             out[SCALE] = dist.LogNormal(0.1 * loc, 0.1 * F.softplus(raw) + 1e-4)
-        return out
-
-    def mean_pose(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Posterior-mean angle ``(B,)`` (radians) and offset ``(B, 2)`` (pixels), plain torch.
-
-        The decoding of the raw head outputs that :meth:`posteriors` also uses:
-        the angle is the mean direction of the projected normal (divided by
-        the symmetry order), the offset the Normal's location. Used by
-        :class:`~pyrolatent.nn.classifier.PoseCanonicalClassifier`, so the
-        exported classifier follows this parameterisation.
-        """
-        out = {}
-        if "rotation" in self.invariances:
-            v = self.angle(h)
-            out[ANGLE] = torch.atan2(v[..., 1], v[..., 0]) / self.angle_symmetry
-        if "translation" in self.invariances:
-            out[OFFSET] = self.offset(h)[..., :2] * self.offset_unit
         return out
 
     def sample(self, h: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule
 from torch import nn
 
+from ..checks import check_observed
 from ..models.sites import Z
 from ..nn.encoders import make_encoder
 from .pose import PoseHeads
@@ -50,6 +51,7 @@ class RVAEGuide(PyroModule):
     ):
         super().__init__()
         self.encoder = make_encoder(encoder, tuple(image_size), hidden, activation)
+        self.image_size = tuple(int(s) for s in image_size)
         width = self.encoder.out_features
         self.z_head = nn.Linear(width, 2 * latent_dim)
         self.pose = PoseHeads(width, invariances, offset_prior_scale, angle_symmetry)
@@ -63,7 +65,7 @@ class RVAEGuide(PyroModule):
         return out
 
     def forward(self, x: torch.Tensor) -> None:
-        posts = self.posteriors(x)
+        posts = self.posteriors(check_observed(x, self.image_size))
         with pyro.plate("data", x.shape[0]):
             for name, d in posts.items():
                 pyro.sample(name, d)

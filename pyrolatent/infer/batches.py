@@ -31,12 +31,16 @@ def as_source(data, name: str, device: torch.device) -> tuple[torch.Tensor, ...]
     if data is None:
         return ()
     items = data if isinstance(data, (tuple, list)) else (data,)
+    if not items:
+        raise ValueError(f"{name}: no arrays given")
     out = []
     for i, item in enumerate(items):
         dtype = None if isinstance(item, torch.Tensor) else torch.float32
         t = as_tensor(item, name=f"{name}[{i}]", dtype=dtype, device=device)
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise ValueError(f"{name}[{i}]: contains NaN or Inf values")
+        if t.dim() == 0:
+            raise ValueError(f"{name}[{i}]: is a scalar; expected items along the first axis")
         out.append(t)
     n = out[0].shape[0]
     if any(t.shape[0] != n for t in out):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+from ..checks import check_count, check_number
+
 __all__ = ["Callback", "BetaSchedule", "EarlyStopping", "LearningRateDecay"]
 
 
@@ -49,8 +51,8 @@ class BetaSchedule(Callback):
     def __init__(
         self, start: float = 0.0, end: float = 1.0, warmup_epochs: int = 10, shape: str = "linear"
     ):
-        if warmup_epochs < 1:
-            raise ValueError(f"warmup_epochs must be >= 1, got {warmup_epochs}")
+        start, end = check_number(start, "start"), check_number(end, "end")
+        warmup_epochs = check_count(warmup_epochs, "warmup_epochs", low=1)
         if shape not in ("linear", "cosine"):
             raise ValueError(f"shape must be 'linear' or 'cosine', got {shape!r}")
         self.start, self.end, self.warmup_epochs, self.shape = start, end, warmup_epochs, shape
@@ -124,6 +126,8 @@ class EarlyStopping(Callback):
     ):
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        patience = check_count(patience, "patience", low=0)
+        min_delta = check_number(min_delta, "min_delta", low=0)
         self.monitor, self.patience, self.min_delta, self.mode = monitor, patience, min_delta, mode
         self.best = math.inf
         self.wait = 0

@@ -19,6 +19,8 @@ from pyro.infer import TraceEnum_ELBO
 from pyro.infer.traceenum_elbo import _compute_dice_elbo
 from pyro.util import warn_if_nan
 
+from ..checks import check_number
+
 __all__ = ["AuxiliaryTraceEnum_ELBO"]
 
 
@@ -42,10 +44,9 @@ class AuxiliaryTraceEnum_ELBO(TraceEnum_ELBO):  # noqa: N801 - Pyro's naming of 
     """
 
     def __init__(self, aux_weight: float = 1.0, **kwargs):
-        if aux_weight < 0:
-            raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
+        aux_weight = check_number(aux_weight, "aux_weight", low=0)
         super().__init__(**kwargs)
-        self.aux_weight = float(aux_weight)
+        self.aux_weight = aux_weight
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         elbo = 0.0

@@ -1,19 +1,14 @@
 """One SVI trainer for every Pyro model/guide pair of pyrolatent.
 
-The trainer owns the epoch loop, mini-batches, the progress bar, the history,
-side-effect-free evaluation, callbacks, atomic checkpoints with exact resume,
-seeding, the device policy and data-parallel training under ``torchrun``.
-
-Models and guides are ``torch.nn.Module`` objects (``PyroModule`` in practice)
-whose parameters are their ``parameters()``; mini-batches are passed to them
-positionally: ``model(*batch)`` and ``guide(*batch)``. The objective is any
-Pyro ELBO (``Trace_ELBO``, ``TraceEnum_ELBO``, ``TraceMeanField_ELBO``, ...);
-its ``differentiable_loss`` drives a plain ``torch.optim`` optimiser, so the
-optimiser state is an ordinary ``state_dict`` that checkpoints cleanly.
-
-The data come as a batch source (:mod:`pyrolatent.infer.batches`): each
-epoch is a list of optimiser steps, each step a list of mini-batches whose
-per-item losses are summed. A plain tensor or tuple is wrapped in
+The trainer owns the epoch loop, mini-batches, the progress bar, the history, side-effect-free
+evaluation, callbacks, atomic checkpoints with exact resume, seeding, the device policy and
+data-parallel training under ``torchrun``. Models and guides are ``torch.nn.Module`` objects
+(``PyroModule`` in practice) whose parameters are their ``parameters()``; mini-batches are
+passed to them positionally: ``model(*batch)`` and ``guide(*batch)``. The objective is any Pyro
+ELBO; its ``differentiable_loss`` drives a plain ``torch.optim`` optimiser, so the optimiser
+state is an ordinary ``state_dict`` that checkpoints cleanly. The data come as a batch source
+(:mod:`pyrolatent.infer.batches`): each epoch is a list of optimiser steps, each step a list of
+mini-batches whose per-item losses are summed; a plain tensor or tuple is wrapped in
 :class:`~pyrolatent.infer.batches.Batches`.
 """
 
@@ -30,8 +25,9 @@ import torch
 from pyro.infer import Trace_ELBO
 from tqdm.auto import tqdm
 
+from ..checks import check_count, check_number
 from ..device import configure_threads, resolve_device
-from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..io.checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
 from .batches import Batches, as_source
 from .callbacks import Callback
 from .distributed import DistributedContext
@@ -101,10 +97,9 @@ class Trainer:
         progress: bool = True,
         quiet: bool | None = None,
     ):
-        if lr <= 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        if checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        lr, weight_decay = check_number(lr, "lr", low=0, low_open=True), float(weight_decay)
+        checkpoint_every = check_count(checkpoint_every, "checkpoint_every")
+        clip_norm = None if clip_norm is None else check_number(clip_norm, "clip_norm", low=0)
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.guide = guide.to(self.device)
@@ -179,12 +174,13 @@ class Trainer:
 
         return scaled
 
-    def _batch_loss(self, batch) -> torch.Tensor:
-        """Per-item loss of one mini-batch (differentiable)."""
+    def _batch_loss(self, batch, differentiable: bool = True):
+        """Per-item loss of one mini-batch: a tensor to differentiate, or (evaluation) a float."""
         model, guide = self.model, self.guide
         if self.beta != 1.0:
             model, guide = self._scaled(model), self._scaled(guide)
-        return self.loss.differentiable_loss(model, guide, *batch) / batch[0].shape[0]
+        loss = self.loss.differentiable_loss if differentiable else self.loss.loss
+        return loss(model, guide, *batch) / batch[0].shape[0]
 
     def _permutation(self, n: int, epoch: int, salt: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 7919 + salt)
@@ -230,10 +226,11 @@ class Trainer:
         """
         if (epochs is None) == (until_epoch is None):
             raise ValueError("give exactly one of epochs (more epochs) and until_epoch (total)")
-        if epochs is not None and epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
-        if until_epoch is not None and until_epoch < 0:
-            raise ValueError(f"until_epoch must be >= 0, got {until_epoch}")
+        epochs = None if epochs is None else check_count(epochs, "epochs", low=0)
+        until_epoch = (
+            None if until_epoch is None else check_count(until_epoch, "until_epoch", low=0)
+        )
+        batch_size = check_count(batch_size, "batch_size")
         target = self.epoch + epochs if epochs is not None else until_epoch
         source = data if hasattr(data, "epoch") else Batches(data, batch_size)
         configure_threads()
@@ -342,7 +339,7 @@ class Trainer:
                 torch.manual_seed(self.seed + 104729)
                 for start in range(0, source[0].shape[0], batch_size):
                     batch = tuple(t[start : start + batch_size] for t in source)
-                    total += float(self._batch_loss(batch)) * batch[0].shape[0]
+                    total += float(self._batch_loss(batch, False)) * batch[0].shape[0]
                     count += batch[0].shape[0]
         finally:
             self.model.train(modes[0])
@@ -393,5 +390,11 @@ class Trainer:
         self.dist.barrier()
 
     def load_checkpoint(self, path: str | Path) -> None:
-        """Restore a checkpoint written by :meth:`save_checkpoint`."""
-        self.load_state_dict(load_checkpoint(path, map_location=self.device))
+        """Restore a checkpoint written by :meth:`save_checkpoint` (``CheckpointError``: what is
+        wrong, e.g. weights that do not fit this model; checked before anything is loaded)."""
+        state = load_checkpoint(path, map_location=self.device)
+        if state.get("kind") != "trainer":
+            raise CheckpointError(f"checkpoint {path} was not written by Trainer.save_checkpoint")
+        check_state_dict(self.model, state.get("model"), path, "model")
+        check_state_dict(self.guide, state.get("guide"), path, "guide")
+        self.load_state_dict(state)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import as_images
+from .paths import check_file, describe
 
 __all__ = ["read_movie"]
 
@@ -63,35 +64,22 @@ def read_movie(
     FileNotFoundError
         If ``path`` does not exist.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+    path = check_file(path, "a movie (.npy, .npz, .tif or an image)")
     suffix = path.suffix.lower()
-    if suffix == ".npy":
-        array = np.load(path, allow_pickle=False)
-    elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            names = list(data.keys())
-            if key is None:
-                if len(names) != 1:
-                    raise ValueError(f"{path}: holds arrays {names}; choose one with key=")
-                key = names[0]
-            if key not in names:
-                raise ValueError(f"{path}: no array {key!r} (has {names})")
-            array = data[key]
-    elif suffix in _TIFF_SUFFIXES:
-        import tifffile
-
-        array = tifffile.imread(path)
-    elif suffix in _IMAGE_SUFFIXES:
-        from skimage.io import imread
-
-        array = imread(path)
+    try:
+        array = _read(path, suffix, key)
+    except (ValueError, FileNotFoundError):
+        raise
+    except Exception as exc:  # the readers' own errors: truncated, corrupted, wrong type
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ValueError(
+            f"{path}: not a readable {suffix} movie (it looks like {describe(path)}; "
+            f"{type(exc).__name__}: {first})"
+        ) from None
+    if suffix in _IMAGE_SUFFIXES:
         colour = array.ndim == 3 and array.shape[-1] in (3, 4)
         array = _to_grey(array, channel, colour)[None]
         channel = None
-    else:
-        raise ValueError(f"{path}: unsupported file type {suffix!r}")
     array = np.asarray(array)
     if array.ndim == 4:
         array = _to_grey(array, channel, True)
@@ -100,3 +88,33 @@ def read_movie(
     if array.ndim != 3:
         raise ValueError(f"{path}: expected (T, H, W) or (H, W) data, got shape {array.shape}")
     return as_images(array, name=str(path), ndim=(3,)).numpy()
+
+
+def _read(path: Path, suffix: str, key: str | None) -> np.ndarray:
+    """The raw array of a movie file (no checks of its shape or values)."""
+    if suffix == ".npy":
+        from .files import load_npy
+
+        return load_npy(path)
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            names = list(data.keys())
+            if key is None:
+                if len(names) != 1:
+                    raise ValueError(f"{path}: holds arrays {names}; choose one with key=")
+                key = names[0]
+            if key not in names:
+                raise ValueError(f"{path}: no array {key!r} (has {names})")
+            return data[key]
+    if suffix in _TIFF_SUFFIXES:
+        import tifffile
+
+        return tifffile.imread(path)
+    if suffix in _IMAGE_SUFFIXES:
+        from skimage.io import imread
+
+        return imread(path)
+    raise ValueError(
+        f"{path}: unsupported file type {suffix!r} (expected .npy, .npz, .tif, .tiff, "
+        f"{', '.join(sorted(_IMAGE_SUFFIXES))})"
+    )

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_nonnegative
+from ..checks import check_nonnegative, check_number
 
 __all__ = ["BernoulliLikelihood", "GaussianLikelihood", "PoissonLikelihood", "make_likelihood"]
 
@@ -56,8 +56,7 @@ class GaussianLikelihood(nn.Module):
 
     def __init__(self, sigma: float = 0.1, learn_sigma: bool = False):
         super().__init__()
-        if sigma <= 0:
-            raise ValueError(f"sigma must be positive, got {sigma}")
+        sigma = check_number(sigma, "sigma", low=0, low_open=True)
         log_sigma = torch.tensor(float(sigma)).log()
         if learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)

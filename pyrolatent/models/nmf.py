@@ -24,7 +24,7 @@ from pyro.infer import Trace_ELBO
 from pyro.nn import PyroModule
 
 from .._deprecated import forward
-from ..checks import as_tensor, check_finite, check_nonnegative
+from ..checks import as_tensor, check_count, check_finite, check_nonnegative, check_observed
 from .sites import LOADINGS, SIGMA, WEIGHTS
 
 __all__ = ["NMFModel", "WEIGHTS", "LOADINGS", "SIGMA", "check_nmf_input", "nndsvd"]
@@ -122,8 +122,8 @@ class NMFModel(PyroModule):
         sigma_prior: dist.Distribution | None = None,
     ):
         super().__init__()
-        if min(n_rows, n_features, n_components) < 1:
-            raise ValueError("n_rows, n_features and n_components must be >= 1")
+        n_rows, n_features = check_count(n_rows, "n_rows"), check_count(n_features, "n_features")
+        n_components = check_count(n_components, "n_components", high=100_000)
         if likelihood not in ("gaussian", "poisson"):
             raise ValueError(f"likelihood must be 'gaussian' or 'poisson', got {likelihood!r}")
         self.n_rows, self.n_features, self.n_components = n_rows, n_features, n_components
@@ -172,7 +172,8 @@ class NMFModel(PyroModule):
     def forward(self, x: torch.Tensor | None = None, index: torch.Tensor | None = None):
         """Run the model on rows ``x (B, F)`` with row numbers ``index (B,)``."""
         if index is None:
-            index = torch.arange(self.n_rows if x is None else x.shape[0], device=self._zero.device)
+            n = self.n_rows if x is None else check_observed(x, (self.n_features,)).shape[0]
+            index = torch.arange(n, device=self._zero.device)
         w = pyro.sample(WEIGHTS, self.weights_dist())
         sigma = pyro.sample(SIGMA, self.sigma_dist()) if self.likelihood == "gaussian" else None
         with pyro.plate("rows", self.n_rows, subsample=index):

@@ -26,6 +26,7 @@ import torch
 from pyro.nn import PyroModule
 
 from .._deprecated import forward
+from ..checks import check_count, check_observed
 from ..nn.decoders import make_decoder
 from .likelihoods import make_likelihood
 from .pose import PosePrior, expand_prior, parse_invariances
@@ -83,9 +84,8 @@ class RVAEModel(PyroModule):
         compute_dtype: str = "float32",
     ):
         super().__init__()
-        if latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
-        self.image_size = tuple(int(s) for s in image_size)
+        latent_dim = check_count(latent_dim, "latent_dim", high=1024)
+        self.image_size = tuple(check_count(s, "image_size", low=2, high=4096) for s in image_size)
         if len(self.image_size) != 2 or min(self.image_size) < 2:
             raise ValueError(f"image_size must be (H, W) with H, W >= 2, got {image_size}")
         self.latent_dim = latent_dim
@@ -121,7 +121,7 @@ class RVAEModel(PyroModule):
         """Run the generative model on images ``x (B, H, W)`` (or sample ``num_items``)."""
         if x is None and num_items is None:
             raise ValueError("give images x or num_items")
-        n = x.shape[0] if x is not None else num_items
+        n = check_observed(x, self.image_size).shape[0] if x is not None else num_items
         with pyro.plate("data", n):
             z = pyro.sample(Z, self.z_dist(n))
             pose = self.pose_prior.sample(n)

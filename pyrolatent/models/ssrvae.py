@@ -34,7 +34,7 @@ from pyro.infer import TraceEnum_ELBO
 from pyro.nn import PyroModule
 
 from .._deprecated import forward
-from ..checks import as_tensor
+from ..checks import as_tensor, check_count, check_number, check_observed
 from ..distributions import ProjectedNormalAngle, VonMises
 from ..nn.decoders import make_decoder
 from .likelihoods import make_likelihood
@@ -127,13 +127,11 @@ class SSRVAEModel(PyroModule):
         compute_dtype: str = "float32",
     ):
         super().__init__()
-        if n_classes < 2:
-            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
-        if latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
-        if angle_prior_scale <= 0:
-            raise ValueError(f"angle_prior_scale must be positive, got {angle_prior_scale}")
-        self.image_size = tuple(int(s) for s in image_size)
+        n_classes = check_count(n_classes, "n_classes", low=2, high=100_000)
+        latent_dim = check_count(latent_dim, "latent_dim", high=1024)
+        angle_prior_scale = check_number(angle_prior_scale, "angle_prior_scale", low=0,
+                                         low_open=True)  # fmt: skip
+        self.image_size = tuple(check_count(s, "image_size", low=2, high=4096) for s in image_size)
         if len(self.image_size) != 2 or min(self.image_size) < 2:
             raise ValueError(f"image_size must be (H, W) with H, W >= 2, got {image_size}")
         self.n_classes = int(n_classes)
@@ -237,7 +235,7 @@ class SSRVAEModel(PyroModule):
         """Run the model on images ``x (B, H, W)`` and optional labels ``y (B,)``."""
         if x is None and num_items is None:
             raise ValueError("give images x or num_items")
-        n = x.shape[0] if x is not None else num_items
+        n = check_observed(x, self.image_size).shape[0] if x is not None else num_items
         with pyro.plate("data", n):
             yv = pyro.sample(Y, self.y_dist(n), obs=y)
             z = pyro.sample(Z, self.z_dist(n))

@@ -32,6 +32,7 @@ from pyro.distributions import constraints
 from pyro.nn import PyroModule, PyroParam
 
 from .._deprecated import forward
+from ..checks import check_count, check_observed
 from ..nn.volume import ImplicitDecoder, VoxelDecoder
 from ..primitives.volumes import symmetrize_volume, symmetrized_slices
 from .pose import expand_prior
@@ -85,10 +86,12 @@ class VolumeVAEModel(PyroModule):
             raise ValueError(f"decoder: expected one of {_DECODERS}, got {decoder!r}")
         if likelihood not in _LIKELIHOODS:
             raise ValueError(f"likelihood: expected one of {_LIKELIHOODS}, got {likelihood!r}")
-        if int(size) % 2 == 0:
+        size, latent_dim = (
+            check_count(size, "size", high=255),
+            check_count(latent_dim, "latent_dim"),
+        )
+        if size % 2 == 0:
             raise ValueError(f"size: {size} is even; the centre (q = 0) must be a pixel")
-        if int(latent_dim) < 1:
-            raise ValueError(f"latent_dim: expected >= 1, got {latent_dim}")
         self.size = int(size)
         self.latent_dim = int(latent_dim)
         self.decoder_kind = decoder
@@ -164,7 +167,7 @@ class VolumeVAEModel(PyroModule):
 
     def forward(self, x: torch.Tensor, rotations: torch.Tensor):
         """``x`` ``(B, S, S)``, ``rotations`` ``(B, 3, 3)``."""
-        n = x.shape[0]
+        n = check_observed(x, (self.size, self.size)).shape[0]
         with pyro.plate(PLATE, n):
             z = pyro.sample(Z, self.z_dist(n))
             fluence = None

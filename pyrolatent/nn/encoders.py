@@ -62,9 +62,21 @@ class ConvEncoder(nn.Module):
 def make_encoder(
     kind: str, image_size: tuple[int, int], hidden: Sequence[int], activation: str
 ) -> nn.Module:
-    """``kind`` is ``"mlp"`` or ``"conv"``."""
+    """``kind`` is ``"mlp"`` or ``"conv"``.
+
+    The module's ``config`` holds these arguments (JSON-safe), so that an
+    exported classifier can rebuild it (:func:`pyrolatent.nn.classifier.export_classifier`).
+    """
     if kind == "mlp":
-        return MLPEncoder(image_size, hidden, activation)
-    if kind == "conv":
-        return ConvEncoder(image_size, hidden, activation)
-    raise ValueError(f"unknown encoder {kind!r}; choose 'mlp' or 'conv'")
+        module = MLPEncoder(image_size, hidden, activation)
+    elif kind == "conv":
+        module = ConvEncoder(image_size, hidden, activation)
+    else:
+        raise ValueError(f"unknown encoder {kind!r}; choose 'mlp' or 'conv'")
+    module.config = {
+        "kind": kind,
+        "image_size": [int(s) for s in image_size],
+        "hidden": [int(h) for h in hidden],
+        "activation": activation,
+    }
+    return module

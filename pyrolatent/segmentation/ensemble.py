@@ -30,7 +30,13 @@ import torch
 from .._deprecated import forward
 from ..checks import as_images
 from ..device import configure_threads, resolve_device
-from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..io.checkpoint import (
+    CheckpointError,
+    check_config,
+    check_state_dict,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .members import _network_name, stack_members, unstack_members
 from .nets import build_network, split_members
 from .sampling import prepare_training_data
@@ -224,7 +230,14 @@ class DeepEnsemble:
         state = load_checkpoint(path)
         if state.get("kind") != "pyrolatent.DeepEnsemble":
             raise CheckpointError(f"checkpoint {path} does not hold a DeepEnsemble")
-        network = build_network(state["network"], state["config"])
+        config = check_config(state.get("config"), path)
+        try:
+            network = build_network(state["network"], config)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"checkpoint {path}: invalid network description ({exc})"
+            ) from exc
+        check_state_dict(network, state.get("state_dict"), path, "network")
         network.load_state_dict(state["state_dict"])
         network.to(resolve_device(device)).eval()
         return cls(network=network, multiclass=bool(state["multiclass"]))

@@ -16,7 +16,7 @@ from skimage.measure import regionprops
 from skimage.segmentation import watershed as watershed_transform
 
 from .._deprecated import forward
-from ..checks import as_images
+from ..checks import as_images, check_count, check_number
 from ..data import particles as _table
 
 __all__ = ["locate", "foreground_mask", "split_touching"]
@@ -151,7 +151,8 @@ def _locate_frame(prob, unc, frame, threshold, min_area, border_margin, watershe
         rows["orientation"].append(orientation)
         rows["major_axis"].append(region.axis_major_length)
         rows["minor_axis"].append(region.axis_minor_length)
-        rows["eccentricity"].append(region.eccentricity)
+        # a one-pixel region has no axes: eccentricity 0 (skimage gives 0/0 = NaN)
+        rows["eccentricity"].append(region.eccentricity if region.axis_major_length > 0 else 0.0)
         rows["mean_probability"].append(region.intensity_mean)
         rows["mean_uncertainty"].append(
             float(unc[labels == region.label].mean()) if unc is not None else np.nan
@@ -212,6 +213,11 @@ def locate(
         NaN/Inf values, wrong dimensions, or an uncertainty of another shape.
     """
     prob = as_images(probability, "probability", ndim=(3, 4)).numpy()
+    threshold = check_number(threshold, "threshold")
+    min_area = check_number(min_area, "min_area", low=0)
+    border_margin = check_number(border_margin, "border_margin", low=0)
+    min_distance = check_count(min_distance, "min_distance", low=1)
+    first_frame = check_count(first_frame, "first_frame", low=0)
     unc = None
     if uncertainty is not None:
         unc = as_images(uncertainty, "uncertainty", ndim=(3, 4)).numpy()

@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checks import check_count
+
 __all__ = ["DilNet", "UNet", "split_members", "build_network", "NETWORKS"]
 
 
@@ -195,8 +197,14 @@ class DilNet(_SegmentationNet):
         batch_norm: bool = True,
     ):
         super().__init__()
-        if min(in_channels, out_channels, filters, n_cascades, members) < 1:
-            raise ValueError("DilNet: channels, filters, n_cascades and members must be >= 1")
+        in_channels, out_channels, filters, n_cascades, members = (
+            check_count(v, f"DilNet {k}", high=4096)
+            for k, v in (("in_channels", in_channels), ("out_channels", out_channels),
+                         ("filters", filters), ("n_cascades", n_cascades), ("members", members))
+        )  # fmt: skip
+        dilation_rates = [
+            check_count(r, "DilNet dilation_rates", high=1024) for r in dilation_rates
+        ]
         self.in_channels, self.out_channels, self.members = in_channels, out_channels, members
         self.filters, self.dilation_rates = filters, tuple(int(r) for r in dilation_rates)
         self.n_cascades, self.batch_norm = n_cascades, batch_norm
@@ -266,8 +274,12 @@ class UNet(_SegmentationNet):
         batch_norm: bool = True,
     ):
         super().__init__()
-        if min(in_channels, out_channels, filters, depth, members) < 1:
-            raise ValueError("UNet: channels, filters, depth and members must be >= 1")
+        in_channels, out_channels, filters, depth, members = (
+            check_count(v, f"UNet {k}", high=4096)
+            for k, v in (("in_channels", in_channels), ("out_channels", out_channels),
+                         ("filters", filters), ("depth", depth), ("members", members))
+        )  # fmt: skip
+        dilation_rates = [check_count(r, "UNet dilation_rates", high=1024) for r in dilation_rates]
         self.in_channels, self.out_channels, self.members = in_channels, out_channels, members
         self.filters, self.depth = filters, depth
         self.dilated_bottleneck = dilated_bottleneck

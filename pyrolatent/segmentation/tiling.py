@@ -18,10 +18,11 @@ def standardize_frames(frames: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     frames : torch.Tensor
-        ``(N, C, H, W)``.
+        ``(N, C, H, W)``. A one-pixel frame has standard deviation 0 (not NaN).
     """
     mean = frames.mean(dim=(-2, -1), keepdim=True)
-    std = frames.std(dim=(-2, -1), keepdim=True).clamp_min(1e-8)
+    correction = 1 if frames.shape[-2] * frames.shape[-1] > 1 else 0
+    std = frames.std(dim=(-2, -1), keepdim=True, correction=correction).clamp_min(1e-8)
     return (frames - mean) / std
 
 

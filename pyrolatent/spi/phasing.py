@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._renamed import progress_from_quiet
-from ..checks import as_tensor, check_finite, check_nonnegative
+from ..checks import as_tensor, check_count, check_finite, check_nonnegative, check_number
 
 __all__ = ["aligned_correlation", "autocorrelation_support", "particle_volume", "phase_retrieval"]
 
@@ -138,6 +138,14 @@ def phase_retrieval(
     """
     progress = progress_from_quiet(progress, quiet, where="phase_retrieval")
     x = _check_intensity(intensity)
+    n_iter = check_count(n_iter, "n_iter", low=1)
+    n_er = check_count(n_er, "n_er", low=0)
+    beta = check_number(beta, "beta", low=0, high=2, low_open=True)
+    shrinkwrap_every = check_count(shrinkwrap_every, "shrinkwrap_every", low=0)
+    shrinkwrap_threshold = check_number(shrinkwrap_threshold, "shrinkwrap_threshold", low=0,
+                                        high=1)  # fmt: skip
+    sigma_start = check_number(sigma_start, "sigma_start", low=0)
+    sigma_end = check_number(sigma_end, "sigma_end", low=0)
     dims = _dims(x)
     amp = torch.fft.ifftshift(x.sqrt(), dim=dims)
     if mask is None:

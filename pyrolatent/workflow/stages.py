@@ -16,8 +16,9 @@ from pathlib import Path
 
 from .._deprecated import forward
 from ..analysis.dynamics import ANGLE_GRID_SIZE
+from ..data.particles import check_particles
 from ..io.checkpoint import load_checkpoint
-from ..io.files import load_json, load_npy, load_table, save_json, save_npy, save_table
+from ..io.files import load_array, load_json, load_table, save_json, save_npy, save_table
 from ..io.movie import read_movie
 from ..segmentation import DeepEnsemble
 from . import steps
@@ -129,7 +130,9 @@ def stage_segment(
     config = config if config is not None else SegmentConfig()
     out = Path(out)
     frames = read_movie(movie_path)
-    masks = load_npy(masks_path) if masks_path is not None else None
+    masks = None
+    if masks_path is not None:
+        masks = load_array(masks_path, ndim=(3,), what="labels (T, H, W)", dtype=None)
     if ensemble_path is not None:
         ensemble = DeepEnsemble.load(ensemble_path)
     elif masks is None:
@@ -159,8 +162,10 @@ def stage_locate(
     the probability maps.
     """
     config = config if config is not None else LocateConfig()
-    prob = load_npy(probability_path)
-    var = load_npy(variance_path) if variance_path is not None else None
+    prob = load_array(probability_path, ndim=(3,), what="probability maps (T, H, W)")
+    var = None
+    if variance_path is not None:
+        var = load_array(variance_path, ndim=(3,), what="ensemble variance (T, H, W)")
     table = steps.find_particles(prob, variance=var, config=config)
     return [save_table(Path(out) / "particles.csv", table)]
 
@@ -175,7 +180,8 @@ def stage_crops(out, movie_path, particles_path, config: CropsConfig | None = No
     """
     config = config if config is not None else CropsConfig()
     frames = read_movie(movie_path)
-    crops, index = steps.crop_particles(frames, load_table(particles_path), config)
+    particles = check_particles(load_table(particles_path), name=str(particles_path))
+    crops, index = steps.crop_particles(frames, particles, config)
     out = Path(out)
     return [save_npy(out / "crops.npy", crops), save_table(out / "crops_index.csv", index)]
 
@@ -240,8 +246,8 @@ def stage_train(
         )
         (log or (lambda s: print(s, file=sys.stderr)))(line)
     result = steps.encode_crops(
-        load_npy(crops_path),
-        load_table(index_path),
+        load_array(crops_path, ndim=(3,), what="crops (N, H, W)"),
+        check_particles(load_table(index_path), name=str(index_path), required=("frame",)),
         run,
         checkpoint_path=ckpt,
         done_epochs=done,
@@ -277,8 +283,8 @@ def stage_analyze(
     config = config if config is not None else AnalyzeConfig()
     out = Path(out)
     res = steps.analyze_latents(
-        load_table(latents_path),
-        load_table(particles_path),
+        steps.check_latents(load_table(latents_path), name=str(latents_path)),
+        check_particles(load_table(particles_path), name=str(particles_path)),
         n_frames=n_frames,
         config=config,
         progress=progress,

@@ -18,6 +18,7 @@ from ..analysis.dynamics import angle_peaks_around, latent_kdes
 from ..analysis.polarity import latent_table
 from ..analysis.tracking import link
 from ..analysis.transitions import transition_frame
+from ..checks import as_array
 from ..data.crops import aligned_crops, extract_crops
 from ..data.particles import check_particles, join_on_particle_id
 from ..data.preprocess import scale_crops
@@ -35,6 +36,7 @@ __all__ = [
     "crop_particles",
     "encode_crops",
     "analyze_latents",
+    "check_latents",
 ]
 
 
@@ -125,6 +127,13 @@ def find_particles(probability, *, variance=None, config: LocateConfig | None = 
         frames without particles contribute no rows.
     """
     config = config if config is not None else LocateConfig()
+    probability = as_array(probability, "probability", ndim=(3,), dtype=np.float32)
+    if variance is not None:
+        variance = as_array(variance, "variance", ndim=(3,), dtype=np.float32)
+        if variance.shape != probability.shape:
+            raise ValueError(
+                f"variance: shape {variance.shape} differs from probability {probability.shape}"
+            )
     return locate(
         probability, uncertainty=variance, threshold=config.threshold, min_area=config.min_area
     )
@@ -211,9 +220,13 @@ def encode_crops(
         ``rvae``, ``scale`` (``(lo, hi)`` of the crop rescaling) and ``history``.
     """
     config = config if config is not None else TrainConfig()
-    crops = np.asarray(crops)
+    crops = as_array(crops, "crops", ndim=(3,), dtype=np.float32)
     if len(crops) < 2:
         raise ValueError(f"need at least 2 crops to train the rVAE, got {len(crops)}")
+    index = check_particles(index, name="index", required=("frame",))
+    if len(index["frame"]) != len(crops):
+        raise ValueError(f"index: {len(index['frame'])} rows for {len(crops)} crops")
+    index.setdefault("valid", np.ones(len(crops), dtype=bool))  # a user's own index
     x, scale = scale_crops(crops)
     if rvae is None:
         rvae = RVAE(
@@ -285,7 +298,7 @@ def analyze_latents(
         ``analysis.json``; ``transition_frame`` is None when no change is detected).
     """
     config = config if config is not None else AnalyzeConfig()
-    latents = _split_columns(latents)
+    latents = check_latents(latents)
     particles = check_particles(particles)
     frames = np.asarray(latents["frame"]).astype(np.int64)
     if n_frames is None:
@@ -334,6 +347,22 @@ def analyze_latents(
         "trajectories": traj,
         "summary": summary,
     }
+
+
+def check_latents(latents: dict, *, name: str = "latents") -> dict:
+    """A latent table with ``frame`` and finite ``angle`` (2-D ``z`` split into ``z_0``..).
+
+    Raises
+    ------
+    ValueError
+        Missing columns, columns of different lengths, NaN/Inf angles,
+        fractional or negative frames.
+    """
+    table = check_particles(_split_columns(latents), name=name, required=("frame", "angle"))
+    table["angle"] = as_array(table["angle"], f"{name}['angle']", allow_empty=True)
+    if table["frame"].size and table["frame"].min() < 0:
+        raise ValueError(f"{name}: frame numbers must be >= 0")
+    return table
 
 
 def _split_columns(table: dict) -> dict:

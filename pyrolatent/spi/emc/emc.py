@@ -28,7 +28,6 @@ iteration to ``checkpoint`` (``checkpoint.rank<r>`` per rank under
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +36,7 @@ import torch.distributed as tdist
 from tqdm.auto import tqdm
 
 from ...device import resolve_device
+from ...io.checkpoint import load_checkpoint, save_checkpoint
 from ...primitives.so3 import quaternion_to_matrix
 from ...primitives.volumes import symmetrize_volume
 from .estep import log_likelihood_block, posterior_summary
@@ -112,19 +112,6 @@ def _exp_relative(z: torch.Tensor, z_max: torch.Tensor) -> torch.Tensor:
     arguments is slow, and such posterior mass is dropped anyway)."""
     d = z - z_max
     return torch.where(d < -25.0, torch.zeros_like(d), torch.exp(d.clamp_min(-25.0)))
-
-
-def _save_atomic(state: dict, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".emc-", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _all_reduce(*tensors):
@@ -247,7 +234,7 @@ def emc(
     if checkpoint is not None and tdist.is_initialized() and tdist.get_world_size() > 1:
         checkpoint = f"{checkpoint}.rank{tdist.get_rank()}"  # each rank keeps its own scales
     if checkpoint is not None and resume and os.path.exists(checkpoint):
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        state = load_checkpoint(checkpoint)
         if state["config"] != config:
             raise ValueError(f"checkpoint {checkpoint}: made with {state['config']}, not {config}")
     if state is not None:
@@ -348,7 +335,7 @@ def emc(
         bar.set_postfix(loglik=f"{history['log_likelihood'][-1]:.1f}",
                         mi=f"{history['mutual_information'][-1]:.2f}")  # fmt: skip
         if checkpoint is not None:
-            _save_atomic({"config": config, "iteration": done, "volume": volume.cpu(),
+            save_checkpoint({"config": config, "iteration": done, "volume": volume.cpu(),
                           "scales": scales.cpu(), **history}, checkpoint)  # fmt: skip
     return EMCResult(
         volume=volume.cpu(), measured=measured, quaternions=quats.cpu(), weights=weights.cpu(),
