@@ -112,6 +112,9 @@ def summarize(
         "transition_interval": analysis.get("transition_interval"),
         "n_frames": int(analysis["n_frames"]),
     }
+    for key in ("rvae_collapsed", "conclusions_valid", "diagnostics"):
+        if key in analysis:  # the rVAE diagnostics (did the fit collapse?)
+            summary[key] = analysis[key]
     if particles is not None and truth is not None and latents is not None:
         summary.update(angle_vs_truth(particles, truth, latents))
     return summary

@@ -207,7 +207,9 @@ def encode_crops(
     -------
     dict
         ``latents`` (table: see :func:`pyrolatent.analysis.polarity.latent_table`),
-        ``rvae``, ``scale`` (``(lo, hi)`` of the crop rescaling) and ``history``.
+        ``rvae``, ``scale`` (``(lo, hi)`` of the crop rescaling), ``history`` and
+        ``diagnostics`` (:meth:`pyrolatent.RVAE.diagnostics` of the crops: did the
+        fit collapse?).
     """
     config = config if config is not None else TrainConfig()
     crops = np.asarray(crops)
@@ -243,6 +245,7 @@ def encode_crops(
         "rvae": rvae,
         "scale": scale,
         "history": rvae.history,
+        "diagnostics": rvae.diagnostics(x),
     }
 
 
@@ -253,6 +256,7 @@ def analyze_latents(
     n_frames: int | None = None,
     config: AnalyzeConfig | None = None,
     progress: bool = False,
+    diagnostics: dict | None = None,
 ) -> dict:
     """KDE(L, t) of the latents, NMF, transition, angle peaks and trajectories.
 
@@ -269,6 +273,11 @@ def analyze_latents(
         Default ``AnalyzeConfig()``.
     progress : bool
         Show a progress bar (NMF).
+    diagnostics : dict, optional
+        The rVAE diagnostics (:func:`encode_crops`): they go into the summary
+        as ``diagnostics``, with ``rvae_collapsed`` (bool). A collapsed rVAE's
+        angles and codes carry no information, so its peaks and transition
+        are not findings: the summary then says ``conclusions_valid: false``.
 
     Returns
     -------
@@ -314,6 +323,11 @@ def analyze_latents(
         "nmf_reconstruction_error": nmf.reconstruction_error(kdes["angle"]),
         "kde_window": config.kde_window,
     }
+    if diagnostics is not None:
+        collapsed = bool(diagnostics.get("collapsed", False))
+        summary["diagnostics"] = diagnostics
+        summary["rvae_collapsed"] = collapsed
+        summary["conclusions_valid"] = not collapsed
     return {
         "kdes": kdes,
         "grids": grids,

@@ -72,6 +72,31 @@ def test_empty_frame_is_carried_as_empty_row(tiny_run):
     assert load_json(tiny_run / "analysis.json")["n_frames"] == 24
 
 
+def test_rvae_diagnostics_reach_the_summary(tiny_run):
+    from pyrolatent.io.files import load_table
+    from pyrolatent.workflow.report import summarize
+    from pyrolatent.workflow.steps import analyze_latents
+
+    diag = load_json(tiny_run / "rvae_diagnostics.json")
+    assert {"collapsed", "warnings", "z_kl", "recon_ratio"} <= set(diag)
+    summary = load_json(tiny_run / "summary.json")
+    assert summary["diagnostics"] == diag
+    assert summary["rvae_collapsed"] is diag["collapsed"]
+    assert summary["conclusions_valid"] is not diag["collapsed"]
+    # a collapsed rVAE: the summary says its peaks and transition are not findings
+    dead = dict(diag, collapsed=True, warnings=["every content dimension collapsed"])
+    res = analyze_latents(
+        load_table(tiny_run / "latents.csv"),
+        load_table(tiny_run / "particles.csv"),
+        n_frames=24,
+        config=AnalyzeConfig(kde_window=1, nmf_method="map", nmf_steps=20),
+        diagnostics=dead,
+    )
+    out = summarize(res["summary"])
+    assert out["rvae_collapsed"] is True and out["conclusions_valid"] is False
+    assert out["diagnostics"]["warnings"] == ["every content dimension collapsed"]
+
+
 def test_analyze_errors_when_movie_is_shorter_than_the_window(tiny_run, tmp_path):
     with pytest.raises(ValueError, match="fewer than the KDE window"):
         stage_analyze(
