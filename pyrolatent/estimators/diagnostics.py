@@ -9,8 +9,8 @@
   ``warnings``; ``fit`` issues one :class:`PosteriorCollapseWarning` when
   ``collapsed`` is true;
 * :meth:`~DiagnosticsMixin.estimate_symmetry`: the rotational symmetry order n
-  of the decoded canonical images (for particles fitted without ``symmetry``),
-  or None when a canonical image has no resolvable orientation (a disc).
+  of the particles (to fit them with ``symmetry=n``), or None when they have no
+  resolvable orientation (a disc).
 
 The thresholds are module constants, stated in the docstrings.
 """
@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 
+from ..analysis.symmetry import rotational_symmetry
 from ..models.sites import ANGLE, Y, Z
 
 __all__ = [
@@ -31,8 +32,6 @@ __all__ = [
     "STD_THRESHOLD",
     "RECON_RATIO_THRESHOLD",
     "ANGLE_COLLAPSE_R",
-    "SYMMETRY_MATCH",
-    "SYMMETRY_CONTRAST",
 ]
 
 #: A z dimension whose mean KL(q(z_d | x) || N(0, 1)) is below this (nats per image) is collapsed.
@@ -43,10 +42,6 @@ STD_THRESHOLD = 0.05
 RECON_RATIO_THRESHOLD = 0.95
 #: Encoded angles with a mean resultant length above this are all the same angle.
 ANGLE_COLLAPSE_R = 0.999
-#: Self-correlation of a canonical image turned by 2 pi / n needed to call it n-fold symmetric.
-SYMMETRY_MATCH = 0.9
-#: Needed margin of the match at 2 pi / n over the match at pi / n (else: not resolvable).
-SYMMETRY_CONTRAST = 0.05
 #: Images used by the automatic check after ``fit`` (evenly spaced).
 _MAX_CHECKED = 2048
 
@@ -166,11 +161,9 @@ def assess(report: dict, latent_dim: int, rotation: bool) -> tuple[bool, list[st
 class DiagnosticsMixin:
     """``diagnostics`` and ``estimate_symmetry`` of an image estimator (``encode``/``decode``)."""
 
-    def _canonical(self, enc: dict, angle=None) -> np.ndarray:
-        """Decoded images of the encoded codes (and classes) at ``angle`` (default: none)."""
-        if Y in enc:
-            return self.decode(enc[Z]["loc"], enc[Y]["label"], angle=angle)
-        return self.decode(enc[Z]["loc"], angle=angle)
+    def _canonical(self, enc: dict) -> np.ndarray:
+        """Decoded images of the encoded codes (and classes) at the identity pose."""
+        return self.decode(*self._recon_args(enc))
 
     def diagnostics(self, images, batch_size: int = 1024, max_images: int | None = None) -> dict:
         """Did the fit work? Collapse of z, angle concentration, reconstruction vs the mean image.
@@ -230,55 +223,40 @@ class DiagnosticsMixin:
                 stacklevel=3,
             )  # fmt: skip
 
-    def estimate_symmetry(self, images, max_order: int = 8, max_images: int = 256) -> dict:
-        """The rotational symmetry order n of the decoded canonical images.
+    def estimate_symmetry(
+        self, images, source: str = "images", max_order: int = 8, max_images: int = 512
+    ) -> dict:
+        """The rotational symmetry order n of the particles, for a fit without ``symmetry``.
 
-        Each image's canonical (its code decoded at the identity pose) is
-        turned by ``2 pi / n`` with the model's own decoder, for n in
-        ``2..max_order``, and correlated with itself (Pearson over pixels,
-        median over images): ``match[n]``. The estimate is the largest n with
-        ``match[n] >= SYMMETRY_MATCH`` (:data:`SYMMETRY_MATCH`), else 1. A
-        round canonical (a disc) matches every turn, so n is accepted only if it
-        also beats the half turn ``pi / n`` by :data:`SYMMETRY_CONTRAST`
-        (``contrast[n] = match[n] - match(pi / n)``); otherwise ``order`` is
-        None: the images show no resolvable orientation.
+        A contrast of self-correlations under turns
+        (:func:`pyrolatent.analysis.symmetry.rotational_symmetry`): n is accepted
+        only if the turns by ``2 pi k / n`` match better than the half-way turns,
+        so a round particle gives ``order = None`` (no resolvable orientation)
+        instead of a wrong n. Refit with ``symmetry=order`` when ``order > 1``.
 
         Parameters
         ----------
         images : array_like
             ``(N, H, W)``.
-        max_order : int
-            Largest n tried.
-        max_images : int
-            At most this many images (evenly spaced).
+        source : {"images", "canonical"}
+            Score the images themselves (centred on their centroid; needs no
+            fit) or the model's decoded canonical images (each code at the
+            identity pose: noise-free, but only as good as the fit: a model
+            that drew a disc for a polygon reports None).
+        max_order, max_images
+            Largest n tried; at most this many images.
 
         Returns
         -------
         dict
-            ``order`` (int, 1 for no symmetry, or None: not resolvable),
-            ``match`` and ``contrast`` (``{n: float}`` for n in ``2..max_order``).
+            ``order`` (int: 1 is no symmetry; or None), ``match`` and
+            ``contrast`` (``{n: float}``), see ``rotational_symmetry``.
         """
+        if source not in ("images", "canonical"):
+            raise ValueError(f"source must be 'images' or 'canonical', got {source!r}")
         x = _subsample(self._images(images), max_images)
-        enc = self.encode(x)
-        base = self._canonical(enc)
-        match, half = {}, {}
-        for n in range(2, max_order + 1):
-            match[n] = _self_match(base, self._canonical(enc, angle=2 * math.pi / n))
-            half[n] = _self_match(base, self._canonical(enc, angle=math.pi / n))
-        contrast = {n: match[n] - half[n] for n in match}
-        good = [n for n in match if match[n] >= SYMMETRY_MATCH]
-        order = max(good) if good else 1
-        if good and contrast[order] < SYMMETRY_CONTRAST:
-            order = None
-        return {"order": order, "match": match, "contrast": contrast}
-
-
-def _self_match(a: np.ndarray, b: np.ndarray) -> float:
-    """Median over images of the Pearson correlation of ``a[i]`` and ``b[i]`` over pixels."""
-    a = np.asarray(a, np.float64).reshape(a.shape[0], -1)
-    b = np.asarray(b, np.float64).reshape(b.shape[0], -1)
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    den = np.sqrt((a * a).sum(1) * (b * b).sum(1))
-    r = np.where(den > 0, (a * b).sum(1) / np.maximum(den, 1e-30), 0.0)
-    return float(np.median(r))
+        if source == "canonical":
+            x = self._canonical(self.encode(x))
+        else:
+            x = x.detach().cpu().numpy()
+        return rotational_symmetry(x, max_order=max_order, max_images=max_images)

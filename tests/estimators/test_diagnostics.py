@@ -56,6 +56,11 @@ def test_good_fit_is_not_flagged(l_shapes):
     assert d["angle_posterior_spread"] < 0.5, d  # measured 0.10-0.18 rad
     assert d["angle_resultant_length"] < 0.3, d  # uniform true angles: measured 0.03-0.13
     assert len(d["z_kl"]) == len(d["z_std"]) == 2 and d["n_images"] == 500
+    # no symmetry, in the images and in the decoded canonical L shapes
+    assert rvae.estimate_symmetry(l_shapes)["order"] == 1
+    assert rvae.estimate_symmetry(l_shapes, source="canonical")["order"] == 1
+    with pytest.raises(ValueError, match="source"):
+        rvae.estimate_symmetry(l_shapes, source="model")
 
 
 def test_collapsed_fit_warns_once_and_is_flagged(l_shapes):
@@ -98,7 +103,14 @@ def test_collapse_rules_on_planted_reports():
 def test_ssrvae_has_the_same_diagnostics():
     data = make_rotated_shapes(64, shapes=("L", "arrow"), image_size=16, seed=0)
     m = SSRVAE((16, 16), n_classes=2, seed=0)
-    m.fit(data["images"], data["images"][:16], data["labels"][:16], epochs=1, progress=False)
+    m.fit(
+        data["images"],
+        data["images"][:16],
+        data["labels"][:16],
+        epochs=1,
+        progress=False,
+        diagnose=False,
+    )
     d = m.diagnostics(data["images"])
     json.dumps(d)
     assert d["n_images"] == 64 and len(d["z_kl"]) == 2
