@@ -112,7 +112,7 @@ def summarize(
         "transition_interval": analysis.get("transition_interval"),
         "n_frames": int(analysis["n_frames"]),
     }
-    for key in ("rvae_collapsed", "conclusions_valid", "diagnostics"):
+    for key in ("rvae_collapsed", "collapse_note", "diagnostics"):
         if key in analysis:  # the rVAE diagnostics (did the fit collapse?)
             summary[key] = analysis[key]
     if particles is not None and truth is not None and latents is not None:

@@ -275,9 +275,9 @@ def analyze_latents(
         Show a progress bar (NMF).
     diagnostics : dict, optional
         The rVAE diagnostics (:func:`encode_crops`): they go into the summary
-        as ``diagnostics``, with ``rvae_collapsed`` (bool). A collapsed rVAE's
-        angles and codes carry no information, so its peaks and transition
-        are not findings: the summary then says ``conclusions_valid: false``.
+        as ``diagnostics``, with ``rvae_collapsed`` (bool) and ``collapse_note``
+        (None, or what a collapsed rVAE means for the peaks and the transition,
+        in words).
 
     Returns
     -------
@@ -324,10 +324,7 @@ def analyze_latents(
         "kde_window": config.kde_window,
     }
     if diagnostics is not None:
-        collapsed = bool(diagnostics.get("collapsed", False))
-        summary["diagnostics"] = diagnostics
-        summary["rvae_collapsed"] = collapsed
-        summary["conclusions_valid"] = not collapsed
+        summary |= _collapse_summary(diagnostics, aligned="polarity" in latents)
     return {
         "kdes": kdes,
         "grids": grids,
@@ -337,6 +334,25 @@ def analyze_latents(
         "trajectories": traj,
         "summary": summary,
     }
+
+
+def _collapse_summary(diagnostics: dict, aligned: bool) -> dict:
+    """``diagnostics``, ``rvae_collapsed`` and ``collapse_note`` for the analysis summary."""
+    collapsed = bool(diagnostics.get("collapsed", False))
+    note = None
+    if collapsed and aligned:
+        note = (
+            "The rVAE collapsed (see diagnostics.warnings): its polarity (head/tail) and "
+            "content latents carry no information. The angles are the crop-alignment axes "
+            "with one arbitrary direction, so the angle peaks and the transition reflect the "
+            "axis orientation only."
+        )
+    elif collapsed:
+        note = (
+            "The rVAE collapsed (see diagnostics.warnings): its angles and content latents "
+            "carry no information, so the angle peaks and the transition are not findings."
+        )
+    return {"diagnostics": diagnostics, "rvae_collapsed": collapsed, "collapse_note": note}
 
 
 def _split_columns(table: dict) -> dict:

@@ -82,19 +82,26 @@ def test_rvae_diagnostics_reach_the_summary(tiny_run):
     summary = load_json(tiny_run / "summary.json")
     assert summary["diagnostics"] == diag
     assert summary["rvae_collapsed"] is diag["collapsed"]
-    assert summary["conclusions_valid"] is not diag["collapsed"]
-    # a collapsed rVAE: the summary says its peaks and transition are not findings
+    assert (summary["collapse_note"] is None) is not diag["collapsed"]
+    # a collapsed rVAE: the summary says in words what that means for peaks and transition
     dead = dict(diag, collapsed=True, warnings=["every content dimension collapsed"])
-    res = analyze_latents(
-        load_table(tiny_run / "latents.csv"),
-        load_table(tiny_run / "particles.csv"),
-        n_frames=24,
-        config=AnalyzeConfig(kde_window=1, nmf_method="map", nmf_steps=20),
-        diagnostics=dead,
-    )
-    out = summarize(res["summary"])
-    assert out["rvae_collapsed"] is True and out["conclusions_valid"] is False
-    assert out["diagnostics"]["warnings"] == ["every content dimension collapsed"]
+    latents = load_table(tiny_run / "latents.csv")
+    n = len(latents["frame"])
+    notes = {}
+    for name, table in (("plain", latents), ("aligned", dict(latents, polarity=np.ones(n)))):
+        res = analyze_latents(
+            table,
+            load_table(tiny_run / "particles.csv"),
+            n_frames=24,
+            config=AnalyzeConfig(kde_window=1, nmf_method="map", nmf_steps=20),
+            diagnostics=dead,
+        )
+        out = summarize(res["summary"])
+        assert out["rvae_collapsed"] is True
+        assert out["diagnostics"]["warnings"] == ["every content dimension collapsed"]
+        notes[name] = out["collapse_note"]
+    assert "not findings" in notes["plain"]
+    assert "axis orientation only" in notes["aligned"]
 
 
 def test_analyze_errors_when_movie_is_shorter_than_the_window(tiny_run, tmp_path):
