@@ -121,6 +121,7 @@ class EnumRVAE(nn.Module):
         enc_hidden=(128,),
         offset_scale=None,
         invariant=True,
+        pool="mean",
     ):
         super().__init__()
         h, w = image_size
@@ -133,6 +134,7 @@ class EnumRVAE(nn.Module):
         self.enc_z = ConvEncoder((h, w), enc_hidden, "relu")
         self.head_z = nn.Linear(self.enc_z.out_features, 2 * latent_dim)
         self.latent_dim = latent_dim
+        self.pool = pool
 
     def canonical(self, z):
         if isinstance(self.decoder, WarpDecoder):
@@ -151,7 +153,8 @@ class EnumRVAE(nn.Module):
             b = x.shape[0]
             ang = (torch.arange(self.ke) * 2 * math.pi / self.ke + delta_e).repeat(b)
             cop = warp_images(xc.repeat_interleave(self.ke, 0), angle=ang)
-            f = self.enc_z(cop).reshape(b, self.ke, -1).mean(1)
+            f = self.enc_z(cop).reshape(b, self.ke, -1)
+            f = f.amax(1) if self.pool == "max" else f.mean(1)
         loc, raw = self.head_z(f).chunk(2, -1)
         return loc, F.softplus(raw) + 1e-4
 
@@ -168,7 +171,35 @@ class EnumRVAE(nn.Module):
         xx = x.unsqueeze(1)
         return (xx * p.log() + (1 - xx) * (1 - p).log()).sum((-1, -2))
 
-    def elbo(self, x, gen: torch.Generator, temp: float = 1.0):
+    def elbo_per_k(self, x, gen, beta):
+        """TARGET-VAE-like: ``q(z | x, k)`` encodes the input turned back by ``theta_k``."""
+        b, k = x.shape[0], self.k
+        t_loc, t_scale = self.q_offset(x)
+        t = t_loc + t_scale * torch.randn(t_loc.shape, generator=gen)
+        delta = float(torch.rand((), generator=gen)) * 2 * math.pi / k
+        angles = torch.arange(k) * 2 * math.pi / k + delta
+        xc = warp_images(x, offset=-t_loc)
+        cop = warp_images(xc.repeat_interleave(k, 0), angle=-angles.repeat(b))
+        loc, raw = self.head_z(self.enc_z(cop)).chunk(2, -1)
+        sc = F.softplus(raw) + 1e-4
+        z = loc + sc * torch.randn(loc.shape, generator=gen)
+        can = self.canonical(z)
+        rend = warp_images(can, angle=angles.repeat(b), offset=t.repeat_interleave(k, 0))
+        p = rend.reshape(b, k, *self.image_size).clamp(EPS, 1 - EPS)
+        xx = x.unsqueeze(1)
+        ll = (xx * p.log() + (1 - xx) * (1 - p).log()).sum((-1, -2))
+        kl_z = (0.5 * (loc**2 + sc**2 - 1 - 2 * sc.log()).sum(-1)).reshape(b, k)
+        log_marg = torch.logsumexp(ll - beta * kl_z, -1) - math.log(k)
+        kl_t = 0.5 * (
+            (t_loc**2 + t_scale**2) / self.offset_scale**2
+            - 1
+            - 2 * (t_scale.log() - math.log(self.offset_scale))
+        ).sum(-1)
+        return (log_marg - beta * kl_t).sum() / b
+
+    def elbo(self, x, gen: torch.Generator, temp: float = 1.0, beta: float = 1.0):
+        if self.pool == "per_k":
+            return self.elbo_per_k(x, gen, beta)
         b = x.shape[0]
         t_loc, t_scale = self.q_offset(x)
         t = t_loc + t_scale * torch.randn(t_loc.shape, generator=gen)
@@ -185,7 +216,7 @@ class EnumRVAE(nn.Module):
         kl_t = 0.5 * (
             (t_loc**2 + t_scale**2) / s2 - 1 - 2 * (t_scale.log() - math.log(self.offset_scale))
         ).sum(-1)
-        return (log_marg - kl_z - kl_t).sum() / b
+        return (log_marg - beta * (kl_z + kl_t)).sum() / b
 
     @torch.no_grad()
     def encode(self, x, refine: int = 4, batch: int = 256):
@@ -195,8 +226,23 @@ class EnumRVAE(nn.Module):
         for s in range(0, x.shape[0], batch):
             xb = x[s : s + batch]
             t_loc, _ = self.q_offset(xb)
-            z_loc, _ = self.q_z(xb, t_loc)
-            ll = self.loglik_grid(xb, z_loc, t_loc, grid)
+            if self.pool == "per_k":
+                b = xb.shape[0]
+                xc = warp_images(xb, offset=-t_loc)
+                cop = warp_images(xc.repeat_interleave(kf, 0), angle=-grid.repeat(b))
+                loc, raw = self.head_z(self.enc_z(cop)).chunk(2, -1)
+                sc = F.softplus(raw) + 1e-4
+                rend = warp_images(
+                    self.canonical(loc), angle=grid.repeat(b), offset=t_loc.repeat_interleave(kf, 0)
+                )
+                p = rend.reshape(b, kf, *self.image_size).clamp(EPS, 1 - EPS)
+                xx = xb.unsqueeze(1)
+                ll = (xx * p.log() + (1 - xx) * (1 - p).log()).sum((-1, -2))
+                ll = ll - (0.5 * (loc**2 + sc**2 - 1 - 2 * sc.log()).sum(-1)).reshape(b, kf)
+                z_loc = loc.reshape(b, kf, -1)[torch.arange(b), ll.argmax(-1)]
+            else:
+                z_loc, _ = self.q_z(xb, t_loc)
+                ll = self.loglik_grid(xb, z_loc, t_loc, grid)
             post = torch.softmax(ll, -1)
             zs.append(z_loc)
             angs.append(grid[ll.argmax(-1)])
@@ -230,7 +276,7 @@ def symmetry_order(model: EnumRVAE, z: np.ndarray, max_n: int = 8, thresh: float
 
 
 # ------------------------------------------------------------------------- training
-def train(model, x, epochs, batch=64, lr=1e-3, seed=0, t0_temp=1.0, anneal=0):
+def train(model, x, epochs, batch=64, lr=1e-3, seed=0, t0_temp=1.0, anneal=0, warm=0):
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n = x.shape[0]
@@ -239,11 +285,12 @@ def train(model, x, epochs, batch=64, lr=1e-3, seed=0, t0_temp=1.0, anneal=0):
     for ep in range(epochs):
         frac = min(1.0, ep / anneal) if anneal else 1.0
         temp = float(t0_temp ** (1 - frac))
+        beta = min(1.0, (ep + 1) / warm) if warm else 1.0
         perm = torch.randperm(n, generator=gen)
         tot = 0.0
         for s in range(0, n, batch):
             xb = x[perm[s : s + batch]]
-            loss = -model.elbo(xb, gen, temp)
+            loss = -model.elbo(xb, gen, temp, beta)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -255,8 +302,8 @@ def train(model, x, epochs, batch=64, lr=1e-3, seed=0, t0_temp=1.0, anneal=0):
 def linear_probe(feat, labels, seed=0):
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
-    from sklearn.preprocessing import StandardScaler
     from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     return float(cross_val_score(clf, feat, labels, cv=5).mean())
@@ -273,6 +320,11 @@ def evaluate(data, angle, z=None):
         ]
         out["corr_per_class"] = [round(p, 3) for p in per]
         out["corr_class_min"] = float(min(per))
+        per2 = [
+            abs(circular_correlation(angle[labs == c], data["angles"][labs == c], symmetry=2 * sym))
+            for c in np.unique(labs)
+        ]
+        out["corr_mod_pi_per_class"] = [round(p, 3) for p in per2]
         if z is not None:
             out["probe_z"] = linear_probe(z, labs)
             out["probe_pixels"] = linear_probe(data["images"].reshape(len(labs), -1), labs)
@@ -290,8 +342,8 @@ def run(method: str, data_name: str, seed: int, **kw):
     res = {"method": method, "data": data_name, "seed": seed, "epochs": epochs, "n": len(x)}
     torch.manual_seed(seed)  # prototype only: parameter init
     if method == "enum":
-        opts = {k: v for k, v in kw.items() if k in ("latent_dim", "k", "ke", "decoder")}
-        opts = {k: (v if k == "decoder" else int(v)) for k, v in opts.items()}
+        opts = {k: v for k, v in kw.items() if k in ("latent_dim", "k", "ke", "decoder", "pool")}
+        opts = {k: (v if k in ("decoder", "pool") else int(v)) for k, v in opts.items()}
         if "invariant" in kw:
             opts["invariant"] = bool(int(kw["invariant"]))
         res.update(opts)
@@ -305,10 +357,22 @@ def run(method: str, data_name: str, seed: int, **kw):
             seed=seed,
             t0_temp=float(kw.get("temp", 1.0)),
             anneal=int(kw.get("anneal", 0)),
+            warm=int(kw.get("warm", 0)),
         )
+        res["warm"] = int(kw.get("warm", 0))
         res["temp"], res["anneal"] = float(kw.get("temp", 1.0)), int(kw.get("anneal", 0))
         enc = model.encode(x)
         res.update(evaluate(data, enc["angle"], enc["z"]))
+        if "save" in kw:
+            np.savez(
+                kw["save"],
+                angle=enc["angle"],
+                z=enc["z"],
+                truth=data["angles"],
+                labels=data["labels"],
+                posterior=enc["posterior"],
+            )
+            torch.save(model.state_dict(), kw["save"] + ".pt")
         res["elbo_last"] = -hist[-1]
         res["images_per_s"] = ips
         if data["symmetry"] > 1 or data_name.startswith("ngon"):
