@@ -135,6 +135,14 @@ class EnumRVAE(nn.Module):
         self.head_z = nn.Linear(self.enc_z.out_features, 2 * latent_dim)
         self.latent_dim = latent_dim
         self.pool = pool
+        # standardise the pooled features: rotation-averaged views of different
+        # images are similar, so their raw features barely differ at init
+        self.norm_z = nn.BatchNorm1d(self.enc_z.out_features)
+        for enc in (self.enc_t, self.enc_z):  # He init: PyTorch's default shrinks the signal
+            for mod in enc.modules():  # ~0.4x per layer, leaving z ~constant at init
+                if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                    nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+                    nn.init.zeros_(mod.bias)
 
     def canonical(self, z):
         if isinstance(self.decoder, WarpDecoder):
@@ -155,6 +163,7 @@ class EnumRVAE(nn.Module):
             cop = warp_images(xc.repeat_interleave(self.ke, 0), angle=ang)
             f = self.enc_z(cop).reshape(b, self.ke, -1)
             f = f.amax(1) if self.pool == "max" else f.mean(1)
+        f = self.norm_z(f)
         loc, raw = self.head_z(f).chunk(2, -1)
         return loc, F.softplus(raw) + 1e-4
 
@@ -180,7 +189,7 @@ class EnumRVAE(nn.Module):
         angles = torch.arange(k) * 2 * math.pi / k + delta
         xc = warp_images(x, offset=-t_loc)
         cop = warp_images(xc.repeat_interleave(k, 0), angle=-angles.repeat(b))
-        loc, raw = self.head_z(self.enc_z(cop)).chunk(2, -1)
+        loc, raw = self.head_z(self.norm_z(self.enc_z(cop))).chunk(2, -1)
         sc = F.softplus(raw) + 1e-4
         z = loc + sc * torch.randn(loc.shape, generator=gen)
         can = self.canonical(z)
@@ -220,6 +229,7 @@ class EnumRVAE(nn.Module):
 
     @torch.no_grad()
     def encode(self, x, refine: int = 4, batch: int = 256):
+        self.eval()  # batch-norm running statistics
         zs, angs, posts = [], [], []
         kf = self.k * refine
         grid = torch.arange(kf) * 2 * math.pi / kf
@@ -230,7 +240,7 @@ class EnumRVAE(nn.Module):
                 b = xb.shape[0]
                 xc = warp_images(xb, offset=-t_loc)
                 cop = warp_images(xc.repeat_interleave(kf, 0), angle=-grid.repeat(b))
-                loc, raw = self.head_z(self.enc_z(cop)).chunk(2, -1)
+                loc, raw = self.head_z(self.norm_z(self.enc_z(cop))).chunk(2, -1)
                 sc = F.softplus(raw) + 1e-4
                 rend = warp_images(
                     self.canonical(loc), angle=grid.repeat(b), offset=t_loc.repeat_interleave(kf, 0)
@@ -247,6 +257,7 @@ class EnumRVAE(nn.Module):
             zs.append(z_loc)
             angs.append(grid[ll.argmax(-1)])
             posts.append(post)
+        self.train()
         return {
             "z": torch.cat(zs).numpy(),
             "angle": torch.cat(angs).numpy(),
