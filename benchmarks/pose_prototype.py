@@ -122,6 +122,7 @@ class EnumRVAE(nn.Module):
         offset_scale=None,
         invariant=True,
         pool="mean",
+        pm=1,
     ):
         super().__init__()
         h, w = image_size
@@ -134,7 +135,7 @@ class EnumRVAE(nn.Module):
         self.enc_z = ConvEncoder((h, w), enc_hidden, "relu")
         self.head_z = nn.Linear(self.enc_z.out_features, 2 * latent_dim)
         self.latent_dim = latent_dim
-        self.pool = pool
+        self.pool, self.pm = pool, pm
         # standardise the pooled features: rotation-averaged views of different
         # images are similar, so their raw features barely differ at init
         self.norm_z = nn.BatchNorm1d(self.enc_z.out_features)
@@ -180,6 +181,18 @@ class EnumRVAE(nn.Module):
         xx = x.unsqueeze(1)
         return (xx * p.log() + (1 - xx) * (1 - p).log()).sum((-1, -2))
 
+    def pool_views(self, h, b, k):
+        """Average view features over the ``pm`` views ``2 pi / pm`` apart, ``(b*k, F)``.
+
+        ``pm = 1``: z sees the input turned back by theta_k (TARGET-VAE-like);
+        ``pm = 2``: z cannot tell an image from its 180-degree turn, so it cannot
+        carry a "flipped" bit and the decoder must choose one orientation.
+        """
+        if self.pm == 1:
+            return h
+        h = h.reshape(b, self.pm, k // self.pm, -1).mean(1, keepdim=True)
+        return h.expand(b, self.pm, k // self.pm, h.shape[-1]).reshape(b * k, -1)
+
     def elbo_per_k(self, x, gen, beta):
         """TARGET-VAE-like: ``q(z | x, k)`` encodes the input turned back by ``theta_k``."""
         b, k = x.shape[0], self.k
@@ -189,7 +202,7 @@ class EnumRVAE(nn.Module):
         angles = torch.arange(k) * 2 * math.pi / k + delta
         xc = warp_images(x, offset=-t_loc)
         cop = warp_images(xc.repeat_interleave(k, 0), angle=-angles.repeat(b))
-        loc, raw = self.head_z(self.norm_z(self.enc_z(cop))).chunk(2, -1)
+        loc, raw = self.head_z(self.pool_views(self.norm_z(self.enc_z(cop)), b, k)).chunk(2, -1)
         sc = F.softplus(raw) + 1e-4
         z = loc + sc * torch.randn(loc.shape, generator=gen)
         can = self.canonical(z)
@@ -240,7 +253,8 @@ class EnumRVAE(nn.Module):
                 b = xb.shape[0]
                 xc = warp_images(xb, offset=-t_loc)
                 cop = warp_images(xc.repeat_interleave(kf, 0), angle=-grid.repeat(b))
-                loc, raw = self.head_z(self.norm_z(self.enc_z(cop))).chunk(2, -1)
+                feat = self.pool_views(self.norm_z(self.enc_z(cop)), b, kf)
+                loc, raw = self.head_z(feat).chunk(2, -1)
                 sc = F.softplus(raw) + 1e-4
                 rend = warp_images(
                     self.canonical(loc), angle=grid.repeat(b), offset=t_loc.repeat_interleave(kf, 0)
@@ -353,7 +367,9 @@ def run(method: str, data_name: str, seed: int, **kw):
     res = {"method": method, "data": data_name, "seed": seed, "epochs": epochs, "n": len(x)}
     torch.manual_seed(seed)  # prototype only: parameter init
     if method == "enum":
-        opts = {k: v for k, v in kw.items() if k in ("latent_dim", "k", "ke", "decoder", "pool")}
+        opts = {
+            k: v for k, v in kw.items() if k in ("latent_dim", "k", "ke", "decoder", "pool", "pm")
+        }
         opts = {k: (v if k in ("decoder", "pool") else int(v)) for k, v in opts.items()}
         if "invariant" in kw:
             opts["invariant"] = bool(int(kw["invariant"]))
