@@ -43,7 +43,7 @@ from torch import nn
 from pyrolatent.analysis.circular import circular_correlation
 from pyrolatent.data.synthetic.shapes import make_rotated_shapes
 from pyrolatent.nn.decoders import SpatialDecoder, WarpDecoder
-from pyrolatent.nn.encoders import ConvEncoder
+from pyrolatent.nn.encoders import ConvEncoder, MLPEncoder
 from pyrolatent.primitives import warp_images
 
 EPS = 1e-6
@@ -123,6 +123,7 @@ class EnumRVAE(nn.Module):
         invariant=True,
         pool="mean",
         pm=1,
+        enc="conv",
     ):
         super().__init__()
         h, w = image_size
@@ -130,9 +131,10 @@ class EnumRVAE(nn.Module):
         self.offset_scale = 0.05 * max(h, w) if offset_scale is None else offset_scale
         cls = WarpDecoder if decoder == "warp" else SpatialDecoder
         self.decoder = cls((h, w), latent_dim, dec_hidden, "tanh", torch.sigmoid)
-        self.enc_t = ConvEncoder((h, w), enc_hidden, "relu")
+        self.enc_t = (MLPEncoder if enc == "mlp" else ConvEncoder)((h, w), enc_hidden, "relu")
         self.head_t = nn.Linear(self.enc_t.out_features, 4)
-        self.enc_z = ConvEncoder((h, w), enc_hidden, "relu")
+        enc_cls = MLPEncoder if enc == "mlp" else ConvEncoder
+        self.enc_z = enc_cls((h, w), enc_hidden, "relu")
         self.head_z = nn.Linear(self.enc_z.out_features, 2 * latent_dim)
         self.latent_dim = latent_dim
         self.pool, self.pm = pool, pm
@@ -368,9 +370,11 @@ def run(method: str, data_name: str, seed: int, **kw):
     torch.manual_seed(seed)  # prototype only: parameter init
     if method == "enum":
         opts = {
-            k: v for k, v in kw.items() if k in ("latent_dim", "k", "ke", "decoder", "pool", "pm")
+            k: v
+            for k, v in kw.items()
+            if k in ("latent_dim", "k", "ke", "decoder", "pool", "pm", "enc")
         }
-        opts = {k: (v if k in ("decoder", "pool") else int(v)) for k, v in opts.items()}
+        opts = {k: (v if k in ("decoder", "pool", "enc") else int(v)) for k, v in opts.items()}
         if "invariant" in kw:
             opts["invariant"] = bool(int(kw["invariant"]))
         res.update(opts)
