@@ -412,7 +412,7 @@ def run(method: str, data_name: str, seed: int, **kw):
                 circular_correlation(enc["angle"], data["angles"], symmetry=res["n_est"])
             )
     elif method == "library":
-        from pyrolatent.models.rvae import RVAE
+        from pyrolatent.estimators.rvae import RVAE
 
         dec = kw.get("decoder", "warp")
         rv = RVAE(

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _pyroved import import_pyroved  # noqa: E402
 from pose_prototype import EnumRVAE, make_shapes, train  # noqa: E402
 
-from pyrolatent.models.rvae import RVAE  # noqa: E402
+from pyrolatent.estimators.rvae import RVAE  # noqa: E402
 
 torch.set_num_threads(1)
 x = make_shapes(0)["images"][:300]
