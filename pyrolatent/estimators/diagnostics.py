@@ -8,6 +8,8 @@
   error against the mean-image baseline, a ``collapsed`` flag and plain-words
   ``warnings``; ``fit`` issues one :class:`PosteriorCollapseWarning` when
   ``collapsed`` is true;
+* :meth:`~DiagnosticsMixin.agreement`: how far two fits (restarts, seeds)
+  agree on the angles and the content codes;
 * :meth:`~DiagnosticsMixin.estimate_symmetry`: the rotational symmetry order n
   of the particles (to fit them with ``symmetry=n``), or None when they have no
   resolvable orientation (a disc).
@@ -48,6 +50,21 @@ _MAX_CHECKED = 2048
 
 class PosteriorCollapseWarning(UserWarning):
     """The fitted model explains nothing: its latents carry no information about the images."""
+
+
+def _linear_r2(a: np.ndarray, b: np.ndarray) -> float:
+    """The smaller R^2 of least-squares predictions of ``b`` from ``a`` and of ``a`` from ``b``."""
+
+    def r2(src, dst):
+        src, dst = src - src.mean(0), dst - dst.mean(0)
+        total = float((dst**2).sum())
+        if total <= 0 or np.all(src.std(0) < STD_THRESHOLD) or np.all(dst.std(0) < STD_THRESHOLD):
+            return 0.0
+        coef, *_ = np.linalg.lstsq(src, dst, rcond=None)
+        return 1.0 - float(((dst - src @ coef) ** 2).sum()) / total
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return min(r2(a, b), r2(b, a))
 
 
 def _subsample(x, max_images: int | None):
@@ -208,6 +225,40 @@ class DiagnosticsMixin:
             report, self.config["latent_dim"], rotation
         )
         return report
+
+    def agreement(self, other, images, batch_size: int = 1024) -> dict:
+        """How far two fits of the same images (restarts, seeds) agree on angle and content.
+
+        Parameters
+        ----------
+        other : RVAE or SSRVAE
+            Another fitted estimator for the same image size.
+        images : array_like
+            ``(N, H, W)``.
+        batch_size : int
+
+        Returns
+        -------
+        dict
+            ``angle_agreement``: ``|mean exp(i n (a - b))|`` of the two encoded
+            angles ``a``, ``b`` (n = this model's ``symmetry``), or of ``a + b``
+            if that is larger (a mirrored convention): 1 when the angles agree
+            up to one global offset, near 0 when unrelated (None without
+            rotation); ``z_r2``: the smaller R^2 of predicting either model's
+            posterior-mean ``z`` linearly from the other's (0 when either is
+            constant). Two collapsed fits agree trivially: read ``collapsed``
+            of :meth:`diagnostics` first.
+        """
+        x = self._images(images)
+        mine, theirs = self.encode(x, batch_size=batch_size), other.encode(x, batch_size=batch_size)
+        out = {"angle_agreement": None, "z_r2": _linear_r2(mine[Z]["loc"], theirs[Z]["loc"])}
+        if ANGLE in mine and ANGLE in theirs:
+            n = max(int(self.config.get("symmetry", 1)), 1)
+            a, b = (np.asarray(e[ANGLE]["loc"], np.float64) * n for e in (mine, theirs))
+            out["angle_agreement"] = float(
+                max(abs(np.exp(1j * (a - b)).mean()), abs(np.exp(1j * (a + b)).mean()))
+            )
+        return out
 
     def _recon_args(self, enc: dict) -> tuple:
         return (enc[Z]["loc"], enc[Y]["label"]) if Y in enc else (enc[Z]["loc"],)
