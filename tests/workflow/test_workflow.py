@@ -248,11 +248,21 @@ def _assert_same_summary(in_memory: dict, from_files: dict, rtol: float = 1e-4) 
     keys = [k for k in from_files if k != "stage_seconds"]
     assert sorted(keys) == sorted(in_memory), (sorted(keys), sorted(in_memory))
     for k in keys:
-        a, b = in_memory[k], from_files[k]
-        if isinstance(b, float) or isinstance(a, float):
-            assert a == pytest.approx(b, rel=rtol, abs=1e-9), (k, a, b)
-        else:
-            assert a == b, (k, a, b)
+        _assert_same_value(k, in_memory[k], from_files[k], rtol)
+
+
+def _assert_same_value(k, a, b, rtol: float) -> None:
+    if isinstance(b, dict) and isinstance(a, dict):  # the rVAE diagnostics
+        assert sorted(a) == sorted(b), (k, sorted(a), sorted(b))
+        for key in b:
+            _assert_same_value(f"{k}.{key}", a[key], b[key], rtol)
+    elif isinstance(b, list) and isinstance(a, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same_value(f"{k}[{i}]", x, y, rtol)
+    elif isinstance(b, float) or isinstance(a, float):
+        assert a == pytest.approx(b, rel=rtol, abs=1e-9), (k, a, b)
+    else:
+        assert a == b, (k, a, b)
 
 
 def _in_memory_summary(config):
