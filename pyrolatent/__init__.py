@@ -21,6 +21,7 @@ _EXPORTS = {
     "VolumeVAEModel": "pyrolatent.models.volume_vae",
     "NMF": "pyrolatent.estimators.nmf",
     "NMFModel": "pyrolatent.models.nmf",
+    "PosteriorCollapseWarning": "pyrolatent.estimators.diagnostics",
     # inference
     "Trainer": "pyrolatent.infer",
     "BetaSchedule": "pyrolatent.infer",

@@ -16,11 +16,12 @@ from ..infer.batches import Batches
 from ..models.rvae import RVAEModel
 from ..models.sites import Z
 from .base import ImageModelWrapper, pose_priors
+from .diagnostics import DiagnosticsMixin
 
 __all__ = ["RVAE"]
 
 
-class RVAE(ImageModelWrapper):
+class RVAE(DiagnosticsMixin, ImageModelWrapper):
     """User-facing rotationally invariant VAE: model + guide + fitting and analysis.
 
     Parameters
@@ -125,6 +126,7 @@ class RVAE(ImageModelWrapper):
         loss=None,
         progress: bool = True,
         quiet: bool | None = None,
+        diagnose: bool = True,
     ) -> RVAE:
         """Train ``epochs`` more epochs by SVI with the shared :class:`~pyrolatent.infer.Trainer`.
 
@@ -146,6 +148,11 @@ class RVAE(ImageModelWrapper):
             Defaults to ``Trace_ELBO``.
         progress : bool
             Show the progress bar (``quiet=`` is a deprecated alias).
+        diagnose : bool
+            After training, check the fit with :meth:`diagnostics` (on at most
+            2,048 of the images) and issue a
+            :class:`~pyrolatent.estimators.diagnostics.PosteriorCollapseWarning`
+            when it collapsed.
 
         Returns
         -------
@@ -157,6 +164,8 @@ class RVAE(ImageModelWrapper):
         trainer = self._trainer(lr=lr, callbacks=callbacks, checkpoint_path=checkpoint_path,
                                 loss=loss, progress=progress, quiet=quiet)  # fmt: skip
         trainer.fit(Batches(x, batch_size), epochs=epochs, batch_size=batch_size, val_data=val)
+        if diagnose:
+            self._warn_if_collapsed(x)
         return self
 
     # -------------------------------------------------------------- analysis

@@ -21,12 +21,13 @@ from ..infer.metrics import ValidationAccuracy
 from ..models.sites import Y, Z
 from ..models.ssrvae import SSRVAEModel, _check_class_prior
 from .base import ImageModelWrapper, numpy, pose_priors
+from .diagnostics import DiagnosticsMixin
 from .labelled import InterleavedBatches, LabelledMixin
 
 __all__ = ["SSRVAE", "InterleavedBatches"]
 
 
-class SSRVAE(LabelledMixin, ImageModelWrapper):
+class SSRVAE(DiagnosticsMixin, LabelledMixin, ImageModelWrapper):
     """Semi-supervised rotationally invariant VAE: model + guide + fitting and analysis.
 
     Parameters
@@ -195,6 +196,7 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
         loss=None,
         progress: bool = True,
         quiet: bool | None = None,
+        diagnose: bool = True,
     ) -> SSRVAE:
         """Train ``epochs`` more epochs by SVI with the shared :class:`~pyrolatent.infer.Trainer`.
 
@@ -235,6 +237,11 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
             the auxiliary classification term.
         progress : bool
             Show the progress bar (``quiet=`` is a deprecated alias).
+        diagnose : bool
+            After training, check the fit with :meth:`diagnostics` (on at most
+            2,048 unlabelled, else labelled, images) and issue a
+            :class:`~pyrolatent.estimators.diagnostics.PosteriorCollapseWarning`
+            when it collapsed.
 
         Returns
         -------
@@ -268,6 +275,8 @@ class SSRVAE(LabelledMixin, ImageModelWrapper):
             # labelled batches have no enumerated site; that is expected
             warnings.filterwarnings("ignore", message="TraceEnum_ELBO found no sample sites")
             trainer.fit(source, epochs=epochs, batch_size=batch_size, val_data=val)
+        if diagnose:
+            self._warn_if_collapsed(xu if xu is not None else xl)
         return self
 
     def encode(self, images, labels=None, batch_size: int = 1024) -> dict:

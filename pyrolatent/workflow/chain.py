@@ -74,6 +74,7 @@ def run_chain(
         n_frames=len(frames),
         config=config.analyze,
         progress=progress,
+        diagnostics=encoded["diagnostics"],
     )
     summary = summarize(
         analysis["summary"],

@@ -47,7 +47,14 @@ TRUTH_KEYS = ("angle_error_median_deg", "angle_polarity_accuracy", "angle_n_matc
 # analysis.json entries the summary carries as they are when present (the transition
 # test's outcome and evidence, peak positions, excluded frames, units, fit diagnostics)
 PASSED_THROUGH_PREFIXES = ("transition_", "angle_peak_positions_")
-PASSED_THROUGH_KEYS = ("excluded_frames", "diagnostics", "frame_time_s", "pixel_size_nm")
+PASSED_THROUGH_KEYS = (
+    "excluded_frames",
+    "diagnostics",
+    "rvae_collapsed",
+    "collapse_note",
+    "frame_time_s",
+    "pixel_size_nm",
+)
 
 
 def angle_vs_truth(particles: dict, truth: dict, latents: dict, max_distance: float = 3.0) -> dict:

@@ -117,6 +117,12 @@ def _peaks_text(summary: dict, when: str) -> str:
 def conclusions(summary: dict) -> list[str]:
     """The report's conclusions in plain sentences (most important first)."""
     out = []
+    if summary.get("rvae_collapsed"):
+        out.append(
+            "The rVAE fit failed (posterior collapse): "
+            + (summary.get("collapse_note") or "its latents carry no information.")
+            + " Read the results below as the crop alignment's, not as findings."
+        )
     t_frame = summary.get("transition_frame")
     if _detected(summary) and t_frame is not None:
         u = summary.get("transition_frame_uncertainty")

@@ -47,7 +47,7 @@ OUTPUTS = {
     "segment": ["ensemble.pt", "probability.npy", "variance.npy", "segment.json"],
     "locate": ["particles.csv"],
     "crops": ["crops.npy", "crops_index.csv"],
-    "train": ["rvae.pt", "latents.csv", "rvae_history.json"],
+    "train": ["rvae.pt", "latents.csv", "rvae_history.json", "rvae_diagnostics.json"],
     "analyze": [
         "kde_angle.npy",
         "kde_z0.npy",
@@ -207,7 +207,8 @@ def stage_train(
     Crops are rescaled to ``[0, 1]`` and modelled with a Bernoulli likelihood
     (:func:`pyrolatent.workflow.steps.encode_crops`). The trainer checkpoint
     ``rvae_checkpoint.pt`` in ``out`` is written every epoch. Writes ``rvae.pt``,
-    ``rvae_history.json`` and ``latents.csv`` (``frame``, ``particle_id``,
+    ``rvae_history.json``, ``rvae_diagnostics.json`` (:meth:`pyrolatent.RVAE.diagnostics`
+    of the crops: did the fit collapse?) and ``latents.csv`` (``frame``, ``particle_id``,
     ``angle`` (radians), ``offset_0``/``offset_1`` (dx, dy pixels), ``z_0``..,
     ``valid``; with pre-aligned crops the directed ``angle`` plus
     ``angle_latent``, ``polarity`` and ``polarity_moment``).
@@ -258,6 +259,7 @@ def stage_train(
         result["rvae"].save(out / "rvae.pt"),
         save_table(out / "latents.csv", result["latents"]),
         save_json(out / "rvae_history.json", {**result["history"], "scale": [lo, hi]}),
+        save_json(out / "rvae_diagnostics.json", result["diagnostics"]),
     ]
 
 
@@ -273,7 +275,9 @@ def stage_analyze(
     """KDE(L, t) of the angle and the content latents, NMF, transition, peaks, trajectories.
 
     See :func:`pyrolatent.workflow.steps.analyze_latents`; ``n_frames`` is the
-    movie's frame count (default ``max(frame) + 1``).
+    movie's frame count (default ``max(frame) + 1``). The rVAE diagnostics
+    ``rvae_diagnostics.json`` next to ``latents_path``, when there, go into
+    ``analysis.json`` (``diagnostics``, ``rvae_collapsed``).
 
     Writes the KDE matrices ``kde_<latent>.npy`` ``(T, G)`` with their grids in
     ``kde_grids.json``, the NMF factors (``nmf_weights.npy`` ``(K, G)``,
@@ -282,12 +286,14 @@ def stage_analyze(
     """
     config = config if config is not None else AnalyzeConfig()
     out = Path(out)
+    diag_path = Path(latents_path).with_name("rvae_diagnostics.json")
     res = steps.analyze_latents(
         steps.check_latents(load_table(latents_path), name=str(latents_path)),
         check_particles(load_table(particles_path), name=str(particles_path)),
         n_frames=n_frames,
         config=config,
         progress=progress,
+        diagnostics=load_json(diag_path) if diag_path.exists() else None,
     )
     nmf = res["nmf"]
     paths = [save_npy(out / f"kde_{k}.npy", v) for k, v in res["kdes"].items()]

@@ -27,6 +27,7 @@ from ..estimators.rvae import RVAE
 from ..segmentation import DeepEnsemble, locate, train_ensemble
 from ..segmentation.metrics import pixel_iou
 from .configs import AnalyzeConfig, CropsConfig, LocateConfig, SegmentConfig, TrainConfig
+from .latents import check_latents, collapse_summary
 
 __all__ = [
     "train_segmenter",
@@ -217,7 +218,9 @@ def encode_crops(
     -------
     dict
         ``latents`` (table: see :func:`pyrolatent.analysis.polarity.latent_table`),
-        ``rvae``, ``scale`` (``(lo, hi)`` of the crop rescaling) and ``history``.
+        ``rvae``, ``scale`` (``(lo, hi)`` of the crop rescaling), ``history`` and
+        ``diagnostics`` (:meth:`pyrolatent.RVAE.diagnostics` of the crops: did the
+        fit collapse?).
     """
     config = config if config is not None else TrainConfig()
     crops = as_array(crops, "crops", ndim=(3,), dtype=np.float32)
@@ -257,6 +260,7 @@ def encode_crops(
         "rvae": rvae,
         "scale": scale,
         "history": rvae.history,
+        "diagnostics": rvae.diagnostics(x),
     }
 
 
@@ -267,6 +271,7 @@ def analyze_latents(
     n_frames: int | None = None,
     config: AnalyzeConfig | None = None,
     progress: bool = False,
+    diagnostics: dict | None = None,
 ) -> dict:
     """KDE(L, t) of the latents, NMF, transition, angle peaks and trajectories.
 
@@ -283,6 +288,11 @@ def analyze_latents(
         Default ``AnalyzeConfig()``.
     progress : bool
         Show a progress bar (NMF).
+    diagnostics : dict, optional
+        The rVAE diagnostics (:func:`encode_crops`): they go into the summary
+        as ``diagnostics``, with ``rvae_collapsed`` (bool) and ``collapse_note``
+        (None, or what a collapsed rVAE means for the peaks and the transition,
+        in words).
 
     Returns
     -------
@@ -337,6 +347,8 @@ def analyze_latents(
         "nmf_reconstruction_error": nmf.reconstruction_error(kdes["angle"]),
         "kde_window": config.kde_window,
     }
+    if diagnostics is not None:
+        summary |= collapse_summary(diagnostics, aligned="polarity" in latents)
     return {
         "kdes": kdes,
         "grids": grids,
@@ -347,31 +359,3 @@ def analyze_latents(
         "trajectories": traj,
         "summary": summary,
     }
-
-
-def check_latents(latents: dict, *, name: str = "latents") -> dict:
-    """A latent table with ``frame`` and finite ``angle`` (2-D ``z`` split into ``z_0``..).
-
-    Raises
-    ------
-    ValueError
-        Missing columns, columns of different lengths, NaN/Inf angles,
-        fractional or negative frames.
-    """
-    table = check_particles(_split_columns(latents), name=name, required=("frame", "angle"))
-    table["angle"] = as_array(table["angle"], f"{name}['angle']", allow_empty=True)
-    if table["frame"].size and table["frame"].min() < 0:
-        raise ValueError(f"{name}: frame numbers must be >= 0")
-    return table
-
-
-def _split_columns(table: dict) -> dict:
-    """2-D columns (``z`` ``(N, D)``) as ``z_0 .. z_{D-1}``, as in a CSV round trip."""
-    out = {}
-    for k, v in table.items():
-        v = np.asarray(v)
-        if v.ndim == 2:
-            out.update({f"{k}_{j}": v[:, j] for j in range(v.shape[1])})
-        else:
-            out[k] = v
-    return out

@@ -78,6 +78,38 @@ def test_empty_frame_is_carried_as_empty_row(tiny_run):
     assert load_json(tiny_run / "analysis.json")["n_frames"] == 24
 
 
+def test_rvae_diagnostics_reach_the_summary(tiny_run):
+    from pyrolatent.io.files import load_table
+    from pyrolatent.workflow.report import summarize
+    from pyrolatent.workflow.steps import analyze_latents
+
+    diag = load_json(tiny_run / "rvae_diagnostics.json")
+    assert {"collapsed", "warnings", "z_kl", "recon_ratio"} <= set(diag)
+    summary = load_json(tiny_run / "summary.json")
+    assert summary["diagnostics"] == diag
+    assert summary["rvae_collapsed"] is diag["collapsed"]
+    assert (summary["collapse_note"] is None) is not diag["collapsed"]
+    # a collapsed rVAE: the summary says in words what that means for peaks and transition
+    dead = dict(diag, collapsed=True, warnings=["every content dimension collapsed"])
+    latents = load_table(tiny_run / "latents.csv")
+    n = len(latents["frame"])
+    notes = {}
+    for name, table in (("plain", latents), ("aligned", dict(latents, polarity=np.ones(n)))):
+        res = analyze_latents(
+            table,
+            load_table(tiny_run / "particles.csv"),
+            n_frames=24,
+            config=AnalyzeConfig(kde_window=1, nmf_method="map", nmf_steps=20),
+            diagnostics=dead,
+        )
+        out = summarize(res["summary"])
+        assert out["rvae_collapsed"] is True
+        assert out["diagnostics"]["warnings"] == ["every content dimension collapsed"]
+        notes[name] = out["collapse_note"]
+    assert "not findings" in notes["plain"]
+    assert "axis orientation only" in notes["aligned"]
+
+
 def test_analyze_errors_when_movie_is_shorter_than_the_window(tiny_run, tmp_path):
     with pytest.raises(ValueError, match="fewer than the KDE window"):
         stage_analyze(
@@ -222,11 +254,21 @@ def _assert_same_summary(in_memory: dict, from_files: dict, rtol: float = 1e-4) 
     keys = [k for k in from_files if k != "stage_seconds"]
     assert sorted(keys) == sorted(in_memory), (sorted(keys), sorted(in_memory))
     for k in keys:
-        a, b = in_memory[k], from_files[k]
-        if isinstance(b, float) or isinstance(a, float):
-            assert a == pytest.approx(b, rel=rtol, abs=1e-9), (k, a, b)
-        else:
-            assert a == b, (k, a, b)
+        _assert_same_value(k, in_memory[k], from_files[k], rtol)
+
+
+def _assert_same_value(k, a, b, rtol: float) -> None:
+    if isinstance(b, dict) and isinstance(a, dict):  # the rVAE diagnostics
+        assert sorted(a) == sorted(b), (k, sorted(a), sorted(b))
+        for key in b:
+            _assert_same_value(f"{k}.{key}", a[key], b[key], rtol)
+    elif isinstance(b, list) and isinstance(a, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same_value(f"{k}[{i}]", x, y, rtol)
+    elif isinstance(b, float) or isinstance(a, float):
+        assert a == pytest.approx(b, rel=rtol, abs=1e-9), (k, a, b)
+    else:
+        assert a == b, (k, a, b)
 
 
 def _in_memory_summary(config):

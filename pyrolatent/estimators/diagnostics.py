@@ -1,0 +1,313 @@
+"""Did the fit work? Collapse diagnostics and the symmetry estimate of the image estimators.
+
+:class:`DiagnosticsMixin` gives :class:`~pyrolatent.estimators.rvae.RVAE` and
+:class:`~pyrolatent.estimators.ssrvae.SSRVAE`:
+
+* :meth:`~DiagnosticsMixin.diagnostics`: per-dimension KL and spread of the
+  content latent ``z``, concentration of the angle posterior, reconstruction
+  error against the mean-image baseline, a ``collapsed`` flag and plain-words
+  ``warnings``; ``fit`` issues one :class:`PosteriorCollapseWarning` when
+  ``collapsed`` is true;
+* :meth:`~DiagnosticsMixin.agreement`: how far two fits (restarts, seeds)
+  agree on the angles and the content codes;
+* :meth:`~DiagnosticsMixin.estimate_symmetry`: the rotational symmetry order n
+  of the particles (to fit them with ``symmetry=n``), or None when they have no
+  resolvable orientation (a disc).
+
+The thresholds are module constants, stated in the docstrings.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from ..analysis.symmetry import rotational_symmetry
+from ..models.sites import ANGLE, Y, Z
+
+__all__ = [
+    "PosteriorCollapseWarning",
+    "DiagnosticsMixin",
+    "KL_THRESHOLD",
+    "STD_THRESHOLD",
+    "RECON_RATIO_THRESHOLD",
+    "ANGLE_COLLAPSE_R",
+]
+
+#: A z dimension whose mean KL(q(z_d | x) || N(0, 1)) is below this (nats per image) is collapsed.
+KL_THRESHOLD = 0.05
+#: A z dimension whose posterior mean varies less than this across images is collapsed.
+STD_THRESHOLD = 0.05
+#: Reconstruction MSE / mean-image MSE above this: the model explains (almost) nothing.
+RECON_RATIO_THRESHOLD = 0.95
+#: Encoded angles with a mean resultant length above this are all the same angle.
+ANGLE_COLLAPSE_R = 0.999
+#: Images used by the automatic check after ``fit`` (evenly spaced).
+_MAX_CHECKED = 2048
+
+
+class PosteriorCollapseWarning(UserWarning):
+    """The fitted model explains nothing: its latents carry no information about the images."""
+
+
+def _linear_r2(a: np.ndarray, b: np.ndarray) -> float:
+    """The smaller R^2 of least-squares predictions of ``b`` from ``a`` and of ``a`` from ``b``."""
+
+    def r2(src, dst):
+        src, dst = src - src.mean(0), dst - dst.mean(0)
+        total = float((dst**2).sum())
+        if total <= 0 or np.all(src.std(0) < STD_THRESHOLD) or np.all(dst.std(0) < STD_THRESHOLD):
+            return 0.0
+        coef, *_ = np.linalg.lstsq(src, dst, rcond=None)
+        return 1.0 - float(((dst - src @ coef) ** 2).sum()) / total
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return min(r2(a, b), r2(b, a))
+
+
+def _subsample(x, max_images: int | None):
+    n = x.shape[0]
+    if max_images is None or n <= max_images:
+        return x
+    return x[np.linspace(0, n - 1, max_images).round().astype(np.int64)]
+
+
+def latent_report(loc: np.ndarray, scale: np.ndarray, standard_prior: bool) -> dict:
+    """Per-dimension KL to N(0, 1) (when that is the prior), posterior spread and collapsed dims.
+
+    Parameters
+    ----------
+    loc, scale : numpy.ndarray
+        ``(N, D)`` posterior means and standard deviations of ``z``.
+    standard_prior : bool
+        Whether the prior of ``z`` is N(0, I) (else the KL is not reported).
+    """
+    loc, scale = np.asarray(loc, np.float64), np.asarray(scale, np.float64)
+    std = loc.std(axis=0)
+    out = {
+        "z_std": std.tolist(),
+        "z_posterior_scale": scale.mean(axis=0).tolist(),
+        "z_kl": None,
+    }
+    collapsed = std < STD_THRESHOLD
+    if standard_prior:
+        kl = 0.5 * (scale**2 + loc**2 - 1.0 - 2.0 * np.log(np.maximum(scale, 1e-12)))
+        out["z_kl"] = kl.mean(axis=0).tolist()
+        collapsed |= kl.mean(axis=0) < KL_THRESHOLD
+    out["z_collapsed_dims"] = np.flatnonzero(collapsed).tolist()
+    return out
+
+
+def angle_report(loc: np.ndarray, scale: np.ndarray, symmetry: int) -> dict:
+    """Concentration of the encoded angles across images and of each image's posterior.
+
+    ``angle_resultant_length``: ``|mean exp(i n angle)|`` over images (n the
+    declared symmetry): 1 when every image gets the same angle, near 0 for
+    angles spread over the circle. ``angle_posterior_spread``: median over
+    images of the posterior's circular spread (radians): large (>~1) when the
+    angle is undetermined.
+    """
+    n = max(int(symmetry), 1)
+    phase = n * np.asarray(loc, np.float64)
+    r = float(np.hypot(np.cos(phase).mean(), np.sin(phase).mean()))
+    return {
+        "angle_resultant_length": r,
+        "angle_posterior_spread": float(
+            np.median(np.minimum(np.asarray(scale, np.float64), math.pi))
+        ),
+        "angle_collapsed": bool(r > ANGLE_COLLAPSE_R),
+    }
+
+
+def reconstruction_report(x: np.ndarray, recon: np.ndarray) -> dict:
+    """Reconstruction MSE against the mean image's (ratio < 1: better than the mean image)."""
+    x, recon = np.asarray(x, np.float64), np.asarray(recon, np.float64)
+    mse = float(((recon - x) ** 2).mean())
+    base = float(((x - x.mean(axis=0)) ** 2).mean())
+    return {
+        "recon_mse": mse,
+        "baseline_mse": base,
+        "recon_ratio": mse / base if base > 0 else None,
+    }
+
+
+def assess(report: dict, latent_dim: int, rotation: bool) -> tuple[bool, list[str]]:
+    """``(collapsed, warnings)`` of a diagnostics report.
+
+    Collapsed: the reconstruction is no better than the mean image
+    (``recon_ratio > RECON_RATIO_THRESHOLD``), or every z dimension collapsed
+    while the angle is the same for every image (or not inferred).
+    """
+    notes = []
+    dims = report["z_collapsed_dims"]
+    z_all = len(dims) == latent_dim
+    if z_all:
+        notes.append(
+            f"every content dimension collapsed (KL < {KL_THRESHOLD} nats or std across images "
+            f"< {STD_THRESHOLD}): z carries no information about the images"
+        )
+    elif dims:
+        notes.append(f"content dimensions {dims} are unused (collapsed)")
+    angle_same = report.get("angle_collapsed", False)
+    if angle_same:
+        r = report["angle_resultant_length"]
+        notes.append(
+            f"every image gets the same angle (resultant length {r:.4f}): the angle carries "
+            "no information unless the images were pre-aligned"
+        )
+    if report.get("angle_posterior_spread") is not None and report["angle_posterior_spread"] > 1:
+        notes.append(
+            f"the angle posteriors are broad (median spread "
+            f"{report['angle_posterior_spread']:.2f} rad): the angle is undetermined"
+        )
+    ratio = report["recon_ratio"]
+    bad_recon = ratio is not None and ratio > RECON_RATIO_THRESHOLD
+    if ratio is None:
+        notes.append("all images are identical: nothing to learn")
+    elif bad_recon:
+        notes.append(
+            f"the reconstructions are no better than the mean image "
+            f"(MSE ratio {ratio:.3f} > {RECON_RATIO_THRESHOLD})"
+        )
+    collapsed = bad_recon or ratio is None or (z_all and (angle_same or not rotation))
+    return bool(collapsed), notes
+
+
+class DiagnosticsMixin:
+    """``diagnostics`` and ``estimate_symmetry`` of an image estimator (``encode``/``decode``)."""
+
+    def _canonical(self, enc: dict) -> np.ndarray:
+        """Decoded images of the encoded codes (and classes) at the identity pose."""
+        return self.decode(*self._recon_args(enc))
+
+    def diagnostics(self, images, batch_size: int = 1024, max_images: int | None = None) -> dict:
+        """Did the fit work? Collapse of z, angle concentration, reconstruction vs the mean image.
+
+        Parameters
+        ----------
+        images : array_like
+            ``(N, H, W)``, e.g. the training images.
+        batch_size : int
+        max_images : int, optional
+            Use at most this many images (evenly spaced); default all.
+
+        Returns
+        -------
+        dict
+            Plain JSON-ready values: ``n_images``; ``z_kl`` (list of D, mean
+            KL(q(z_d | x) || N(0, 1)) in nats per image, None with a custom
+            z prior), ``z_std`` (D, std of the posterior means across images),
+            ``z_posterior_scale`` (D, mean posterior std), ``z_collapsed_dims``
+            (dims with KL < :data:`KL_THRESHOLD` or std < :data:`STD_THRESHOLD`);
+            with rotation, ``angle_resultant_length`` (of the encoded angles
+            across images; > :data:`ANGLE_COLLAPSE_R` is ``angle_collapsed``)
+            and ``angle_posterior_spread`` (median per-image spread, radians);
+            ``recon_mse``, ``baseline_mse`` (MSE of the mean image),
+            ``recon_ratio`` (their ratio; < 1 is better than the mean image);
+            ``collapsed`` (bool: reconstructions no better than the mean image,
+            ratio > :data:`RECON_RATIO_THRESHOLD`, or every z dimension and the
+            angle collapsed) and ``warnings`` (list of plain-words strings).
+        """
+        x = _subsample(self._images(images), max_images)
+        enc = self.encode(x, batch_size=batch_size)
+        report = {"n_images": int(x.shape[0])}
+        standard = self.priors.get("z_prior") is None
+        report |= latent_report(enc[Z]["loc"], enc[Z]["scale"], standard)
+        rotation = ANGLE in enc
+        if rotation:
+            sym = self.config.get("symmetry", 1)
+            report |= angle_report(enc[ANGLE]["loc"], enc[ANGLE]["scale"], sym)
+        recon = self.decode(*self._recon_args(enc), **self._mean_pose(enc))
+        report |= reconstruction_report(x.detach().cpu().numpy(), recon)
+        report["collapsed"], report["warnings"] = assess(
+            report, self.config["latent_dim"], rotation
+        )
+        return report
+
+    def agreement(self, other, images, batch_size: int = 1024) -> dict:
+        """How far two fits of the same images (restarts, seeds) agree on angle and content.
+
+        Parameters
+        ----------
+        other : RVAE or SSRVAE
+            Another fitted estimator for the same image size.
+        images : array_like
+            ``(N, H, W)``.
+        batch_size : int
+
+        Returns
+        -------
+        dict
+            ``angle_agreement``: ``|mean exp(i n (a - b))|`` of the two encoded
+            angles ``a``, ``b`` (n = this model's ``symmetry``), or of ``a + b``
+            if that is larger (a mirrored convention): 1 when the angles agree
+            up to one global offset, near 0 when unrelated (None without
+            rotation); ``z_r2``: the smaller R^2 of predicting either model's
+            posterior-mean ``z`` linearly from the other's (0 when either is
+            constant). Two collapsed fits agree trivially: read ``collapsed``
+            of :meth:`diagnostics` first.
+        """
+        x = self._images(images)
+        mine, theirs = self.encode(x, batch_size=batch_size), other.encode(x, batch_size=batch_size)
+        out = {"angle_agreement": None, "z_r2": _linear_r2(mine[Z]["loc"], theirs[Z]["loc"])}
+        if ANGLE in mine and ANGLE in theirs:
+            n = max(int(self.config.get("symmetry", 1)), 1)
+            a, b = (np.asarray(e[ANGLE]["loc"], np.float64) * n for e in (mine, theirs))
+            out["angle_agreement"] = float(
+                max(abs(np.exp(1j * (a - b)).mean()), abs(np.exp(1j * (a + b)).mean()))
+            )
+        return out
+
+    def _recon_args(self, enc: dict) -> tuple:
+        return (enc[Z]["loc"], enc[Y]["label"]) if Y in enc else (enc[Z]["loc"],)
+
+    def _warn_if_collapsed(self, images) -> None:
+        """One :class:`PosteriorCollapseWarning` when the fit collapsed (after ``fit``)."""
+        report = self.diagnostics(images, max_images=_MAX_CHECKED)
+        if report["collapsed"]:
+            warnings.warn(
+                f"{type(self).__name__} fit collapsed: " + "; ".join(report["warnings"])
+                + ". See diagnostics(images).",
+                PosteriorCollapseWarning,
+                stacklevel=3,
+            )  # fmt: skip
+
+    def estimate_symmetry(
+        self, images, source: str = "images", max_order: int = 8, max_images: int = 512
+    ) -> dict:
+        """The rotational symmetry order n of the particles, for a fit without ``symmetry``.
+
+        A contrast of self-correlations under turns
+        (:func:`pyrolatent.analysis.symmetry.rotational_symmetry`): n is accepted
+        only if the turns by ``2 pi k / n`` match better than the half-way turns,
+        so a round particle gives ``order = None`` (no resolvable orientation)
+        instead of a wrong n. Refit with ``symmetry=order`` when ``order > 1``.
+
+        Parameters
+        ----------
+        images : array_like
+            ``(N, H, W)``.
+        source : {"images", "canonical"}
+            Score the images themselves (centred on their centroid; needs no
+            fit) or the model's decoded canonical images (each code at the
+            identity pose: noise-free, but only as good as the fit: a model
+            that drew a disc for a polygon reports None).
+        max_order, max_images
+            Largest n tried; at most this many images.
+
+        Returns
+        -------
+        dict
+            ``order`` (int: 1 is no symmetry; or None), ``match`` and
+            ``contrast`` (``{n: float}``), see ``rotational_symmetry``.
+        """
+        if source not in ("images", "canonical"):
+            raise ValueError(f"source must be 'images' or 'canonical', got {source!r}")
+        x = _subsample(self._images(images), max_images)
+        if source == "canonical":
+            x = self._canonical(self.encode(x))
+        else:
+            x = x.detach().cpu().numpy()
+        return rotational_symmetry(x, max_order=max_order, max_images=max_images)
