@@ -67,7 +67,15 @@ def _record(name: str) -> None:
 
 
 def test_every_top_level_name_is_fuzzed():
-    names = set(pyrolatent.__all__) - {"__version__"}
+    # warning and exception classes are raised by the library, not called with user input
+    names = {
+        name
+        for name in set(pyrolatent.__all__) - {"__version__"}
+        if not (
+            isinstance(getattr(pyrolatent, name), type)
+            and issubclass(getattr(pyrolatent, name), BaseException)
+        )
+    }
     missing = sorted(names - set(ENTRIES))
     assert not missing, f"no fuzz strategy for {missing}"
 

@@ -24,7 +24,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from ..checks import as_images
-from ..data.particles import PARTICLE_COLUMNS
+from ..data.particles import PARTICLE_COLUMNS, concat_tables
 from .mass_threshold import population_mass_threshold
 
 __all__ = [
@@ -340,5 +340,4 @@ def detect_particles(
                 "size": size,
             }
         )
-    columns = {**PARTICLE_COLUMNS, **DETECTOR_COLUMNS}
-    return {k: np.concatenate([p[k] for p in parts]).astype(dt) for k, dt in columns.items()}
+    return concat_tables(parts, columns={**PARTICLE_COLUMNS, **DETECTOR_COLUMNS})

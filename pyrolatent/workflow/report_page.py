@@ -70,6 +70,17 @@ def _number(value, decimals: int | None) -> str:
     return f"{round(float(value), decimals):.{decimals}f}"
 
 
+def _rounded(value) -> str:
+    """Text of a number, or of a list / dict of them, with floats to 3 decimals or 3 digits."""
+    if isinstance(value, float):
+        return f"{value:.3f}" if 1e-3 <= abs(value) < 1e3 else f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_rounded(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_rounded(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 def format_quantity(key: str, value) -> tuple[str, str]:
     """``(label, text)`` of one summary entry: rounded, with its unit.
 
@@ -79,9 +90,7 @@ def format_quantity(key: str, value) -> tuple[str, str]:
         return QUANTITIES.get(key, (key, "", None))[0], "n/a"
     label, unit, decimals = QUANTITIES.get(key, (key, "", None))
     if key not in QUANTITIES:
-        if isinstance(value, float):
-            return key, f"{value:.3g}"
-        return key, str(value)
+        return key, _rounded(value)
     if unit == "%":
         return label, f"{_number(100 * value, decimals)} %"
     if isinstance(value, (list, tuple)):
@@ -187,7 +196,7 @@ def caveats(summary: dict) -> list[str]:
                 "transition should not be trusted without a look at the reconstructions."
             )
     elif diag:
-        out.append(f"rVAE diagnostics: {diag}.")
+        out.append(f"rVAE diagnostics: {_rounded(diag)}.")
     u, t = summary.get("transition_frame_uncertainty"), summary.get("n_frames")
     if _detected(summary) and u is not None and t and math.isfinite(u) and u > 0.05 * t:
         out.append(
