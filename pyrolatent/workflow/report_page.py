@@ -188,12 +188,14 @@ def caveats(summary: dict) -> list[str]:
         )
     diag = summary.get("diagnostics")
     if isinstance(diag, dict):
-        flagged = [k for k, v in diag.items() if "collapse" in k.lower() and v is True]
-        if flagged:
+        # the overall verdict only: in the aligned workflow a concentrated residual angle
+        # (``angle_collapsed``) is expected, since the crops are pre-aligned by their axis
+        if diag.get("collapsed") is True:
             out.append(
-                "The rVAE diagnostics flag a collapse (" + ", ".join(flagged) + "): the "
-                "encoded angles may not follow the particles, so the angle peaks and the "
-                "transition should not be trusted without a look at the reconstructions."
+                "The rVAE diagnostics flag a collapse ("
+                + "; ".join(str(w) for w in diag.get("warnings", [])[:3])
+                + "): the encoded angles may not follow the particles, so the angle peaks "
+                "and the transition should not be trusted without a look at the reconstructions."
             )
     elif diag:
         out.append(f"rVAE diagnostics: {_rounded(diag)}.")

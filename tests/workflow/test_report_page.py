@@ -65,17 +65,24 @@ def test_caveats_excluded_frames_diagnostics_and_weak_evidence():
     summary = dict(
         SUMMARY,
         excluded_frames=[16, 17, 18],
-        diagnostics={"angle_collapsed": True, "angle_latent_std_deg": 0.0123456},
+        diagnostics={
+            "collapsed": True,
+            "warnings": ["z carries no information"],
+            "angle_latent_std_deg": 0.0123456,
+        },
         transition_frame_uncertainty=20.0,
         segmentation_iou=None,
     )
     text = " ".join(caveats(summary))
     assert "3 frames were excluded" in text and "16, 17, 18" in text
-    assert "collapse (angle_collapsed)" in text
+    assert "collapse (z carries no information)" in text
+    # a concentrated residual angle alone (pre-aligned crops) is no collapse
+    aligned = dict(SUMMARY, diagnostics={"collapsed": False, "angle_collapsed": True})
+    assert "collapse" not in " ".join(caveats(aligned))
     assert "poorly constrained" in text
     assert "not scored" in text
     page = render_html(summary, FIGURES)
-    assert "rVAE diagnostics" in page and "angle_latent_std_deg" in page and "0.0123" in page
+    assert "rVAE diagnostics" in page and "angle_latent_std_deg" in page and "0.012" in page
 
 
 def test_page_opens_with_conclusions_names_the_papers_and_rounds_numbers():
