@@ -107,22 +107,28 @@ def speed(n_frames: int = 2, repeats: int = 3) -> dict:
     }
 
 
+#: The synthetic-movie acceptance recipe (this benchmark and the slow end-to-end test).
+#: No early stop: with patience 6 a noisy validation loss stopped the baseline at step 500
+#: on CPU (IoU 0.877); trained 1500 steps it measured IoU 0.925, F1 1.0, axis error 0.46 deg,
+#: link recall 1.0 (CPU, 213 s, 2026-11-22).
+SYNTHETIC_RECIPE = dict(
+    network_config={"filters": 16},
+    n_members=12,
+    baseline_steps=1500,
+    member_steps=60,
+    batch_size=8,
+    patch_size=64,
+    lr=3e-3,
+    eval_every=50,
+    patience=None,
+)
+
+
 def synthetic() -> dict:
     movie = make_self_assembly_movie(n_frames=30, size=256, seed=1)
     train, test = [0, 5, 10, 15], list(range(20, 30))
     ensemble = train_ensemble(
-        movie.frames[train],
-        movie.masks[train],
-        network_config={"filters": 16},
-        n_members=12,
-        baseline_steps=1500,
-        member_steps=60,
-        batch_size=8,
-        patch_size=64,
-        lr=3e-3,
-        eval_every=50,
-        patience=None,  # the slow acceptance test's recipe
-        progress=False,
+        movie.frames[train], movie.masks[train], **SYNTHETIC_RECIPE, progress=False
     )
     mean, var = ensemble.predict(movie.frames[test])
     score = score_on_movie(movie, mean, var, test)

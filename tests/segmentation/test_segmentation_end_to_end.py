@@ -9,12 +9,30 @@ Scores come from :func:`pyrolatent.segmentation.evaluate.score_on_movie`, shared
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from pyrolatent.data.synthetic.self_assembly import make_self_assembly_movie
 from pyrolatent.segmentation import DeepEnsemble, train_ensemble
 from pyrolatent.segmentation.evaluate import score_on_movie
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _recipe() -> dict:
+    """The acceptance recipe, from ``benchmarks/segmentation.py`` (its one home)."""
+    spec = importlib.util.spec_from_file_location(
+        "segmentation_benchmark", ROOT / "benchmarks" / "segmentation.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SYNTHETIC_RECIPE
+
+
+RECIPE = _recipe()
 
 
 def _score(movie, ensemble, test_frames):
@@ -32,20 +50,13 @@ def _score(movie, ensemble, test_frames):
 
 def test_small_ensemble_learns_to_segment_the_movie(tmp_path):
     movie = make_self_assembly_movie(n_frames=12, size=128, n_particles=12, seed=5)
+    # the acceptance recipe (benchmarks/segmentation.py), smaller and shorter
+    tiny = dict(
+        RECIPE, network_config={"filters": 8}, n_members=3, baseline_steps=150, member_steps=20
+    )
+    tiny.update(batch_size=4, eval_every=25)
     ensemble = train_ensemble(
-        movie.frames[:4],
-        movie.masks[:4],
-        network_config={"filters": 8},
-        n_members=3,
-        baseline_steps=150,
-        member_steps=20,
-        batch_size=4,
-        patch_size=64,
-        lr=3e-3,
-        eval_every=25,
-        patience=None,
-        checkpoint_dir=tmp_path,
-        progress=False,
+        movie.frames[:4], movie.masks[:4], **tiny, checkpoint_dir=tmp_path, progress=False
     )
     assert ensemble.n_members == 3
     reloaded = DeepEnsemble.load(tmp_path / "ensemble.pt")
@@ -64,23 +75,9 @@ def test_small_ensemble_learns_to_segment_the_movie(tmp_path):
 @pytest.mark.slow
 def test_acceptance_dilnet_ensemble_on_synthetic_movie(tmp_path):
     movie = make_self_assembly_movie(n_frames=40, size=256, seed=1)
+    train = [0, 5, 10, 15]
     ensemble = train_ensemble(
-        movie.frames[[0, 5, 10, 15]],
-        movie.masks[[0, 5, 10, 15]],
-        network_config={"filters": 16},
-        n_members=12,
-        baseline_steps=1500,
-        member_steps=60,
-        batch_size=8,
-        patch_size=64,
-        lr=3e-3,
-        eval_every=50,
-        # no early stop: with patience 6 a noisy validation loss stopped the baseline
-        # at step 500 on CPU (IoU 0.877); trained 1500 steps it measured IoU 0.925,
-        # F1 1.0, axis error 0.46 deg, link recall 1.0 (CPU, 213 s, 2026-11-22)
-        patience=None,
-        checkpoint_dir=tmp_path,
-        progress=False,
+        movie.frames[train], movie.masks[train], **RECIPE, checkpoint_dir=tmp_path, progress=False
     )
     assert (tmp_path / "ensemble.pt").is_file()
     s = _score(movie, ensemble, list(range(20, 40)))
