@@ -68,21 +68,18 @@ def test_bulk_water_localisation_and_linking(shared_data):
 
 
 @pytest.mark.slow
-def test_c2c12_ensemble_iou_on_held_out_frames(shared_data):
+def test_c2c12_leave_one_frame_out_iou(shared_data):
+    """Issue 15's restated C2C12 criterion: leave-one-frame-out IoU over frames 0-6 >= 0.72.
+
+    Frames 7-9 are labelled in a tighter style than 0-6 (the predicted foreground is
+    1.2-1.5 times the labelled one there; benchmarks/c2c12_label_ceiling.py measures
+    that even a model fitted to frames 7-9 reaches only 0.687 on them), so they are
+    reported by ``benchmarks/segmentation.py`` (``iou_c2c12_lofo_frames_7_9``, and
+    ``iou_c2c12``: 0.588 trained on all of 0-6), not asserted. Seven trainings of the
+    recipe in ``benchmarks/segmentation.py``: about 80 minutes on one CPU thread.
+    """
     data = np.load(shared_data / "c2c12_cells" / "data_small.npz")
     images, labels = data["images"].astype(np.float32), data["labels"] > 0
-    # the recipe and how it was chosen (frames 0-6 only): benchmarks/segmentation.py
-    bench = _segmentation_benchmark()
-    iou, per_frame = bench.c2c12_held_out_iou(images, labels)
-    per_frame = [round(v, 3) for v in per_frame]
-    # Measured 0.591 on CPU (frames 7, 8, 9: 0.634, 0.581, 0.556; 12 min on one thread),
-    # 0.587 on a GPU; still short of 0.7. Frames 7-9 are labelled more tightly than
-    # frames 0-6: the predicted foreground is 1.2-1.5 times the labelled one, every
-    # excess pixel belongs to a region touching a labelled cell, about half of it
-    # within 2 px of the outline and the rest on thin processes the labels leave out
-    # (29 such pixels on held-out frame 6, 290-390 per test frame). Even threshold,
-    # opening and minimum area tuned on frames 7-9 themselves reach only 0.61, and
-    # benchmarks/c2c12_label_ceiling.py measures the labels' own ceiling: trained on
-    # frames 7-8 this recipe scores 0.645 on frame 9, trained on 7-9 it scores 0.687
-    # on those same frames.
-    assert iou >= 0.7, (iou, per_frame)
+    result = _segmentation_benchmark().c2c12_lofo(images, labels)
+    per_frame = [round(v, 3) for v in result["iou_c2c12_lofo_per_frame"]]
+    assert result["iou_c2c12_lofo_0_6"] >= 0.72, (result["iou_c2c12_lofo_0_6"], per_frame)
