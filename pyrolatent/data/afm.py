@@ -15,7 +15,7 @@ dominated by scan artefacts; :func:`preprocess_afm` does all three in one call.
 Heights keep the input's unit (nm for AFMReader's files); frames are ``(T, H, W)``
 (a single ``(H, W)`` frame is accepted and returned as such).
 
-Why not playnano or topostats: both were checked (May 2026) against this
+Why not playnano or topostats: both were checked against this project's
 environment (Python 3.11, numpy 2.4, torch 2.13). ``topostats`` 2.4.2 pins
 ``numpy~=2.0.0`` and ``pillow<=11.1.0`` (pip would downgrade numpy 2.4.6 to 2.0.2)
 and requires ``tensorflow`` and ``keras`` (its levelling also lives in a
@@ -35,7 +35,7 @@ import math
 import numpy as np
 
 from ..checks import as_array, check_count, check_number
-from .afm_quality import frame_quality
+from .afm_quality import flag_frames, frame_quality, quality_metrics
 
 __all__ = ["level_plane", "correct_scan_lines", "preprocess_afm", "frame_quality"]
 
@@ -252,6 +252,18 @@ def correct_scan_lines(frames, method: str = "median", mask=None, *, clip: float
     return _output(out, frames, single)
 
 
+def _blocks(frames, size: int):
+    """``(start, block)`` pairs of at most ``size`` frames (a 2-D frame is one block)."""
+    if isinstance(frames, (list, tuple)):
+        frames = np.asarray(frames)
+    shape = tuple(getattr(frames, "shape", ()))
+    if len(shape) != 3 or shape[0] == 0:
+        yield 0, frames  # check_frames says what is wrong, or takes the single frame
+        return
+    for start in range(0, shape[0], size):
+        yield start, frames[start : start + size]
+
+
 def preprocess_afm(
     frames,
     *,
@@ -260,6 +272,7 @@ def preprocess_afm(
     mask=None,
     clip: float = 3.0,
     z_threshold: float = 3.5,
+    block: int = 64,
 ):
     """Level, align scan lines and flag the frames dominated by scan artefacts.
 
@@ -268,12 +281,16 @@ def preprocess_afm(
     pixels (:func:`correct_scan_lines`), then the surface is refitted on the
     frame without those offsets (the background is found more cleanly once the
     lines are aligned) and the rows are aligned again. :func:`frame_quality`
-    then scores the corrected frames (saturation on the input frames).
+    then scores the corrected frames (saturation on the input frames) against
+    the whole movie. Frames are read and corrected ``block`` at a time, so a
+    lazy movie (:func:`pyrolatent.io.movie_formats.open_movie`) is never held
+    in float64 at once.
 
     Parameters
     ----------
-    frames : array_like
-        ``(T, H, W)`` heights (or one ``(H, W)`` frame); no NaN/Inf.
+    frames : array_like or LazyMovie
+        ``(T, H, W)`` heights (or one ``(H, W)`` frame); no NaN/Inf. Anything
+        with ``shape`` and ``frames[a:b]`` slicing is read block by block.
     order : int
         Surface order 0-3 (see :func:`level_plane`).
     scan_lines : {"median", "median_diff", None}
@@ -285,6 +302,8 @@ def preprocess_afm(
     z_threshold : float
         Robust z-score above which a quality metric flags a frame (see
         :func:`frame_quality`).
+    block : int
+        Frames corrected at a time.
 
     Returns
     -------
@@ -293,22 +312,32 @@ def preprocess_afm(
         relative to the background (background median about 0).
     quality : dict
         The per-frame table of :func:`frame_quality` (``frame``, metrics,
-        robust z-scores, ``flagged``).
+        robust z-scores, ``flag_*``, ``flagged``).
     """
-    arr, single = check_frames(frames)
     order = check_count(order, "order", low=0, high=3)
     clip = check_number(clip, "clip", low=0, low_open=True)
+    block = check_count(block, "block", low=1)
     if scan_lines is not None and scan_lines not in SCAN_LINE_METHODS:
         raise ValueError(f"scan_lines: expected one of {SCAN_LINE_METHODS} or None")
-    keep = _check_mask(mask, arr.shape)
-    out = np.empty_like(arr)
-    for t, frame in enumerate(arr):
-        k = None if keep is None else keep[t]
-        levelled, background = level_frame(frame, order, k, clip=clip)
-        if scan_lines is not None:
-            offsets = row_offsets(levelled, background, scan_lines)[:, None]
-            levelled, background = level_frame(frame - offsets, order, k, clip=clip)
-            levelled = levelled - row_offsets(levelled, background, scan_lines)[:, None]
-        out[t] = levelled
-    quality = frame_quality(out, raw=arr, z_threshold=z_threshold)
-    return _output(out, frames, single), quality
+    shape = tuple(getattr(frames, "shape", np.shape(frames)))
+    if mask is not None and np.ndim(mask) == 3 and np.shape(mask) != shape:
+        raise ValueError(f"mask: shape {np.shape(mask)} differs from the frames {shape}")
+    outputs, metrics = [], []
+    for start, part in _blocks(frames, block):
+        arr, single = check_frames(part)
+        m = mask if mask is None or np.ndim(mask) == 2 else np.asarray(mask)[start : start + block]
+        keep = _check_mask(m, arr.shape)
+        out = np.empty_like(arr)
+        for t, frame in enumerate(arr):
+            k = None if keep is None else keep[t]
+            levelled, background = level_frame(frame, order, k, clip=clip)
+            if scan_lines is not None:
+                offsets = row_offsets(levelled, background, scan_lines)[:, None]
+                levelled, background = level_frame(frame - offsets, order, k, clip=clip)
+                levelled = levelled - row_offsets(levelled, background, scan_lines)[:, None]
+            out[t] = levelled
+        metrics.append(quality_metrics(out, raw=arr))
+        outputs.append(_output(out, part, single))
+    joined = {k: np.concatenate([m[k] for m in metrics]) for k in metrics[0]}
+    quality = flag_frames(joined, z_threshold=z_threshold)
+    return (outputs[0] if single else np.concatenate(outputs)), quality

@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from ..checks import as_array, check_number
 
-__all__ = ["frame_quality", "robust_z", "QUALITY_METRICS"]
+__all__ = ["frame_quality", "quality_metrics", "flag_frames", "robust_z", "QUALITY_METRICS"]
 
 #: metric -> (flag column, minimum excess over the movie's median needed to flag).
 #: ``line_ratio`` is compared as a logarithm: log(1.5) means 1.5 times the median.
@@ -77,6 +77,58 @@ def _saturation_fraction(frame: np.ndarray) -> float:
     return float(np.mean((frame == frame.max()) | (frame == frame.min())))
 
 
+def quality_metrics(frames, *, raw=None) -> dict:
+    """The per-frame metrics of :func:`frame_quality`, without z-scores and flags.
+
+    Frames can be scored block by block and the tables joined
+    (:func:`flag_frames` then compares each frame with the whole movie).
+
+    Returns
+    -------
+    dict
+        ``line_ratio``, ``streak_fraction``, ``saturation_fraction``: ``(T,)`` each.
+    """
+    arr = as_array(frames, "frames", ndim=(3,), allow_bool=False)
+    if min(arr.shape[1:]) < 3:
+        raise ValueError(f"frames: frames must be at least 3 x 3 pixels, got {arr.shape[1:]}")
+    raw = arr if raw is None else as_array(raw, "raw", ndim=(3,), allow_bool=False)
+    if raw.shape != arr.shape:
+        raise ValueError(f"raw: shape {raw.shape} differs from frames {arr.shape}")
+    return {
+        "line_ratio": np.array([_line_ratio(f) for f in arr]),
+        "streak_fraction": np.array([_streak_fraction(f) for f in arr]),
+        "saturation_fraction": np.array([_saturation_fraction(f) for f in raw]),
+    }
+
+
+def flag_frames(metrics: dict, *, z_threshold: float = 3.5) -> dict:
+    """The quality table of :func:`frame_quality` from the metrics of every frame.
+
+    Parameters
+    ----------
+    metrics : dict
+        :func:`quality_metrics` of the whole movie (``(T,)`` columns).
+    z_threshold : float
+        Modified z-score above which a metric flags a frame (``> 0``).
+    """
+    z_threshold = check_number(z_threshold, "z_threshold", low=0, low_open=True)
+    n = len(metrics["line_ratio"])
+    table = {"frame": np.arange(n, dtype=np.int64)}
+    table |= {name: np.asarray(metrics[name], dtype=np.float64) for name in QUALITY_METRICS}
+    flagged = np.zeros(n, dtype=bool)
+    for name, (flag, min_excess) in QUALITY_METRICS.items():
+        values = table[name]
+        if name == "line_ratio":
+            with np.errstate(divide="ignore"):
+                values = np.log(values)
+        z = robust_z(values)
+        table[f"{name}_z"] = z
+        table[flag] = (z > z_threshold) & (values - np.median(values) >= min_excess)
+        flagged |= table[flag]
+    table["flagged"] = flagged
+    return table
+
+
 def frame_quality(frames, *, raw=None, z_threshold: float = 3.5) -> dict:
     """Per-frame scan-artefact metrics and a ``flagged`` column.
 
@@ -112,28 +164,4 @@ def frame_quality(frames, *, raw=None, z_threshold: float = 3.5) -> dict:
         ``saturation_fraction_z``, the bool columns ``flag_lines``,
         ``flag_streaks``, ``flag_saturation`` and ``flagged`` (any of them).
     """
-    arr = as_array(frames, "frames", ndim=(3,), allow_bool=False)
-    if min(arr.shape[1:]) < 3:
-        raise ValueError(f"frames: frames must be at least 3 x 3 pixels, got {arr.shape[1:]}")
-    raw = arr if raw is None else as_array(raw, "raw", ndim=(3,), allow_bool=False)
-    if raw.shape != arr.shape:
-        raise ValueError(f"raw: shape {raw.shape} differs from frames {arr.shape}")
-    z_threshold = check_number(z_threshold, "z_threshold", low=0, low_open=True)
-    table = {
-        "frame": np.arange(len(arr), dtype=np.int64),
-        "line_ratio": np.array([_line_ratio(f) for f in arr]),
-        "streak_fraction": np.array([_streak_fraction(f) for f in arr]),
-        "saturation_fraction": np.array([_saturation_fraction(f) for f in raw]),
-    }
-    flagged = np.zeros(len(arr), dtype=bool)
-    for name, (flag, min_excess) in QUALITY_METRICS.items():
-        values = table[name]
-        if name == "line_ratio":
-            with np.errstate(divide="ignore"):
-                values = np.log(values)
-        z = robust_z(values)
-        table[f"{name}_z"] = z
-        table[flag] = (z > z_threshold) & (values - np.median(values) >= min_excess)
-        flagged |= table[flag]
-    table["flagged"] = flagged
-    return table
+    return flag_frames(quality_metrics(frames, raw=raw), z_threshold=z_threshold)

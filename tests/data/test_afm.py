@@ -1,60 +1,20 @@
 """AFM levelling, scan-line correction and frame quality flags.
 
-Synthetic frames come from a generator written here, independently of the
-correction code: Gaussian particles on a flat background with white noise
-(the clean image), plus a tilted (and bowed) plane, one random offset per scan
-line and, in chosen frames, streaks (partial lines of large height). The real
-frames are AFMReader's sample files (see tests/afm_samples.py).
+Synthetic frames come from tests/afm_samples.py's generator, written
+independently of the correction code: Gaussian particles on a flat background
+with white noise (the clean image), plus a tilted (and bowed) plane, one random
+offset per scan line and, in chosen frames, streaks (partial lines of large
+height). The real frames are AFMReader's sample files (same module).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from afm_samples import samples  # noqa: F401  (fixture)
+from afm_samples import NOISE, samples, synthetic_afm_movie  # noqa: F401  (fixture)
 
 from pyrolatent.data.afm import correct_scan_lines, level_plane, preprocess_afm
 from pyrolatent.data.afm_quality import frame_quality, robust_z
-
-NOISE = 0.1  # nm
-
-
-def _clean(rng, size: int) -> np.ndarray:
-    """Gaussian particles (2-6 nm high, 2-4 px wide) on a zero background, plus noise."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(float)
-    img = rng.normal(0, NOISE, (size, size))
-    for _ in range(size // 10):
-        r, c = rng.uniform(0, size, 2)
-        width, height = rng.uniform(2, 4), rng.uniform(2, 6)
-        img += height * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * width**2))
-    return img
-
-
-def _movie(n_frames=20, size=128, *, streaks=(), bow=0.0, offsets=0.5, jump=2.0, seed=0):
-    """``(clean, raw, tilt_range)``: the clean frames and the frames as 'recorded'.
-
-    ``raw = clean + a x + b y + bow (x^2 + y^2) + offset(row) + 40`` with slopes of
-    0.03-0.06 nm/px, row offsets ~ N(0, offsets) nm plus a step of ``jump`` nm, and
-    25 streaks of 40-110 px and 3-5 nm (either sign) in the frames ``streaks``.
-    """
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype(float)
-    clean = np.stack([_clean(rng, size) for _ in range(n_frames)])
-    raw = clean.copy()
-    tilt_range = 0.0
-    for t in range(n_frames):
-        a, b = rng.uniform(0.03, 0.06, 2) * rng.choice([-1, 1], 2)
-        plane = a * xx + b * yy + bow * ((xx - size / 2) ** 2 + (yy - size / 2) ** 2) / size
-        tilt_range = max(tilt_range, float(np.ptp(plane)))
-        rows = rng.normal(0, offsets, size)
-        rows[rng.integers(size // 4, size) :] += jump
-        raw[t] += plane + rows[:, None] + 40.0
-        if t in streaks:
-            for _ in range(25):
-                r, c0 = rng.integers(1, size - 1), rng.integers(0, size - 40)
-                length = rng.integers(40, 110)
-                raw[t, r, c0 : c0 + length] += rng.uniform(3, 5) * rng.choice([-1, 1])
-    return clean, raw, tilt_range
 
 
 def _rms_vs_clean(corrected, clean) -> float:
@@ -65,7 +25,7 @@ def _rms_vs_clean(corrected, clean) -> float:
 
 
 def test_preprocess_recovers_the_clean_frames():
-    clean, raw, tilt = _movie(n_frames=6)
+    clean, raw, tilt = synthetic_afm_movie(n_frames=6)
     before = _rms_vs_clean(raw, clean)
     corrected, quality = preprocess_afm(raw, order=1, scan_lines="median")
     after = _rms_vs_clean(corrected, clean)
@@ -79,7 +39,7 @@ def test_preprocess_recovers_the_clean_frames():
 
 
 def test_robust_levelling_beats_plain_least_squares_under_particles():
-    clean, raw, tilt = _movie(n_frames=4, offsets=0.0, jump=0.0, bow=0.5, seed=1)
+    clean, raw, tilt = synthetic_afm_movie(n_frames=4, offsets=0.0, jump=0.0, bow=0.5, seed=1)
     levelled = level_plane(raw, order=2)
     # plain least squares on every pixel (particles included), written independently
     size = raw.shape[-1]
@@ -96,7 +56,7 @@ def test_robust_levelling_beats_plain_least_squares_under_particles():
 
 @pytest.mark.parametrize(("method", "max_fraction"), [("median", 0.05), ("median_diff", 0.3)])
 def test_scan_line_correction_removes_row_offsets(method, max_fraction):
-    clean, raw, _ = _movie(n_frames=4, seed=2)
+    clean, raw, _ = synthetic_afm_movie(n_frames=4, seed=2)
     # the planted background of the first column: row offsets and a tilt along y
     # (which row offsets absorb), the same in every column
     rows_only = clean + (raw - clean)[:, :, :1]
@@ -107,12 +67,17 @@ def test_scan_line_correction_removes_row_offsets(method, max_fraction):
 
 def test_quality_flags_the_streak_frames_only():
     streaky = (3, 11, 17)
-    _, raw, _ = _movie(n_frames=20, streaks=streaky, seed=3)
+    _, raw, _ = synthetic_afm_movie(n_frames=20, streaks=streaky, seed=3)
     corrected, quality = preprocess_afm(raw)
     assert np.flatnonzero(quality["flagged"]).tolist() == list(streaky)
     assert quality["flag_lines"][list(streaky)].all()
     assert not quality["flag_saturation"].any()
     assert set(quality) >= {"frame", "line_ratio", "streak_fraction", "saturation_fraction"}
+    # block by block (7 frames at a time): the same frames and flags (z against the whole movie)
+    blocked, quality_blocked = preprocess_afm(raw, block=7)
+    np.testing.assert_allclose(blocked, corrected)
+    for key, column in quality.items():
+        np.testing.assert_allclose(quality_blocked[key], column, err_msg=key)
     # a frame clipped at its 80th percentile height: 20 % of its pixels saturated
     clipped = raw.copy()
     clipped[7] = np.minimum(clipped[7], np.percentile(clipped[7], 80))
