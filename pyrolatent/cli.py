@@ -5,6 +5,7 @@ self-assembly chain on a generated movie and writes a report. The
 subcommands run single stages on a user's own files (npy/tif movies,
 npy/csv/json tables, checkpoints), so the chain can be entered anywhere::
 
+    pyrolatent preprocess movie.asd --level plane --scan-lines median --out run  # AFM only
     pyrolatent segment movie.tif --masks masks.npy --train-frames 0 1 2 --out run
     pyrolatent locate run/probability.npy --out run
     pyrolatent crops movie.tif run/particles.csv --window 32 --align --mask auto --out run
@@ -28,6 +29,7 @@ CHAIN = "movie -> segment -> locate -> crops -> train -> analyze -> report"
 
 EXAMPLES = {
     "demo": "pyrolatent demo --out demo-report        # whole chain on a generated movie",
+    "preprocess": "pyrolatent preprocess movie.asd --level plane --scan-lines median --out run",
     "segment": "pyrolatent segment movie.tif --masks masks.npy --train-frames 0 1 2 --out run",
     "locate": "pyrolatent locate run/probability.npy --variance run/variance.npy --out run",
     "crops": "pyrolatent crops movie.tif run/particles.csv --align --mask auto --out run",
@@ -81,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .workflow import emc_command
     from .workflow.configs import (
+        LEVEL_ORDERS,
         AnalyzeConfig,
         CropsConfig,
         LocateConfig,
+        PreprocessConfig,
         SegmentConfig,
         TrainConfig,
     )
@@ -111,6 +115,32 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="pyrolatent-report", help="output folder")
     d.add_argument("--seed", type=int, default=0, help="seed of the movie and the models")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    pp = _command(
+        sub,
+        "preprocess",
+        "AFM: level frames, align scan lines, flag artefact frames",
+        "Optional first step for AFM movies: polynomial levelling, scan-line (row) offset "
+        "correction and per-frame quality flags -> preprocessed.npy (give it to segment and "
+        "crops), frame_quality.csv (analyze leaves its flagged frames out), preprocess.json.",
+    )
+    pp.add_argument("movie", help="movie: .npy, .tif, .h5, .zarr, .mrc or AFM (.asd, .spm, ...)")
+    _option(pp, PreprocessConfig, "level", choices=list(LEVEL_ORDERS), help="background surface")
+    _option(
+        pp,
+        PreprocessConfig,
+        "scan_lines",
+        choices=["median", "median_diff", "none"],
+        help="row-offset correction: row medians, or medians of adjacent-row differences",
+    )
+    _option(
+        pp,
+        PreprocessConfig,
+        "z_threshold",
+        help="robust z-score (vs the movie's median/MAD) above which a quality metric flags "
+        "a frame",
+    )
+    pp.add_argument("--out", required=True, help="output folder")
 
     s = _command(
         sub,
@@ -206,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     _option(a, AnalyzeConfig, "nmf_method", "--nmf", choices=["svi", "map"], help="NMF fit")
     _option(a, AnalyzeConfig, "nmf_steps", help="NMF optimisation steps")
     _option(a, AnalyzeConfig, "search_radius", help="linking search radius (pixels)")
+    a.add_argument(
+        "--quality",
+        help="frame_quality.csv of 'preprocess': its flagged frames are left out "
+        "(default: the one beside the latents, when there)",
+    )
+    a.add_argument("--keep-flagged", action="store_true", help="analyse flagged frames too")
     a.add_argument("--out", required=True, help="output folder")
     _option(a, AnalyzeConfig, "seed")
     a.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -302,7 +338,9 @@ def _run(args) -> int:
         print(json.dumps({k: summary.get(k) for k in wf.SUMMARY_KEYS}, indent=2))
         print(f"report written to {args.out}/report.html ({time.perf_counter() - t0:.0f} s)")
         return 0
-    if args.command == "segment":
+    if args.command == "preprocess":
+        paths = wf.stage_preprocess(args.out, args.movie, _config(wf.PreprocessConfig, args))
+    elif args.command == "segment":
         paths = wf.stage_segment(
             args.out,
             args.movie,
@@ -330,6 +368,8 @@ def _run(args) -> int:
             _config(wf.AnalyzeConfig, args),
             n_frames=args.n_frames,
             progress=progress,
+            quality_path=args.quality,
+            exclude_flagged=not args.keep_flagged,
         )
     elif args.command == "emc":
         print(json.dumps(emc_command.run(args), indent=2, default=str))

@@ -107,6 +107,9 @@ def cli_case(draw, command: str):
     b_kind = draw(st.sampled_from(ARRAY_KINDS))
 
     def build(d: Path):
+        if command == "preprocess":
+            movie = write_array(d / "movie.npy", a_kind, (4, 16, 16), seed)
+            return ["preprocess", movie, "--level", level, "--out", d / "out"]
         if command == "locate":
             prob = write_array(d / "prob.npy", a_kind, (3, 16, 16), seed)
             argv = ["locate", prob, "--min-area", "1", "--out", d / "out"]
@@ -153,6 +156,7 @@ def cli_case(draw, command: str):
     draw_variance = draw(st.booleans())
     window = draw(st.sampled_from(["4", "6", "0", "-2", "100", "2.5", "nan"]))
     draw_parts = draw(st.sampled_from(TABLE_KINDS))
+    level = draw(st.sampled_from(["none", "plane", "quadratic", "cubic", "tilt"]))
     return build, f"{command}: array {a_kind}, table {t_kind}, other {b_kind}"
 
 

@@ -80,7 +80,7 @@ def test_every_top_level_name_is_fuzzed():
     assert not missing, f"no fuzz strategy for {missing}"
 
 
-CLI_COMMANDS = ("segment", "locate", "crops", "train", "analyze", "report", "demo")
+CLI_COMMANDS = ("preprocess", "segment", "locate", "crops", "train", "analyze", "report", "demo")
 
 
 def _run_cli(command: str, examples: int) -> None:

@@ -6,6 +6,7 @@ save; one frozen config per stage (:mod:`~pyrolatent.workflow.configs`) drives
 both, the ``pyrolatent`` command and the demo.
 """
 
+from .afm_stage import stage_preprocess
 from .chain import run_chain
 from .configs import (
     AnalyzeConfig,
@@ -13,6 +14,7 @@ from .configs import (
     DemoConfig,
     LocateConfig,
     MovieConfig,
+    PreprocessConfig,
     SegmentConfig,
     TrainConfig,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "LocateConfig",
     "MovieConfig",
     "OUTPUTS",
+    "PreprocessConfig",
     "SUMMARY_KEYS",
     "SegmentConfig",
     "TrainConfig",
@@ -61,6 +64,7 @@ __all__ = [
     "stage_is_done",
     "stage_locate",
     "stage_movie",
+    "stage_preprocess",
     "stage_segment",
     "stage_train",
     "summarize",

@@ -23,6 +23,7 @@ def run_chain(
     config: DemoConfig | None = None,
     truth: dict | None = None,
     planted: int | None = None,
+    quality: dict | None = None,
     progress: bool = False,
 ) -> dict:
     """Segment, locate, crop, encode and analyse a movie.
@@ -44,6 +45,10 @@ def run_chain(
         summary.
     planted : int, optional
         Planted transition frame of a synthetic movie (for the summary).
+    quality : dict, optional
+        Per-frame quality table (:func:`pyrolatent.data.afm.preprocess_afm`):
+        its flagged frames are left out of the analysis (see
+        :func:`~pyrolatent.workflow.steps.analyze_latents`).
     progress : bool
         Show progress bars.
 
@@ -75,6 +80,7 @@ def run_chain(
         config=config.analyze,
         progress=progress,
         diagnostics=encoded["diagnostics"],
+        quality=quality,
     )
     summary = summarize(
         analysis["summary"],

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 __all__ = [
     "MovieConfig",
+    "PreprocessConfig",
     "SegmentConfig",
     "LocateConfig",
     "CropsConfig",
@@ -45,6 +46,35 @@ class MovieConfig:
     head_width_ratio: float = 1.4
     head_contrast: float = 0.45
     seed: int = 0
+
+
+#: :class:`PreprocessConfig` ``level`` -> polynomial order of the background surface
+LEVEL_ORDERS = {"none": 0, "plane": 1, "quadratic": 2, "cubic": 3}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """AFM levelling, scan lines and frame flags (:func:`pyrolatent.data.afm.preprocess_afm`).
+
+    ``level`` is the background surface removed from every frame (``"none"``
+    removes a constant only); ``scan_lines`` the row-offset method (``"none"``
+    skips it); frames whose quality metrics have a robust z-score above
+    ``z_threshold`` are flagged (and left out by ``analyze``).
+    """
+
+    level: str = "plane"
+    scan_lines: str = "median"
+    z_threshold: float = 3.5
+
+    def __post_init__(self):
+        if self.level not in LEVEL_ORDERS:
+            raise ValueError(f"level must be one of {list(LEVEL_ORDERS)}, got {self.level!r}")
+        if self.scan_lines not in ("median", "median_diff", "none"):
+            raise ValueError(
+                f"scan_lines must be 'median', 'median_diff' or 'none', got {self.scan_lines!r}"
+            )
+        if not self.z_threshold > 0:
+            raise ValueError(f"z_threshold must be > 0, got {self.z_threshold}")
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ TRUTH_KEYS = ("angle_error_median_deg", "angle_polarity_accuracy", "angle_n_matc
 PASSED_THROUGH_PREFIXES = ("transition_", "angle_peak_positions_")
 PASSED_THROUGH_KEYS = (
     "excluded_frames",
+    "exclusion_reasons",
     "diagnostics",
     "rvae_collapsed",
     "collapse_note",

@@ -12,6 +12,8 @@ from __future__ import annotations
 import html
 import math
 
+from .exclusion import EXCLUSION_REASONS
+
 __all__ = [
     "QUANTITIES",
     "METHODS",
@@ -182,9 +184,18 @@ def caveats(summary: dict) -> list[str]:
     if excluded:
         shown = ", ".join(str(f) for f in list(excluded)[:20])
         more = f" and {len(excluded) - 20} more" if len(excluded) > 20 else ""
+        why = "scan artefacts or other quality flags"
+        reasons = {k: v for k, v in (summary.get("exclusion_reasons") or {}).items() if v}
+        if reasons:
+            why = "flagged by the frame quality check: " + ", ".join(
+                f"{n} {EXCLUSION_REASONS.get(k, k)}" for k, n in reasons.items()
+            )
+        rest = ""
+        if summary.get("n_frames"):
+            rest = " The densities, the transition and the angle peaks use the other "
+            rest += f"{int(summary['n_frames']) - len(excluded)} frames."
         out.append(
-            f"{len(excluded)} frames were excluded from the analysis (scan artefacts or other "
-            f"quality flags): {shown}{more}."
+            f"{len(excluded)} frames were excluded from the analysis ({why}): {shown}{more}.{rest}"
         )
     diag = summary.get("diagnostics")
     if isinstance(diag, dict):
@@ -214,7 +225,13 @@ def caveats(summary: dict) -> list[str]:
 
 
 def _table_keys(summary: dict) -> list[str]:
-    skip = {"diagnostics", "stage_seconds", "excluded_frames", "transition_reason"}
+    skip = {
+        "diagnostics",
+        "stage_seconds",
+        "excluded_frames",
+        "exclusion_reasons",
+        "transition_reason",
+    }
     known = [k for k in QUANTITIES if k in summary]
     return known + [k for k in summary if k not in QUANTITIES and k not in skip]
 

@@ -22,6 +22,7 @@ from ..io.files import load_array, load_json, load_table, save_json, save_npy, s
 from ..io.movie import read_movie
 from ..segmentation import DeepEnsemble
 from . import steps
+from .afm_stage import PREPROCESS_OUTPUTS, QUALITY_FILE
 from .configs import (
     AnalyzeConfig,
     CropsConfig,
@@ -44,6 +45,7 @@ __all__ = [
 
 OUTPUTS = {
     "movie": ["movie.npy", "masks.npy", "truth.csv", "movie.json"],
+    "preprocess": PREPROCESS_OUTPUTS,
     "segment": ["ensemble.pt", "probability.npy", "variance.npy", "segment.json"],
     "locate": ["particles.csv"],
     "crops": ["crops.npy", "crops_index.csv"],
@@ -271,13 +273,19 @@ def stage_analyze(
     *,
     n_frames: int | None = None,
     progress: bool = False,
+    quality_path=None,
+    exclude_flagged: bool = True,
 ) -> list[Path]:
     """KDE(L, t) of the angle and the content latents, NMF, transition, peaks, trajectories.
 
     See :func:`pyrolatent.workflow.steps.analyze_latents`; ``n_frames`` is the
     movie's frame count (default ``max(frame) + 1``). The rVAE diagnostics
     ``rvae_diagnostics.json`` next to ``latents_path``, when there, go into
-    ``analysis.json`` (``diagnostics``, ``rvae_collapsed``).
+    ``analysis.json`` (``diagnostics``, ``rvae_collapsed``). With
+    ``exclude_flagged``, the frames flagged in ``quality_path`` (default:
+    ``frame_quality.csv`` of the ``preprocess`` stage next to ``latents_path``,
+    when there) are left out of the analysis and listed in ``analysis.json``
+    (``excluded_frames``, ``exclusion_reasons``).
 
     Writes the KDE matrices ``kde_<latent>.npy`` ``(T, G)`` with their grids in
     ``kde_grids.json``, the NMF factors (``nmf_weights.npy`` ``(K, G)``,
@@ -287,6 +295,9 @@ def stage_analyze(
     config = config if config is not None else AnalyzeConfig()
     out = Path(out)
     diag_path = Path(latents_path).with_name("rvae_diagnostics.json")
+    if quality_path is None and Path(latents_path).with_name(QUALITY_FILE).exists():
+        quality_path = Path(latents_path).with_name(QUALITY_FILE)
+    quality = load_table(quality_path) if exclude_flagged and quality_path is not None else None
     res = steps.analyze_latents(
         steps.check_latents(load_table(latents_path), name=str(latents_path)),
         check_particles(load_table(particles_path), name=str(particles_path)),
@@ -294,14 +305,14 @@ def stage_analyze(
         config=config,
         progress=progress,
         diagnostics=load_json(diag_path) if diag_path.exists() else None,
+        quality=quality,
     )
     nmf = res["nmf"]
     paths = [save_npy(out / f"kde_{k}.npy", v) for k, v in res["kdes"].items()]
     grids = {k: v.tolist() for k, v in res["grids"].items()}
     paths.append(save_json(out / "kde_grids.json", grids))
-    w, h = nmf.components_, nmf.time_courses_
+    w, h, lb = nmf.components_, res["loadings"], res["loadings_band"]  # loadings: movie frames
     wb = nmf.components_band_ if nmf.components_band_ is not None else [w] * 2
-    lb = nmf.time_courses_band_ if nmf.time_courses_band_ is not None else [h] * 2
     paths += [
         save_npy(out / "nmf_weights.npy", w),
         save_npy(out / "nmf_loadings.npy", h),

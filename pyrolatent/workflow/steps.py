@@ -27,6 +27,7 @@ from ..estimators.rvae import RVAE
 from ..segmentation import DeepEnsemble, locate, train_ensemble
 from ..segmentation.metrics import pixel_iou
 from .configs import AnalyzeConfig, CropsConfig, LocateConfig, SegmentConfig, TrainConfig
+from .exclusion import expand_rows, keep_good_frames, to_movie_frames
 from .latents import check_latents, collapse_summary
 
 __all__ = [
@@ -272,6 +273,7 @@ def analyze_latents(
     config: AnalyzeConfig | None = None,
     progress: bool = False,
     diagnostics: dict | None = None,
+    quality: dict | None = None,
 ) -> dict:
     """KDE(L, t) of the latents, NMF, transition, angle peaks and trajectories.
 
@@ -293,12 +295,21 @@ def analyze_latents(
         as ``diagnostics``, with ``rvae_collapsed`` (bool) and ``collapse_note``
         (None, or what a collapsed rVAE means for the peaks and the transition,
         in words).
+    quality : dict, optional
+        Per-frame quality table (:func:`pyrolatent.data.afm.frame_quality`:
+        ``frame``, ``flagged``, ``flag_*``): flagged frames are left out of the
+        KDEs, the NMF, the transition and the angle peaks (their KDE and loading
+        rows are NaN; frame numbers stay the movie's); the trajectories keep
+        every frame and every latent. The summary lists them in ``excluded_frames`` with
+        ``exclusion_reasons`` (reason -> frames flagged for it).
 
     Returns
     -------
     dict
         ``kdes`` / ``grids`` (key -> ``(T, G)`` / ``(G,)``), ``nmf`` (the fitted
-        :class:`~pyrolatent.estimators.nmf.NMF`), ``transition``
+        :class:`~pyrolatent.estimators.nmf.NMF`, on the kept frames), ``loadings``
+        and ``loadings_band`` (its time behaviours ``(T, K)`` and 5-95 % band
+        ``(2, T, K)`` in movie frames, NaN on excluded frames), ``transition``
         (:func:`~pyrolatent.analysis.transitions.transition_frame`), ``peaks``
         (``before``/``after``), ``trajectories`` (the linked particle table with
         ``track`` and the joined ``angle``, ``z_0``, ``z_1``), ``change``
@@ -310,22 +321,27 @@ def analyze_latents(
     config = config if config is not None else AnalyzeConfig()
     latents = check_latents(latents)
     particles = check_particles(particles)
+    all_latents = latents
+    latents, kept, excluded, n_frames = keep_good_frames(latents, quality, n_frames)
     frames = np.asarray(latents["frame"]).astype(np.int64)
-    if n_frames is None:
-        n_frames = int(frames.max()) + 1 if frames.size else 0
     kdes, grids = latent_kdes(latents, n_frames=n_frames, window=config.kde_window)
     nmf = NMF(n_components=config.n_components, seed=config.seed).fit(
-        kdes["angle"], method=config.nmf_method, epochs=config.nmf_steps, progress=progress
+        kdes["angle"][kept], method=config.nmf_method, epochs=config.nmf_steps, progress=progress
     )
-    tr = transition_frame(nmf.time_courses_, seed=config.seed)
+    tr = to_movie_frames(transition_frame(nmf.time_courses_, seed=config.seed), kept)
     # does the movie change at all? one regime against one change, on one KDE row per frame
     per_frame, _ = latent_kdes(latents, n_frames=n_frames, window=1, content=())
-    change = detect_transition(per_frame["angle"], seed=config.seed)
+    change = detect_transition(per_frame["angle"][kept], frame_times=kept, seed=config.seed)
     peaks = angle_peaks_around(
         latents["angle"], frames, onset=tr["frame"], end=tr["end"], margin=config.peak_margin
     )
+    band = nmf.time_courses_band_
+    band = [nmf.time_courses_] * 2 if band is None else band
+    loadings = expand_rows(nmf.time_courses_, kept, n_frames)
+    loadings_band = np.stack([expand_rows(b, kept, n_frames) for b in band])
+    kdes = {k: expand_rows(v[kept], kept, n_frames) if excluded else v for k, v in kdes.items()}
     traj = link(particles, search_radius=config.search_radius, max_gap=config.max_gap)
-    joined = join_on_particle_id(particles, latents, ("angle", "z_0", "z_1"))
+    joined = join_on_particle_id(particles, all_latents, ("angle", "z_0", "z_1"))
     for k in ("angle", "z_0", "z_1"):
         traj[k] = joined.get(k, np.full(len(particles["frame"]), np.nan))
     summary = {
@@ -344,15 +360,18 @@ def analyze_latents(
         "angle_peak_positions_before_deg": np.rad2deg(peaks["before"]["positions"]).tolist(),
         "angle_peak_positions_after_deg": np.rad2deg(peaks["after"]["positions"]).tolist(),
         "nmf_method": config.nmf_method,
-        "nmf_reconstruction_error": nmf.reconstruction_error(kdes["angle"]),
+        "nmf_reconstruction_error": nmf.reconstruction_error(kdes["angle"][kept]),
         "kde_window": config.kde_window,
     }
+    summary |= excluded
     if diagnostics is not None:
         summary |= collapse_summary(diagnostics, aligned="polarity" in latents)
     return {
         "kdes": kdes,
         "grids": grids,
         "nmf": nmf,
+        "loadings": loadings,
+        "loadings_band": loadings_band,
         "transition": tr,
         "change": change,
         "peaks": peaks,

@@ -1,0 +1,84 @@
+"""The ``preprocess`` stage: AFM levelling, scan-line correction and frame flags, file to file.
+
+``movie -> preprocess -> segment -> ...``: an optional first stage for AFM
+movies. It writes the corrected movie, which the later stages read in place
+of the recording, and ``frame_quality.csv``, whose flagged frames ``analyze``
+leaves out (:func:`pyrolatent.workflow.steps.analyze_latents`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data.afm import preprocess_afm
+from ..io.files import save_json, save_npy, save_table
+from ..io.movie import read_movie
+from .configs import LEVEL_ORDERS, PreprocessConfig, config_dict
+
+__all__ = ["PREPROCESS_OUTPUTS", "QUALITY_FILE", "stage_preprocess", "open_frames"]
+
+QUALITY_FILE = "frame_quality.csv"
+PREPROCESS_OUTPUTS = ["preprocessed.npy", QUALITY_FILE, "preprocess.json"]
+# read whole by read_movie; every other suffix is opened lazily by open_movie
+_WHOLE = {".npy", ".npz", ".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+
+
+def open_frames(path):
+    """A ``(T, H, W)`` movie and its metadata dict (``pixel_size_nm``, ``frame_time_s``).
+
+    ``.npy``/``.npz``/images are read whole (:func:`pyrolatent.io.movie.read_movie`,
+    no metadata); TIFF, HDF5, zarr, MRC, AFM (``.asd``, ``.spm``, ``.jpk``,
+    ``.ibw``) and TEM files are opened lazily
+    (:func:`pyrolatent.io.movie_formats.open_movie`), frames read on demand.
+    """
+    if Path(path).suffix.lower() in _WHOLE:
+        return read_movie(path), {}
+    from ..io.movie_formats import open_movie
+
+    movie = open_movie(path)
+    meta = {k: getattr(movie.metadata, k, None) for k in ("pixel_size_nm", "frame_time_s")}
+    return movie, meta
+
+
+def stage_preprocess(out, movie_path, config: PreprocessConfig | None = None) -> list[Path]:
+    """Level every frame, correct its scan lines and flag the frames with scan artefacts.
+
+    See :func:`pyrolatent.data.afm.preprocess_afm`. Writes ``preprocessed.npy``
+    (``(T, H, W)`` float32, heights relative to the background, in the file's
+    unit: nm for AFM files), ``frame_quality.csv`` (one row per frame: the
+    metrics, their robust z-scores, ``flag_*`` and ``flagged``) and
+    ``preprocess.json`` (the config, ``n_frames``, ``flagged_frames``, and the
+    pixel size / frame time when the file states them).
+
+    Parameters
+    ----------
+    out : path-like
+        Output folder.
+    movie_path : path-like
+        A movie in any format :func:`open_frames` reads.
+    config : PreprocessConfig, optional
+        Default ``PreprocessConfig()``.
+    """
+    config = config if config is not None else PreprocessConfig()
+    out = Path(out)
+    frames, meta = open_frames(movie_path)
+    corrected, quality = preprocess_afm(
+        frames,
+        order=LEVEL_ORDERS[config.level],
+        scan_lines=None if config.scan_lines == "none" else config.scan_lines,
+        z_threshold=config.z_threshold,
+    )
+    flagged = np.flatnonzero(quality["flagged"]).tolist()
+    info = {
+        "config": config_dict(config),
+        "n_frames": int(len(corrected)),
+        "flagged_frames": flagged,
+        **{k: v for k, v in meta.items() if v is not None},
+    }
+    return [
+        save_npy(out / "preprocessed.npy", corrected.astype(np.float32, copy=False)),
+        save_table(out / QUALITY_FILE, quality),
+        save_json(out / "preprocess.json", info),
+    ]
