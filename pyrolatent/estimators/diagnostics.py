@@ -154,7 +154,7 @@ def assess(report: dict, latent_dim: int, rotation: bool) -> tuple[bool, list[st
     if angle_same:
         r = report["angle_resultant_length"]
         notes.append(
-            f"every image gets the same angle (resultant length {r:.4f}): the angle carries "
+            f"every image gets the same angle (resultant length {r:.3f}): the angle carries "
             "no information unless the images were pre-aligned"
         )
     if report.get("angle_posterior_spread") is not None and report["angle_posterior_spread"] > 1:
