@@ -23,13 +23,13 @@ Writes ``benchmarks/results/segmentation.json``:
   rotation/flip average, threshold 0.5, regions of at least 40 pixels), reported;
 * ``iou_c2c12_lofo_0_6`` (issue 15's restated criterion, >= 0.72): leave-one-frame-out
   IoU over frames 0-6, pooled over the seven held-out frames, with
-  ``iou_c2c12_lofo_0_6_mean``, ``iou_c2c12_lofo_per_frame``, ``iou_c2c12_lofo_frames_7_9``
+  ``iou_c2c12_lofo_0_6_mean``, ``iou_c2c12_lofo_per_frame``
   and the folds (:func:`c2c12_lofo`).
 
-``python benchmarks/segmentation.py --only c2c12_lofo`` runs the leave-one-frame-out
-part alone (seven trainings, about 10 minutes each on one CPU thread); it adds its keys
-to an existing ``segmentation.json`` and writes each finished fold to
-``benchmarks/results/c2c12_lofo_folds.json`` as it goes.
+``python benchmarks/segmentation.py --only c2c12_lofo [--folds 0,1,2]`` runs the
+leave-one-frame-out part alone (seven trainings, about 12 minutes each on one idle CPU
+thread), one file per finished fold, resumable and shareable between processes
+(:func:`lofo_only`).
 """
 
 from __future__ import annotations
@@ -222,17 +222,51 @@ def c2c12_held_out_iou(images: np.ndarray, labels: np.ndarray) -> tuple[float, l
     return pixel_iou(mask, labels[7:]), per_frame
 
 
-def c2c12_lofo(
-    images: np.ndarray, labels: np.ndarray, *, folds=tuple(range(7)), on_fold=None
-) -> dict:
+LOFO_DIR = RESULTS.parent / "c2c12_lofo"
+
+
+def c2c12_lofo_fold(images: np.ndarray, labels: np.ndarray, k: int) -> dict:
+    """One fold: the unchanged recipe trained on frames 0-6 but ``k``, scored on ``k``.
+
+    Returns the held-out frame, its IoU, intersection and union pixel counts and
+    the seconds taken.
+    """
+    start = time.perf_counter()
+    train = tuple(t for t in range(7) if t != k)
+    mask = c2c12_masks(images, labels, train_frames=train, predict_frames=(k,))[0]
+    inter, union = int((mask & labels[k]).sum()), int((mask | labels[k]).sum())
+    return {
+        "held_out": k,
+        "iou": inter / union,
+        "intersection": inter,
+        "union": union,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def combine_lofo(rows: list[dict]) -> dict:
+    """The criterion from the folds: IoU pooled over the held-out frames, and per frame.
+
+    ``iou_c2c12_lofo_0_6`` pools intersections and unions of the held-out frames;
+    ``iou_c2c12_lofo_0_6_mean`` is the mean of their per-frame IoUs.
+    """
+    rows = sorted(rows, key=lambda r: r["held_out"])
+    return {
+        "iou_c2c12_lofo_0_6": sum(r["intersection"] for r in rows) / sum(r["union"] for r in rows),
+        "iou_c2c12_lofo_0_6_mean": float(np.mean([r["iou"] for r in rows])),
+        "iou_c2c12_lofo_per_frame": [r["iou"] for r in rows],
+        "c2c12_lofo_folds": rows,
+    }
+
+
+def c2c12_lofo(images: np.ndarray, labels: np.ndarray, *, folds=tuple(range(7))) -> dict:
     """Leave-one-frame-out IoU over frames 0-6 (issue 15's restated C2C12 criterion).
 
     For each frame ``k`` of ``folds`` the unchanged recipe (:func:`c2c12_masks`) is
-    trained on the other frames of 0-6 and segments frame ``k`` and frames 7-9. The
-    criterion ``iou_c2c12_lofo_0_6`` pools intersections and unions of the seven
-    held-out frames (``iou_c2c12_lofo_0_6_mean`` is the mean of their per-frame IoUs);
-    frames 7-9, labelled in a tighter style, are reported beside it (pooled over every
-    fold's prediction of them), not asserted.
+    trained on the other frames of 0-6 and segments frame ``k``
+    (:func:`c2c12_lofo_fold`); :func:`combine_lofo` pools the folds. Frames 7-9,
+    labelled in a tighter style, are reported beside it by :func:`c2c12`
+    (``iou_c2c12``), not asserted.
 
     Parameters
     ----------
@@ -240,46 +274,14 @@ def c2c12_lofo(
         As for :func:`c2c12_masks`.
     folds : tuple of int
         Held-out frames (default all of 0-6).
-    on_fold : callable, optional
-        Called with each fold's dict as soon as it is done (to save progress).
 
     Returns
     -------
     dict
-        ``iou_c2c12_lofo_0_6``, ``iou_c2c12_lofo_0_6_mean``, ``iou_c2c12_lofo_per_frame``,
-        ``iou_c2c12_lofo_frames_7_9`` and ``c2c12_lofo_folds`` (per fold: held-out
-        frame, IoU, intersection and union pixel counts, seconds).
+        ``iou_c2c12_lofo_0_6``, ``iou_c2c12_lofo_0_6_mean``, ``iou_c2c12_lofo_per_frame``
+        and ``c2c12_lofo_folds``.
     """
-    rows = []
-    inter_79, union_79 = 0, 0
-    for k in folds:
-        start = time.perf_counter()
-        train = tuple(t for t in range(7) if t != k)
-        masks = c2c12_masks(images, labels, train_frames=train, predict_frames=(k, 7, 8, 9))
-        inter = int((masks[0] & labels[k]).sum())
-        union = int((masks[0] | labels[k]).sum())
-        row = {
-            "held_out": k,
-            "iou": inter / union,
-            "intersection": inter,
-            "union": union,
-            "iou_frames_7_9": pixel_iou(masks[1:], labels[7:]),
-            "intersection_7_9": int((masks[1:] & labels[7:]).sum()),
-            "union_7_9": int((masks[1:] | labels[7:]).sum()),
-            "seconds": time.perf_counter() - start,
-        }
-        rows.append(row)
-        if on_fold is not None:
-            on_fold(row)
-    inter_79 = sum(r["intersection_7_9"] for r in rows)
-    union_79 = sum(r["union_7_9"] for r in rows)
-    return {
-        "iou_c2c12_lofo_0_6": sum(r["intersection"] for r in rows) / sum(r["union"] for r in rows),
-        "iou_c2c12_lofo_0_6_mean": float(np.mean([r["iou"] for r in rows])),
-        "iou_c2c12_lofo_per_frame": [r["iou"] for r in rows],
-        "iou_c2c12_lofo_frames_7_9": inter_79 / union_79,
-        "c2c12_lofo_folds": rows,
-    }
+    return combine_lofo([c2c12_lofo_fold(images, labels, k) for k in folds])
 
 
 def c2c12() -> dict:
@@ -293,21 +295,30 @@ def c2c12() -> dict:
     return results
 
 
-def lofo_only() -> dict:
-    """Run :func:`c2c12_lofo` alone and merge its keys into ``segmentation.json``."""
+def lofo_only(folds=tuple(range(7))) -> dict:
+    """Run the leave-one-frame-out folds alone, resumably, one file per fold.
+
+    A finished fold is written to ``benchmarks/results/c2c12_lofo/fold_<k>.json`` and
+    skipped when run again, so several processes can share the folds and a crash
+    loses one fold at most. When all seven are there, their combined keys are merged
+    into ``segmentation.json``.
+    """
     data = np.load(C2C12)
     images, labels = data["images"].astype(np.float32), data["labels"] > 0
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    folds_file = RESULTS.parent / "c2c12_lofo_folds.json"
-    done = []
-
-    def save(row):
-        done.append(row)
-        folds_file.write_text(json.dumps(done, indent=2))
+    LOFO_DIR.mkdir(parents=True, exist_ok=True)
+    for k in folds:
+        path = LOFO_DIR / f"fold_{k}.json"
+        if path.is_file():
+            continue
+        row = c2c12_lofo_fold(images, labels, k)
+        path.write_text(json.dumps(row, indent=2))
         print(json.dumps(row), flush=True)
-
+    rows = [json.loads(p.read_text()) for p in sorted(LOFO_DIR.glob("fold_*.json"))]
+    if len(rows) < 7:
+        print(f"{len(rows)} of 7 folds done", flush=True)
+        return {}
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    results.update(c2c12_lofo(images, labels, on_fold=save))
+    results.update(combine_lofo(rows))
     RESULTS.write_text(json.dumps(results, indent=2))
     print(json.dumps({k: v for k, v in results.items() if "lofo" in k}, indent=2))
     return results
@@ -332,10 +343,16 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    if sys.argv[1:] == ["--only", "c2c12_lofo"]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["c2c12_lofo"], help="run one part alone")
+    parser.add_argument(
+        "--folds", default="0,1,2,3,4,5,6", help="held-out frames for --only c2c12_lofo"
+    )
+    args = parser.parse_args()
+    if args.only == "c2c12_lofo":
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 1)))
-        lofo_only()
+        lofo_only(tuple(int(k) for k in args.folds.split(",")))
     else:
         main()
