@@ -161,8 +161,8 @@ class LazyMovie:
         if self._time is None:
             block, kept = block[None], ["T", *kept]
         block = np.ascontiguousarray(np.transpose(block, [kept.index(a) for a in "TYX"]))
-        if not (block.flags.owndata and block.flags.writeable):  # a view of the source (mmap)
-            block = block.copy()
+        if isinstance(self._source, np.ndarray) and np.may_share_memory(block, self._source):
+            block = block.copy()  # a view of the source (memory map, in-memory array)
         return block
 
     def __getitem__(self, item) -> np.ndarray:
