@@ -68,6 +68,25 @@ def _mask(text: str):
     return text if text == "auto" else float(text)
 
 
+def _movie_arguments(parser) -> None:
+    """The movie file and how to read it (any format of :func:`pyrolatent.io.movie.read_movie`)."""
+    from .io.movie_formats import SUFFIXES
+
+    parser.add_argument("movie", help=f"movie (T, H, W) or image: {' '.join(SUFFIXES)}")
+    g = parser.add_argument_group("reading the movie")
+    g.add_argument(
+        "--axes",
+        help="layout of the stored array, e.g. TYX, TCYX, TYXC (needed where it is ambiguous)",
+    )
+    g.add_argument("--channel", type=int, help="channel to keep (C axis, or an image's colour)")
+    g.add_argument("--dataset", help="array inside an HDF5, zarr or .npz file")
+
+
+def _movie_options(args) -> dict:
+    names = ("axes", "channel", "dataset")
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+
+
 def _command(sub, name: str, help: str, description: str):
     """A subcommand whose help shows its place in the chain, its defaults and an example."""
     return sub.add_parser(
@@ -149,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Particle probability and ensemble variance of every frame -> probability.npy, "
         "variance.npy.",
     )
-    s.add_argument("movie", help=".npy or .tif movie (T, H, W)")
+    _movie_arguments(s)
     s.add_argument("--masks", help=".npy labels (T, H, W) for training")
     _option(
         s, SegmentConfig, "train_frames", type=int, nargs="+", help="labelled frames to train on"
@@ -179,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         "crops around particles -> crops.npy, crops_index.csv",
         "Square crops centred on every particle, optionally aligned on its ellipse axis.",
     )
-    c.add_argument("movie", help=".npy or .tif movie (T, H, W)")
+    _movie_arguments(c)
     c.add_argument("particles", help="particles.csv (frame, row, col)")
     _option(c, CropsConfig, "window", help="crop side (pixels)")
     _option(
@@ -348,13 +367,16 @@ def _run(args) -> int:
             masks_path=args.masks,
             ensemble_path=args.ensemble,
             progress=progress,
+            movie_options=_movie_options(args),
         )
     elif args.command == "locate":
         config = _config(wf.LocateConfig, args)
         paths = wf.stage_locate(args.out, args.probability, config, variance_path=args.variance)
     elif args.command == "crops":
         config = _config(wf.CropsConfig, args)
-        paths = wf.stage_crops(args.out, args.movie, args.particles, config)
+        paths = wf.stage_crops(
+            args.out, args.movie, args.particles, config, movie_options=_movie_options(args)
+        )
     elif args.command == "train":
         config = _config(wf.TrainConfig, args)
         paths = wf.stage_train(

@@ -100,11 +100,23 @@ class LazyMovie:
     metadata : MovieMetadata
     channel : int, optional
         Index on the ``C`` axis (required when it is longer than 1).
+
+    Raises
+    ------
+    ValueError
+        A layout that does not fit, a missing or wrong ``channel``, or a
+        ``source`` whose values are not real numbers (complex, records).
     """
 
     def __init__(self, source, axes: str, metadata: MovieMetadata, channel: int | None = None):
         shape = tuple(int(s) for s in source.shape)
         axes = resolve_axes(shape, axes)
+        kind = np.dtype(getattr(source, "dtype", np.float32)).kind
+        if kind not in "biuf":  # complex would lose its imaginary part; records, text
+            raise ValueError(
+                f"{metadata.source}: {np.dtype(source.dtype)} data is not an intensity movie "
+                "(complex: save its modulus or phase; colour records: save as grey)"
+            )
         self._source, self._axes, self.metadata = source, axes, metadata
         sizes = dict(zip(axes, shape, strict=True))
         if "C" in axes:
@@ -148,7 +160,10 @@ class LazyMovie:
         block = np.asarray(block, dtype=np.float32)
         if self._time is None:
             block, kept = block[None], ["T", *kept]
-        return np.ascontiguousarray(np.transpose(block, [kept.index(a) for a in "TYX"]))
+        block = np.ascontiguousarray(np.transpose(block, [kept.index(a) for a in "TYX"]))
+        if isinstance(self._source, np.ndarray) and np.may_share_memory(block, self._source):
+            block = block.copy()  # a view of the source (memory map, in-memory array)
+        return block
 
     def __getitem__(self, item) -> np.ndarray:
         """``movie[i]`` -> ``(H, W)``; ``movie[a:b]`` or ``movie[[i, j]]`` -> ``(n, H, W)``."""

@@ -5,13 +5,25 @@
   converted to nanometres with AFMReader's own converter, one frame at a time.
   The frame time comes from the header (stored in ms).
 * ``.spm``, ``.jpk``, ``.ibw`` (single AFM images): loaded by AFMReader, one frame.
-* ``.dm3``, ``.dm4``, ``.emd``, ``.ser``: rosettasciio's reader with
+* ``.dm3``, ``.dm4``, ``.emd``, ``.ser``, ``.emi``: rosettasciio's reader with
   ``lazy=True`` (dask arrays, computed frame by frame); pixel size and frame
-  time from the signal's axes and their units.
+  time from the signal's axes and their units. A TIA ``.ser`` is read through
+  the ``.emi`` beside it (``name_1.ser`` -> ``name.emi``), which holds the
+  acquisition mode that decides real (nm) or reciprocal (1/nm) units; without
+  it the pixel size is left unknown (rosettasciio's ``.ser``-only reader
+  assumes metres, which makes a diffraction pattern's 0.042 1/nm read as
+  4e16 nm).
+
+Only an image or a stack of images over time is a movie: a navigation axis
+with a unit that is not a time (an energy-loss or wavelength axis of a
+spectrum image, a scan position) is refused without ``axes=``, never read
+as time.
 """
 
 from __future__ import annotations
 
+import glob
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +34,7 @@ __all__ = ["AFM_SUFFIXES", "TEM_SUFFIXES", "open_afm", "open_tem"]
 
 AFM_SUFFIXES = {".asd": "TP", ".spm": "Height", ".jpk": "height_trace", ".ibw": "HeightTracee"}
 TEM_SUFFIXES = {".dm3": "digitalmicrograph", ".dm4": "digitalmicrograph", ".emd": "emd"}
-TEM_SUFFIXES[".ser"] = "tia"
+TEM_SUFFIXES |= {".ser": "tia", ".emi": "tia"}
 _ASD_FRAME_HEADER = 32  # bytes before each frame's heights
 
 
@@ -118,18 +130,37 @@ def open_afm(path, *, channel: str | None = None) -> LazyMovie:
     return LazyMovie(image, "YX", meta)
 
 
+def _unitless(axis: dict) -> bool:
+    return axis.get("units") in (None, "", "<undefined>")
+
+
 def _tem_axes(axes_meta: list[dict], axes: str | None) -> tuple[str, float | None, float | None]:
-    """Layout, pixel size (nm) and frame time (s) from rosettasciio's axes list."""
+    """Layout, pixel size (nm) and frame time (s) from rosettasciio's axes list.
+
+    Without ``axes``: the time axis is the one axis in time units or, else, the
+    one navigation axis without a unit (an image stack); the two others must be
+    signal axes in one unit (an image). Anything else (a spectrum, a spectrum
+    image, a 4-D scan) is refused.
+    """
     if axes is None:
-        # time: an axis in time units, else the one navigation axis of an image stack
         timed = [a for a in axes_meta if to_s(1.0, a.get("units")) is not None]
-        nav = [a for a in axes_meta if a.get("navigate", False)]
-        time_axes = timed if timed else nav
+        stack = [a for a in axes_meta if a.get("navigate", False) and _unitless(a)]
+        time_axes = timed or stack
         rest = [a for a in axes_meta if all(a is not t for t in time_axes)]
-        if len(rest) != 2 or len(time_axes) > 1:
+        image = (
+            len(rest) == 2
+            and not any(a.get("navigate", False) for a in rest)
+            and rest[0].get("units") == rest[1].get("units")
+        )
+        if not image or len(time_axes) > 1:
+            described = [
+                f"{a.get('name')} ({a.get('units') or 'no unit'}, "
+                f"{'navigation' if a.get('navigate') else 'signal'})"
+                for a in axes_meta
+            ]
             raise ValueError(
-                f"ambiguous layout: axes {[a.get('name') for a in axes_meta]} "
-                f"(units {[a.get('units') for a in axes_meta]}); pass axes="
+                f"not an image or a stack of images over time: axes {described}; "
+                "pass axes= (e.g. axes='TYX') to read it as one"
             )
         letters = {id(a): "T" for a in time_axes} | {id(rest[0]): "Y", id(rest[1]): "X"}
         axes = "".join(letters[id(a)] for a in axes_meta)
@@ -142,13 +173,29 @@ def _tem_axes(axes_meta: list[dict], axes: str | None) -> tuple[str, float | Non
     return axes, pixel, frame_time
 
 
+def _tia_signals(path: Path, reader) -> tuple[list[dict], bool]:
+    """The signals of a TIA ``.ser`` file, read through its ``.emi`` when it is beside it.
+
+    Returns the signals and whether the units come from the ``.emi``.
+    """
+    stem, _, number = path.stem.rpartition("_")
+    emi = path.with_name(f"{stem}.emi")
+    if number.isdigit() and emi.is_file():
+        sers = sorted(p.name for p in path.parent.glob(f"{glob.escape(stem)}_[0-9].ser"))
+        signals = reader.file_reader(str(emi), lazy=True)
+        if len(signals) == len(sers) and path.name in sers:  # else some .ser was skipped
+            return [signals[sers.index(path.name)]], True
+    return reader.file_reader(str(path), lazy=True), False
+
+
 def open_tem(path, *, axes: str | None = None, channel=None, signal: int = 0) -> LazyMovie:
     """Open a TEM/STEM file through rosettasciio, lazily.
 
     Parameters
     ----------
     path : path-like
-        ``.dm3``, ``.dm4``, ``.emd`` (Velox or NCEM) or ``.ser``.
+        ``.dm3``, ``.dm4``, ``.emd`` (Velox or NCEM), ``.ser`` (read with the
+        ``.emi`` beside it when there) or ``.emi`` (its ``.ser`` files as signals).
     axes : str, optional
         Layout of the data array when rosettasciio's axes do not make it clear
         (an image: two signal axes; a movie: one navigation axis and two signal axes).
@@ -168,12 +215,28 @@ def open_tem(path, *, axes: str | None = None, channel=None, signal: int = 0) ->
     if plugin is None:
         raise ValueError(f"{path}: not a TEM file ({sorted(TEM_SUFFIXES)})")
     reader = require(f"rsciio.{plugin}", extra="tem")
-    signals = reader.file_reader(str(path), lazy=True)
+    with_units = True
+    if path.suffix.lower() == ".ser":
+        signals, with_units = _tia_signals(path, reader)
+    else:
+        signals = reader.file_reader(str(path), lazy=True)
     if not 0 <= signal < len(signals):
         raise ValueError(f"{path}: signal={signal} but the file has {len(signals)} signal(s)")
     sig = signals[signal]
     data = sig["data"]
-    layout, pixel, frame_time = _tem_axes(list(sig["axes"]), axes)
+    try:
+        if axes is not None:
+            axes = resolve_axes(tuple(data.shape), axes)
+        layout, pixel, frame_time = _tem_axes(list(sig["axes"]), axes)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if not with_units and pixel is not None:
+        warnings.warn(
+            f"{path}: no .emi file beside it, so whether its pixels are nm or 1/nm is "
+            "unknown; pixel size left unset",
+            stacklevel=2,
+        )
+        pixel = None
     layout = resolve_axes(tuple(data.shape), layout)
     title = sig.get("metadata", {}).get("General", {}).get("title", "")
     meta = MovieMetadata(pixel, frame_time, layout, f"{path}::{signal}", {"title": title})

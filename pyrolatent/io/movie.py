@@ -1,7 +1,10 @@
-"""Reading users' movies and images: npy, npz, tif stacks, png/jpg.
+"""Reading a user's movie or image into memory, from any format :func:`open_movie` reads.
 
-Every reader returns a validated ``(T, H, W)`` float32 array (a single image
-becomes ``T = 1``).
+:func:`read_movie` is the one entry for the workflow and the command line: it
+opens the file with :func:`pyrolatent.io.movie_formats.open_movie` (TIFF/OME-TIFF,
+HDF5, zarr, MRC, AFM and TEM/STEM files, ``.npy``, ``.npz``, images), reads every
+frame and checks the result: a validated ``(T, H, W)`` float32 array (a single
+image becomes ``T = 1``), with the file's pixel size and frame time on request.
 """
 
 from __future__ import annotations
@@ -11,26 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import as_images
+from .movie_formats import SUFFIXES, MovieMetadata, open_movie
 from .paths import check_file, describe
 
 __all__ = ["read_movie"]
-
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
-_TIFF_SUFFIXES = {".tif", ".tiff"}
-
-
-def _to_grey(array: np.ndarray, channel: int | None, colour_axis: bool) -> np.ndarray:
-    """Select one colour channel (or average RGB) of ``(..., C)`` images."""
-    if not colour_axis:
-        if channel is not None:
-            raise ValueError("channel: this file has no colour channels")
-        return array
-    n_colours = array.shape[-1]
-    if channel is not None:
-        if not 0 <= channel < n_colours:
-            raise ValueError(f"channel {channel} out of range for {n_colours} colour channels")
-        return array[..., channel]
-    return array[..., : min(3, n_colours)].astype(np.float64).mean(axis=-1)
 
 
 def read_movie(
@@ -38,83 +25,69 @@ def read_movie(
     *,
     key: str | None = None,
     channel: int | None = None,
-) -> np.ndarray:
+    axes: str | None = None,
+    return_metadata: bool = False,
+    **options,
+) -> np.ndarray | tuple[np.ndarray, MovieMetadata]:
     """Read a movie or image file as a ``(T, H, W)`` float32 array.
 
     Parameters
     ----------
     path : str or path-like
-        ``.npy``, ``.npz`` (array ``key``, or the only array), ``.tif``/``.tiff``
-        (a stack of pages), or an image (``.png``, ``.jpg``, ...).
+        Any suffix of :data:`pyrolatent.io.movie_formats.SUFFIXES`: ``.npy``,
+        ``.npz`` (array ``key``, or the only array), ``.tif``/``.tiff`` (incl.
+        OME-TIFF and ImageJ stacks), ``.h5``/``.hdf5``, ``.zarr`` (a folder),
+        ``.mrc``, AFM files (``.asd``, ``.spm``, ``.jpk``, ``.ibw``), TEM/STEM
+        files (``.dm3``, ``.dm4``, ``.emd``, ``.ser``, ``.emi``) or an image
+        (``.png``, ``.jpg``, ...).
     key : str, optional
         Array name inside an ``.npz`` file.
     channel : int, optional
-        Colour channel to keep for RGB(A) images or ``(T, H, W, C)`` arrays;
-        by default RGB channels are averaged (alpha ignored).
+        For an RGB(A) image: the colour to keep (by default R, G, B are
+        averaged, alpha ignored). For an array with a ``C`` axis (stated by the
+        file or in ``axes``): the channel to keep (required when there are several).
+    axes : str, optional
+        Layout of the stored array, e.g. ``"TCYX"`` or ``"TYXC"`` (letters T, C,
+        Z, Y, X). Required where the layout is ambiguous: an array of 4 or more
+        dimensions, or 3 ending in 3 or 4, gets an error without it, never a guess.
+    return_metadata : bool
+        Also return the file's :class:`~pyrolatent.io.movie_formats.MovieMetadata`
+        (``pixel_size_nm``, ``frame_time_s``; None where the file does not say).
+    **options
+        ``dataset=`` (HDF5, zarr), ``afm_channel=`` (AFM), ``signal=`` (TEM files
+        with several signals): see :func:`~pyrolatent.io.movie_formats.open_movie`.
 
     Returns
     -------
-    numpy.ndarray
-        ``(T, H, W)`` float32.
+    numpy.ndarray or (numpy.ndarray, MovieMetadata)
+        ``(T, H, W)`` float32 frames (and the metadata with ``return_metadata``).
 
     Raises
     ------
     ValueError
-        Unknown suffix, missing ``key``, wrong dimensions, empty or non-finite data.
+        Unknown suffix, missing ``key``, ambiguous layout without ``axes``, a
+        missing or wrong ``channel``, wrong dimensions, empty or non-finite
+        data, or a file its reader cannot read (the message names the file).
     FileNotFoundError
         If ``path`` does not exist.
+    ImportError
+        When the format's optional reader is not installed (the message says
+        what to install).
     """
-    path = check_file(path, "a movie (.npy, .npz, .tif or an image)")
-    suffix = path.suffix.lower()
+    path = Path(path)
+    if not (path.is_dir() and path.suffix.lower() == ".zarr"):  # a zarr store is a folder
+        check_file(path, f"a movie ({', '.join(SUFFIXES)})")
     try:
-        array = _read(path, suffix, key)
-    except (ValueError, FileNotFoundError):
+        movie = open_movie(path, key=key, channel=channel, axes=axes, **options)
+        frames = movie.block(0, len(movie))
+    except (ValueError, TypeError, FileNotFoundError, ImportError):
         raise
     except Exception as exc:  # the readers' own errors: truncated, corrupted, wrong type
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        looks = f"it looks like {describe(path)}; " if path.is_file() else ""
         raise ValueError(
-            f"{path}: not a readable {suffix} movie (it looks like {describe(path)}; "
-            f"{type(exc).__name__}: {first})"
+            f"{path}: not a readable {path.suffix.lower()} movie "
+            f"({looks}{type(exc).__name__}: {first})"
         ) from None
-    if suffix in _IMAGE_SUFFIXES:
-        colour = array.ndim == 3 and array.shape[-1] in (3, 4)
-        array = _to_grey(array, channel, colour)[None]
-        channel = None
-    array = np.asarray(array)
-    if array.ndim == 4:
-        array = _to_grey(array, channel, True)
-    elif array.ndim == 2:
-        array = array[None]
-    if array.ndim != 3:
-        raise ValueError(f"{path}: expected (T, H, W) or (H, W) data, got shape {array.shape}")
-    return as_images(array, name=str(path), ndim=(3,)).numpy()
-
-
-def _read(path: Path, suffix: str, key: str | None) -> np.ndarray:
-    """The raw array of a movie file (no checks of its shape or values)."""
-    if suffix == ".npy":
-        from .files import load_npy
-
-        return load_npy(path)
-    if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            names = list(data.keys())
-            if key is None:
-                if len(names) != 1:
-                    raise ValueError(f"{path}: holds arrays {names}; choose one with key=")
-                key = names[0]
-            if key not in names:
-                raise ValueError(f"{path}: no array {key!r} (has {names})")
-            return data[key]
-    if suffix in _TIFF_SUFFIXES:
-        import tifffile
-
-        return tifffile.imread(path)
-    if suffix in _IMAGE_SUFFIXES:
-        from skimage.io import imread
-
-        return imread(path)
-    raise ValueError(
-        f"{path}: unsupported file type {suffix!r} (expected .npy, .npz, .tif, .tiff, "
-        f"{', '.join(sorted(_IMAGE_SUFFIXES))})"
-    )
+    frames = as_images(frames, name=str(path), ndim=(3,)).numpy()
+    return (frames, movie.metadata) if return_metadata else frames

@@ -13,7 +13,10 @@ Formats (the library of each is imported only when its format is opened):
   ``frame_time_s`` and ``axes`` are read when present;
 * MRC stacks (``mrcfile``, memory-mapped; voxel size in angstrom -> nm);
 * AFM files through ``AFMReader`` and TEM/STEM files through ``rosettasciio``:
-  see :mod:`pyrolatent.io.microscope_formats`.
+  see :mod:`pyrolatent.io.microscope_formats`;
+* ``.npy`` (memory-mapped), ``.npz`` (one array, ``key=``) and images (``.png``,
+  ``.jpg``, ...; colour averaged to grey unless ``channel=`` picks one), read
+  with numpy and scikit-image; they state no pixel size or frame time.
 
 Layout: ``axes`` names each dimension of the stored array with one letter of
 ``T`` (time), ``C`` (channel), ``Z`` (a stack read as time), ``Y``, ``X``, e.g.
@@ -43,7 +46,10 @@ __all__ = [
     "open_mrc",
     "open_afm",
     "open_tem",
+    "open_array",
+    "open_image",
     "resolve_axes",
+    "SUFFIXES",
 ]
 
 open_afm = micro.open_afm
@@ -54,7 +60,7 @@ class _TiffPlanes:
     """Planes of a TIFF series as an array-like that reads only the pages asked for."""
 
     def __init__(self, series):
-        self._pages = series.pages
+        self._series, self._pages = series, series.pages
         self.shape = tuple(series.shape)
         self._lead = self.shape[:-2]
 
@@ -68,8 +74,11 @@ class _TiffPlanes:
         if pages is None:
             out = self._pages[0].asarray()
         else:
-            flat = [self._pages[int(p)].asarray() for p in pages.ravel()]
-            out = np.stack(flat).reshape(*pages.shape, *self.shape[-2:]) if flat else None
+            keys = [int(p) for p in pages.ravel()]
+            size = (len(keys), *self.shape[-2:])
+            # tifffile reads a list of pages much faster than page by page
+            flat = self._series.asarray(key=keys) if keys else np.zeros(size, self._series.dtype)
+            out = flat.reshape(*pages.shape, *self.shape[-2:])
             squeeze = tuple(k for k, i in enumerate(lead_index) if isinstance(i, int))
             out = out.squeeze(axis=squeeze)
         return out[yx] if yx else out
@@ -85,6 +94,7 @@ def open_tiff(path, *, axes: str | None = None, channel: int | None = None) -> L
     """
     tifffile = require("tifffile")
     tif = tifffile.TiffFile(path)
+    tif.pages.useframes = True  # light page objects (offsets only): 5-10x faster on long stacks
     series = tif.series[0]
     stated = None
     shaped = tif.is_shaped and "axes" in (tif.shaped_metadata or [{}])[0]
@@ -178,18 +188,57 @@ def open_mrc(path, *, axes=None, channel=None) -> LazyMovie:
     return LazyMovie(data, meta.axes, meta, channel)
 
 
-_SUFFIXES = {
-    ".tif": "tiff",
-    ".tiff": "tiff",
-    ".h5": "hdf5",
-    ".hdf5": "hdf5",
-    ".hdf": "hdf5",
-    ".cxi": "hdf5",
-    ".zarr": "zarr",
-    ".mrc": "mrc",
-    ".mrcs": "mrc",
-    ".st": "mrc",
-}
+def open_array(path, *, key: str | None = None, axes=None, channel=None) -> LazyMovie:
+    """Open a ``.npy`` array (memory-mapped) or one array of a ``.npz`` file (``key=``)."""
+    from .files import load_npy
+
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        data = load_npy(path, mmap=True)
+    else:
+        with np.load(path, allow_pickle=False) as npz:
+            names = list(npz.keys())
+            if key is None:
+                if len(names) != 1:
+                    raise ValueError(f"{path}: holds arrays {names}; choose one with key=")
+                key = names[0]
+            if key not in names:
+                raise ValueError(f"{path}: no array {key!r} (has {names})")
+            data = npz[key]
+    meta = MovieMetadata(None, None, resolve_axes(data.shape, axes), str(path))
+    return LazyMovie(data, meta.axes, meta, channel)
+
+
+def open_image(path, *, channel: int | None = None) -> LazyMovie:
+    """Open one image (``.png``, ``.jpg``, ...) as a 1-frame movie.
+
+    RGB(A) images are averaged over R, G, B (alpha ignored) unless ``channel``
+    picks one colour.
+    """
+    from skimage.io import imread
+
+    image = imread(path)
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        n_colours = image.shape[-1]
+        if channel is None:
+            image = image[..., :3].astype(np.float64).mean(axis=-1)
+        elif not 0 <= channel < n_colours:
+            raise ValueError(f"channel {channel} out of range for {n_colours} colour channels")
+        else:
+            image = image[..., channel]
+    elif channel is not None:
+        raise ValueError(f"{path}: channel= given but this image has no colour channels")
+    meta = MovieMetadata(None, None, resolve_axes(image.shape, None), str(path))
+    return LazyMovie(image, meta.axes, meta)
+
+
+_READERS = {".tif": "tiff", ".tiff": "tiff", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5"}
+_READERS |= {".cxi": "hdf5", ".zarr": "zarr", ".mrc": "mrc", ".mrcs": "mrc", ".st": "mrc"}
+_READERS |= {".npy": "array", ".npz": "array"}
+_READERS |= dict.fromkeys((".png", ".jpg", ".jpeg", ".bmp", ".gif"), "image")
+_READERS |= dict.fromkeys(micro.AFM_SUFFIXES, "afm") | dict.fromkeys(micro.TEM_SUFFIXES, "tem")
+#: Every suffix :func:`open_movie` reads.
+SUFFIXES = tuple(_READERS)
 
 
 def open_movie(path, *, axes: str | None = None, channel: int | None = None, **options):
@@ -199,15 +248,17 @@ def open_movie(path, *, axes: str | None = None, channel: int | None = None, **o
     ----------
     path : path-like
         ``.tif``/``.tiff`` (incl. OME-TIFF), ``.h5``/``.hdf5``/``.cxi``, ``.zarr``,
-        ``.mrc``/``.mrcs``/``.st``, AFM (``.asd``, ``.spm``, ``.jpk``, ``.ibw``) or
-        TEM/STEM (``.dm3``, ``.dm4``, ``.emd``, ``.ser``).
+        ``.mrc``/``.mrcs``/``.st``, AFM (``.asd``, ``.spm``, ``.jpk``, ``.ibw``),
+        TEM/STEM (``.dm3``, ``.dm4``, ``.emd``, ``.ser``, ``.emi``), ``.npy``,
+        ``.npz`` or an image (``.png``, ``.jpg``, ...): :data:`SUFFIXES`.
     axes : str, optional
         Layout of the stored array (required where it is ambiguous).
     channel : int, optional
         Channel index where there is a ``C`` axis.
     **options
-        ``dataset=`` (HDF5, zarr, EMD), ``afm_channel=`` (AFM: e.g. ``"TP"``,
-        ``"Height"``), ``signal=`` (TEM files with several signals).
+        ``dataset=`` (HDF5, zarr; for ``.npz`` the array, also ``key=``),
+        ``afm_channel=`` (AFM: e.g. ``"TP"``, ``"Height"``), ``signal=`` (TEM files
+        with several signals).
 
     Returns
     -------
@@ -217,23 +268,34 @@ def open_movie(path, *, axes: str | None = None, channel: int | None = None, **o
     ------
     ValueError
         Unknown suffix or ambiguous layout. ``FileNotFoundError`` if absent;
-        ``ImportError`` naming the package to install when a reader is missing.
+        ``ImportError`` naming the package to install when a reader is missing;
+        ``TypeError`` for an unknown option.
     """
+    unknown = set(options) - {"dataset", "key", "afm_channel", "signal"}
+    if unknown:
+        raise TypeError(f"open_movie: unknown options {sorted(unknown)}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(path)
     suffix = path.suffix.lower()
-    kind = _SUFFIXES.get(suffix)
+    kind = _READERS.get(suffix)
+    dataset = options.get("dataset")
     if kind == "tiff":
         return open_tiff(path, axes=axes, channel=channel)
     if kind == "hdf5":
-        return open_hdf5(path, dataset=options.get("dataset"), axes=axes, channel=channel)
+        return open_hdf5(path, dataset=dataset, axes=axes, channel=channel)
     if kind == "zarr":
-        return open_zarr(path, dataset=options.get("dataset"), axes=axes, channel=channel)
+        return open_zarr(path, dataset=dataset, axes=axes, channel=channel)
     if kind == "mrc":
         return open_mrc(path, axes=axes, channel=channel)
-    if suffix in micro.AFM_SUFFIXES:
+    if kind == "array":
+        return open_array(path, key=options.get("key") or dataset, axes=axes, channel=channel)
+    if kind == "image":
+        return open_image(path, channel=channel)
+    if kind == "afm":
         return micro.open_afm(path, channel=options.get("afm_channel"))
-    if suffix in micro.TEM_SUFFIXES:
+    if kind == "tem":
         return micro.open_tem(path, axes=axes, channel=channel, signal=options.get("signal", 0))
-    raise ValueError(f"{path}: unknown movie format {suffix!r}")
+    raise ValueError(
+        f"{path}: unsupported file type {suffix!r} (expected one of {', '.join(SUFFIXES)})"
+    )

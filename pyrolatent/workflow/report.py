@@ -8,6 +8,7 @@ import numpy as np
 
 from ..io.files import atomic_write, is_valid_file, load_json, load_npy, load_table, save_json
 from .report_page import render_html, render_markdown
+from .units import UNIT_KEYS
 
 __all__ = [
     "FIGURES",
@@ -149,7 +150,8 @@ def write_report(folder, *, timings: dict | None = None) -> list[Path]:
 
     Needs the outputs of ``locate``, ``train`` and ``analyze`` in ``folder``;
     ``movie.npy`` (frames for Fig. 6), ``movie.json`` (planted transition) and
-    ``segment.json`` (IoU) are used when present (null otherwise).
+    ``segment.json`` (IoU; the movie's pixel size and frame time) are used when
+    present (null otherwise).
 
     Returns
     -------
@@ -257,6 +259,9 @@ def write_report(folder, *, timings: dict | None = None) -> list[Path]:
         truth=truth,
         latents=lat,
     )
+    for key in UNIT_KEYS:  # the movie file's units, as segment read them
+        if summary.get(key) is None and seg.get(key) is not None:
+            summary[key] = seg[key]
     if timings:
         summary["stage_seconds"] = timings
     paths.append(save_json(folder / "summary.json", summary))

@@ -31,6 +31,7 @@ from .configs import (
     SegmentConfig,
     TrainConfig,
 )
+from .units import movie_units, units_beside, with_units
 
 __all__ = [
     "OUTPUTS",
@@ -104,6 +105,7 @@ def stage_segment(
     masks_path=None,
     ensemble_path=None,
     progress: bool = False,
+    movie_options: dict | None = None,
 ) -> list[Path]:
     """Train (or load) a segmentation ensemble and predict every frame.
 
@@ -112,7 +114,7 @@ def stage_segment(
     out : path-like
         Output folder.
     movie_path : path-like
-        ``.npy`` or ``.tif`` movie, ``(T, H, W)``.
+        A movie in any format :func:`~pyrolatent.io.movie.read_movie` reads, ``(T, H, W)``.
     config : SegmentConfig, optional
         Default ``SegmentConfig()``.
     masks_path : path-like, optional
@@ -124,14 +126,18 @@ def stage_segment(
         used instead of training.
     progress : bool
         Show progress bars.
+    movie_options : dict, optional
+        Options of :func:`~pyrolatent.io.movie.read_movie` (``axes``, ``channel``,
+        ``dataset``, ...).
 
     Writes ``ensemble.pt``, ``probability.npy`` and ``variance.npy`` (``(T, H, W)``
     float32 ensemble mean and variance) and ``segment.json``
-    (``segmentation_iou`` on frames not used for training, or null).
+    (``segmentation_iou`` on frames not used for training, or null; the movie
+    file's ``pixel_size_nm`` and ``frame_time_s``, or null: :mod:`~pyrolatent.workflow.units`).
     """
     config = config if config is not None else SegmentConfig()
     out = Path(out)
-    frames = read_movie(movie_path)
+    frames, movie_meta = read_movie(movie_path, return_metadata=True, **(movie_options or {}))
     masks = None
     if masks_path is not None:
         masks = load_array(masks_path, ndim=(3,), what="labels (T, H, W)", dtype=None)
@@ -149,9 +155,8 @@ def stage_segment(
     if masks is not None:
         iou = steps.segmentation_iou(probability, masks, train_frames=config.train_frames)
     train_frames = list(config.train_frames)
-    paths.append(
-        save_json(out / "segment.json", {"segmentation_iou": iou, "train_frames": train_frames})
-    )
+    seg = {"segmentation_iou": iou, "train_frames": train_frames, **movie_units(movie_meta)}
+    paths.append(save_json(out / "segment.json", seg))
     return paths
 
 
@@ -161,7 +166,9 @@ def stage_locate(
     """Particles from probability maps: ``particles.csv`` (one row per particle).
 
     Frames without particles contribute no rows; the frame count is kept by
-    the probability maps.
+    the probability maps. With a ``segment.json`` beside ``probability_path``
+    that states the movie's pixel size and frame time, the table also has
+    ``row_nm``, ``col_nm`` and ``time_s``.
     """
     config = config if config is not None else LocateConfig()
     prob = load_array(probability_path, ndim=(3,), what="probability maps (T, H, W)")
@@ -169,11 +176,17 @@ def stage_locate(
     if variance_path is not None:
         var = load_array(variance_path, ndim=(3,), what="ensemble variance (T, H, W)")
     table = steps.find_particles(prob, variance=var, config=config)
+    table = with_units(table, units_beside(probability_path))
     return [save_table(Path(out) / "particles.csv", table)]
 
 
-def stage_crops(out, movie_path, particles_path, config: CropsConfig | None = None) -> list[Path]:
+def stage_crops(
+    out, movie_path, particles_path, config: CropsConfig | None = None, *, movie_options=None
+) -> list[Path]:
     """Crops around every particle: ``crops.npy`` ``(N, w, w)`` and ``crops_index.csv``.
+
+    ``movie_path`` is read by :func:`~pyrolatent.io.movie.read_movie` with
+    ``movie_options`` (``axes``, ``channel``, ``dataset``, ...).
 
     With ``config.align`` the crops are pre-aligned by each particle's ellipse
     axis (:func:`pyrolatent.data.crops.aligned_crops`) and the index gets an
@@ -181,7 +194,7 @@ def stage_crops(out, movie_path, particles_path, config: CropsConfig | None = No
     latents into directed angles (:mod:`pyrolatent.analysis.polarity`).
     """
     config = config if config is not None else CropsConfig()
-    frames = read_movie(movie_path)
+    frames = read_movie(movie_path, **(movie_options or {}))
     particles = check_particles(load_table(particles_path), name=str(particles_path))
     crops, index = steps.crop_particles(frames, particles, config)
     out = Path(out)

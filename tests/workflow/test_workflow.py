@@ -370,3 +370,22 @@ def test_analysis_says_no_transition_when_the_movie_does_not_change(change):
     else:
         assert summary["transition_frame"] is None
         assert summary["transition_p_value"] > 0.01
+
+
+def test_movie_units_from_segment_json_reach_the_report(tiny_run, tmp_path):
+    import shutil
+
+    from pyrolatent.workflow import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    seg = load_json(run / "segment.json") if (run / "segment.json").exists() else {}
+    save_json(run / "segment.json", {**seg, "pixel_size_nm": 0.8, "frame_time_s": 0.25})
+    write_report(run)
+    summary = load_json(run / "summary.json")
+    assert (summary["pixel_size_nm"], summary["frame_time_s"]) == (0.8, 0.25)
+    page = (run / "report.md").read_text()
+    assert "| pixel size | 0.800 nm |" in page and "| frame time | 0.250 s |" in page
+    if summary["transition_frame"] is not None:  # the onset also in seconds
+        assert f"({summary['transition_frame'] * 0.25:.3g} s)" in page
+    assert "pixel_size_nm" not in load_json(tiny_run / "summary.json")  # none stated: none shown
