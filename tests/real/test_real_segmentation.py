@@ -74,9 +74,9 @@ def test_c2c12_leave_one_frame_out_iou(shared_data):
     Frames 7-9 are labelled in a tighter style than 0-6 (the predicted foreground is
     1.2-1.5 times the labelled one there; benchmarks/c2c12_label_ceiling.py measures
     that even a model fitted to frames 7-9 reaches only 0.687 on them), so they are
-    reported by ``benchmarks/segmentation.py`` (``iou_c2c12_lofo_frames_7_9``, and
-    ``iou_c2c12``: 0.588 trained on all of 0-6), not asserted. Seven trainings of the
-    recipe in ``benchmarks/segmentation.py``: about 80 minutes on one CPU thread.
+    reported by ``benchmarks/segmentation.py`` (``iou_c2c12``: 0.588 trained on all of
+    0-6), not asserted. Seven trainings of the recipe in ``benchmarks/segmentation.py``:
+    about 80 minutes on one idle CPU thread.
     """
     data = np.load(shared_data / "c2c12_cells" / "data_small.npz")
     images, labels = data["images"].astype(np.float32), data["labels"] > 0
