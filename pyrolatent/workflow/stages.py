@@ -20,6 +20,7 @@ from ..data.particles import check_particles
 from ..io.checkpoint import load_checkpoint
 from ..io.files import load_array, load_json, load_table, save_json, save_npy, save_table
 from ..io.movie import read_movie
+from ..io.npy_movie import open_frames
 from ..segmentation import DeepEnsemble
 from . import steps
 from .configs import (
@@ -110,7 +111,8 @@ def stage_segment(
     out : path-like
         Output folder.
     movie_path : path-like
-        ``.npy`` or ``.tif`` movie, ``(T, H, W)``.
+        ``.npy`` or ``.tif`` movie, ``(T, H, W)`` (any format of
+        :func:`~pyrolatent.io.npy_movie.open_frames`), read block by block.
     config : SegmentConfig, optional
         Default ``SegmentConfig()``.
     masks_path : path-like, optional
@@ -124,12 +126,13 @@ def stage_segment(
         Show progress bars.
 
     Writes ``ensemble.pt``, ``probability.npy`` and ``variance.npy`` (``(T, H, W)``
-    float32 ensemble mean and variance) and ``segment.json``
+    float32 ensemble mean and variance, written block by block: memory is one block
+    of frames plus a constant, whatever the movie's length) and ``segment.json``
     (``segmentation_iou`` on frames not used for training, or null).
     """
     config = config if config is not None else SegmentConfig()
     out = Path(out)
-    frames = read_movie(movie_path)
+    frames = open_frames(movie_path)  # read block by block, never whole
     masks = None
     if masks_path is not None:
         masks = load_array(masks_path, ndim=(3,), what="labels (T, H, W)", dtype=None)
@@ -140,9 +143,8 @@ def stage_segment(
     else:
         ensemble = steps.train_segmenter(frames, masks, config, progress=progress)
     paths = [ensemble.save(out / "ensemble.pt")]
-    probability, variance = steps.segment(frames, ensemble, progress=progress)
-    paths.append(save_npy(out / "probability.npy", probability))
-    paths.append(save_npy(out / "variance.npy", variance))
+    probability, variance = steps.segment(frames, ensemble, out=out, progress=progress)
+    paths += [out / "probability.npy", out / "variance.npy"]
     iou = None
     if masks is not None:
         iou = steps.segmentation_iou(probability, masks, train_frames=config.train_frames)
