@@ -246,6 +246,7 @@ class DeepEnsemble:
                 var = np.empty_like(mean)
             mean[start:stop] = m.float().cpu().numpy()
             var[start:stop] = v.float().cpu().numpy()
+            del chunk, x, m, v  # before the next chunk is read
         return mean, var
 
     @staticmethod

@@ -151,25 +151,30 @@ def predict_movie(
     options = {"tile_size": tile_size, "overlap": overlap, "batch_size": batch_size}
     options |= {"tta": tta, "member_pass": member_pass, "progress": False}
 
-    def blocks():
+    def predict_block(start: int) -> tuple[np.ndarray, np.ndarray]:
+        stop = min(n_frames, start + block_frames)
+        frames = movie[start:stop]
+        if isinstance(frames, np.ndarray):
+            check_finite(frames, f"movie frames {start}..{stop - 1}")
+        mean, var = ensemble.predict(frames, **options)
+        return (mean[:, keep], var[:, keep]) if keep is not None else (mean, var)
+
+    def run(write) -> None:
+        """``write(start, mean, var)`` for each block; nothing of a block outlives it."""
         with tqdm(total=n_frames, disable=not progress, unit="frame", desc="segment") as bar:
             for start in range(0, n_frames, block_frames):
-                stop = min(n_frames, start + block_frames)
-                frames = movie[start:stop]
-                if isinstance(frames, np.ndarray):
-                    check_finite(frames, f"movie frames {start}..{stop - 1}")
-                mean, var = ensemble.predict(frames, **options)
-                if keep is not None:
-                    mean, var = mean[:, keep], var[:, keep]
-                yield start, mean, var
-                bar.update(len(mean))
+                write(start, *predict_block(start))
+                bar.update(min(block_frames, n_frames - start))
 
     if out is None:
         probability = np.empty(result_shape, dtype=np.float32)
         variance = np.empty(result_shape, dtype=np.float32)
-        for start, mean, var in blocks():
+
+        def store(start: int, mean: np.ndarray, var: np.ndarray) -> None:
             probability[start : start + len(mean)] = mean
             variance[start : start + len(var)] = var
+
+        run(store)
         return probability, variance
 
     paths = [_check_out(out) / name for name in OUTPUT_NAMES]
@@ -179,9 +184,12 @@ def predict_movie(
             for tmp in (tmp_probability, tmp_variance):
                 created = open_memmap(tmp, mode="w+", dtype=np.float32, shape=result_shape)
                 del created
-            for start, mean, var in blocks():
+
+            def write_block(start: int, mean: np.ndarray, var: np.ndarray) -> None:
                 _write_block(tmp_probability, start, mean)
                 _write_block(tmp_variance, start, var)
+
+            run(write_block)
 
         atomic_write(paths[1], write)
 
