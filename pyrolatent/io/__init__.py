@@ -23,6 +23,7 @@ _EXPORTS = {
     "save_table": "pyrolatent.io.files",
     "read_movie": "pyrolatent.io.movie",
     "open_movie": "pyrolatent.io.movie_formats",
+    "open_npy": "pyrolatent.io.npy_movie",
 }
 
 __all__ = sorted(_EXPORTS)

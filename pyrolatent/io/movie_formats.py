@@ -14,7 +14,7 @@ Formats (the library of each is imported only when its format is opened):
 * MRC stacks (``mrcfile``, memory-mapped; voxel size in angstrom -> nm);
 * AFM files through ``AFMReader`` and TEM/STEM files through ``rosettasciio``:
   see :mod:`pyrolatent.io.microscope_formats`;
-* ``.npy`` (memory-mapped), ``.npz`` (one array, ``key=``) and images (``.png``,
+* ``.npy`` (frames read on demand), ``.npz`` (one array, ``key=``) and images (``.png``,
   ``.jpg``, ...; colour averaged to grey unless ``channel=`` picks one), read
   with numpy and scikit-image; they state no pixel size or frame time.
 
@@ -35,6 +35,7 @@ import numpy as np
 
 from . import microscope_formats as micro
 from .lazy_movie import AXIS_LETTERS, LazyMovie, MovieMetadata, require, resolve_axes, to_nm, to_s
+from .npy_movie import open_npy
 
 __all__ = [
     "MovieMetadata",
@@ -189,22 +190,20 @@ def open_mrc(path, *, axes=None, channel=None) -> LazyMovie:
 
 
 def open_array(path, *, key: str | None = None, axes=None, channel=None) -> LazyMovie:
-    """Open a ``.npy`` array (memory-mapped) or one array of a ``.npz`` file (``key=``)."""
-    from .files import load_npy
-
+    """Open a ``.npy`` array (frames read on demand: :func:`~pyrolatent.io.npy_movie.open_npy`)
+    or one array of a ``.npz`` file (``key=``; read whole)."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        data = load_npy(path, mmap=True)
-    else:
-        with np.load(path, allow_pickle=False) as npz:
-            names = list(npz.keys())
-            if key is None:
-                if len(names) != 1:
-                    raise ValueError(f"{path}: holds arrays {names}; choose one with key=")
-                key = names[0]
-            if key not in names:
-                raise ValueError(f"{path}: no array {key!r} (has {names})")
-            data = npz[key]
+        return open_npy(path, axes=axes, channel=channel)
+    with np.load(path, allow_pickle=False) as npz:
+        names = list(npz.keys())
+        if key is None:
+            if len(names) != 1:
+                raise ValueError(f"{path}: holds arrays {names}; choose one with key=")
+            key = names[0]
+        if key not in names:
+            raise ValueError(f"{path}: no array {key!r} (has {names})")
+        data = npz[key]
     meta = MovieMetadata(None, None, resolve_axes(data.shape, axes), str(path))
     return LazyMovie(data, meta.axes, meta, channel)
 

@@ -12,6 +12,7 @@ from .losses import SegmentationLoss, cross_entropy_loss, dice_loss, focal_loss
 from .members import stack_members, unstack_members
 from .nets import DilNet, UNet, build_network, split_members
 from .sampling import prepare_training_data
+from .streaming import predict_movie
 from .tiling import predict_tiled, standardize_frames
 from .train import train_ensemble, train_network, validation_split
 
@@ -27,6 +28,7 @@ __all__ = [
     "focal_loss",
     "foreground_mask",
     "locate",
+    "predict_movie",
     "predict_tiled",
     "prepare_training_data",
     "split_members",

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .._deprecated import forward
-from ..checks import as_images
+from ..checks import as_images, check_dtype
 from ..device import configure_threads, resolve_device
 from ..io.checkpoint import (
     CheckpointError,
@@ -37,6 +38,7 @@ from ..io.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from ..io.lazy_movie import LazyMovie
 from .members import _network_name, stack_members, unstack_members
 from .nets import build_network, split_members
 from .sampling import prepare_training_data
@@ -49,6 +51,11 @@ __all__ = [
     "prepare_training_data",
     "MEMBER_PASSES",
 ]
+
+#: Pixels per chunk of frames in :meth:`DeepEnsemble.predict` (2**22: 16 MiB per float32
+#: copy): the standardised, padded and tiled temporaries never exceed a few such chunks,
+#: whatever the number of frames.
+CHUNK_PIXELS = 1 << 22
 
 #: How :meth:`DeepEnsemble.predict` runs the members: ``"grouped"`` (one grouped
 #: pass), ``"sequential"`` (one plain network per member, channels-last on the
@@ -71,6 +78,30 @@ def _undo_dihedral(x: torch.Tensor, flip: bool, turns: int) -> torch.Tensor:
     """Inverse of :func:`_dihedral`."""
     x = torch.rot90(x, -turns, dims=(-2, -1))
     return x.flip(-1) if flip else x
+
+
+def _frame_source(frames, in_channels: int):
+    """``frames`` checked (dtype, dimensions, channels) without reading or copying them.
+
+    Arrays, memory maps, tensors and :class:`~pyrolatent.io.lazy_movie.LazyMovie` are
+    kept as they are (sliced chunk by chunk later); anything else goes through
+    ``numpy.asarray``.
+    """
+    if not isinstance(frames, (np.ndarray, torch.Tensor, LazyMovie)):
+        try:
+            frames = np.asarray(frames)
+        except Exception as exc:  # pragma: no cover - exotic inputs
+            raise ValueError(f"frames: cannot be read as an array ({exc})") from exc
+    check_dtype(frames.dtype, "frames")
+    shape = tuple(frames.shape)
+    if len(shape) not in (3, 4):
+        raise ValueError(f"frames: expected a 3-D or 4-D array, got shape {shape}")
+    if 0 in shape:
+        raise ValueError(f"frames: is empty (shape {shape})")
+    channels = shape[1] if len(shape) == 4 else 1
+    if channels != in_channels:
+        raise ValueError(f"frames: {channels} channels, the network expects {in_channels}")
+    return frames
 
 
 @dataclass
@@ -140,7 +171,9 @@ class DeepEnsemble:
         ----------
         frames : array_like
             ``(N, H, W)`` or ``(N, C, H, W)`` raw frames, any size; each frame is
-            standardised (zero mean, unit variance) first.
+            standardised (zero mean, unit variance) first. Arrays, memory maps,
+            tensors and :class:`~pyrolatent.io.lazy_movie.LazyMovie` are read in
+            chunks of about :data:`CHUNK_PIXELS` pixels, never copied whole.
         tile_size, overlap : int
             Tiled inference with ``overlap`` pixels of context (see
             :func:`~pyrolatent.segmentation.tiling.predict_tiled`).
@@ -160,7 +193,11 @@ class DeepEnsemble:
         Returns
         -------
         mean, variance : numpy.ndarray
-            ``(N, K, H, W)`` float32, ``K`` output channels.
+            ``(N, K, H, W)`` float32, ``K`` output channels; each owns its memory
+            (exactly ``N * K * H * W * 4`` bytes). Besides them, the frames and the
+            network, predict holds only the temporaries of one chunk. For movies
+            larger than memory use
+            :func:`~pyrolatent.segmentation.streaming.predict_movie`.
 
         Raises
         ------
@@ -168,50 +205,65 @@ class DeepEnsemble:
             Wrong dimensions, NaN/Inf values or a wrong number of channels.
         """
         configure_threads()
-        x = as_images(frames, "frames", ndim=(3, 4), device=self.device)
-        if x.dim() == 3:
-            x = x.unsqueeze(1)
-        if x.shape[1] != self.network.in_channels:
-            raise ValueError(
-                f"frames: {x.shape[1]} channels, the network expects {self.network.in_channels}"
-            )
+        frames = _frame_source(frames, self.network.in_channels)
+        n, h, w = len(frames), frames.shape[-2], frames.shape[-1]
+        step = max(1, CHUNK_PIXELS // (h * w))
         self.network.eval()
         members = None
         if self._resolve_pass(member_pass) == "sequential":
             members = unstack_members(self.network)
-            if x.device.type == "cpu":
+            if self.device.type == "cpu":
                 members = [net.to(memory_format=torch.channels_last) for net in members]
-        x = standardize_frames(x)
 
         def moments(tile):
             p = self.member_probabilities(tile, members)
             return torch.stack([p.mean(dim=1), p.var(dim=1, unbiased=False)], dim=1)
 
-        def tiled(frames):
+        def tiled(x):
             return predict_tiled(
                 moments,
-                frames,
+                x,
                 tile_size=tile_size,
                 overlap=overlap,
                 size_multiple=self.network.size_multiple,
                 batch_size=batch_size,
-                progress=progress,
+                progress=progress and n <= step,
             )
 
+        # chunks of frames bound the temporaries (standardised, padded and tiled copies)
+        mean = var = None
+        chunks = range(0, n, step)
+        for start in tqdm(chunks, disable=not progress or len(chunks) == 1, desc="frames"):
+            stop = min(n, start + step)
+            chunk = frames[start:stop]
+            if isinstance(chunk, np.ndarray) and not chunk.flags.writeable:
+                chunk = np.array(chunk)  # read-only maps: torch wants writable memory
+            x = as_images(chunk, f"frames[{start}:{stop}]", ndim=(3, 4), device=self.device)
+            x = standardize_frames(x if x.dim() == 4 else x.unsqueeze(1))
+            m, v = self._moments(tiled, x, tta)
+            if mean is None:
+                mean = np.empty((n, *m.shape[1:]), dtype=np.float32)
+                var = np.empty_like(mean)
+            mean[start:stop] = m.float().cpu().numpy()
+            var[start:stop] = v.float().cpu().numpy()
+            del chunk, x, m, v  # before the next chunk is read
+        return mean, var
+
+    @staticmethod
+    def _moments(tiled, x: torch.Tensor, tta: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance ``(n, K, H, W)`` of standardised frames ``x`` (``tiled`` maps them)."""
         if not tta:
             out = tiled(x)
-            mean, var = out[:, 0], out[:, 1]
-        else:
-            # pool first and second moments over the dihedral group D4
-            first, second = 0.0, 0.0
-            for flip, turns in DIHEDRAL_TRANSFORMS:
-                out = _undo_dihedral(tiled(_dihedral(x, flip, turns)), flip, turns)
-                first = first + out[:, 0]
-                second = second + out[:, 1] + out[:, 0] ** 2
-            n = len(DIHEDRAL_TRANSFORMS)
-            mean = first / n
-            var = (second / n - mean**2).clamp_min(0)
-        return mean.float().cpu().numpy(), var.float().cpu().numpy()
+            return out[:, 0], out[:, 1]
+        # pool first and second moments over the dihedral group D4
+        first, second = 0.0, 0.0
+        for flip, turns in DIHEDRAL_TRANSFORMS:
+            out = _undo_dihedral(tiled(_dihedral(x, flip, turns)), flip, turns)
+            first = first + out[:, 0]
+            second = second + out[:, 1] + out[:, 0] ** 2
+        n = len(DIHEDRAL_TRANSFORMS)
+        mean = first / n
+        return mean, (second / n - mean**2).clamp_min(0)
 
     def save(self, path) -> Path:
         """Write an atomic, self-describing checkpoint (architecture + weights)."""

@@ -70,7 +70,8 @@ def predict_tiled(
     Returns
     -------
     torch.Tensor
-        ``(N, ..., H, W)``.
+        ``(N, ..., H, W)``, a compact tensor of exactly that size (never a view
+        of a padded buffer).
     """
     if overlap < 0:
         raise ValueError(f"overlap must be >= 0, got {overlap}")
@@ -84,9 +85,14 @@ def predict_tiled(
         ph = int(math.ceil((h + 2 * overlap) / m) * m)
         pw = int(math.ceil((w + 2 * overlap) / m) * m)
         top, left = overlap, overlap
-        x = _pad(frames, top, ph - h - top, left, pw - w - left)
-        outs = [predict(x[i : i + batch_size]) for i in range(0, n, batch_size)]
-        return torch.cat(outs)[..., top : top + h, left : left + w]
+        out = None
+        for i in range(0, n, batch_size):
+            x = _pad(frames[i : i + batch_size], top, ph - h - top, left, pw - w - left)
+            pred = predict(x)[..., top : top + h, left : left + w]
+            if out is None:
+                out = pred.new_empty((n, *pred.shape[1:]))
+            out[i : i + len(pred)] = pred
+        return out
     core = tile - 2 * overlap
     ny, nx = math.ceil(h / core), math.ceil(w / core)
     x = _pad(frames, overlap, ny * core - h + overlap, overlap, nx * core - w + overlap)
@@ -98,7 +104,8 @@ def predict_tiled(
         tiles = torch.stack([x[f, :, r : r + tile, c : c + tile] for f, r, c in chunk])
         pred = predict(tiles)[..., overlap : overlap + core, overlap : overlap + core]
         if out is None:
-            out = pred.new_zeros((n, *pred.shape[1:-2], ny * core, nx * core))
+            out = pred.new_empty((n, *pred.shape[1:-2], h, w))
         for k, (f, r, c) in enumerate(chunk):
-            out[f, ..., r : r + core, c : c + core] = pred[k]
-    return out[..., :h, :w]
+            # the last row and column of tiles reach into the padding: keep what lies inside
+            out[f, ..., r : r + core, c : c + core] = pred[k, ..., : h - r, : w - c]
+    return out

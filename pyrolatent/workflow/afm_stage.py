@@ -14,32 +14,14 @@ import numpy as np
 
 from ..data.afm import preprocess_afm
 from ..io.files import save_json, save_npy, save_table
-from ..io.movie import read_movie
+from ..io.movie_formats import open_movie
 from .configs import LEVEL_ORDERS, PreprocessConfig, config_dict
+from .units import movie_units
 
-__all__ = ["PREPROCESS_OUTPUTS", "QUALITY_FILE", "stage_preprocess", "open_frames"]
+__all__ = ["PREPROCESS_OUTPUTS", "QUALITY_FILE", "stage_preprocess"]
 
 QUALITY_FILE = "frame_quality.csv"
 PREPROCESS_OUTPUTS = ["preprocessed.npy", QUALITY_FILE, "preprocess.json"]
-# read whole by read_movie; every other suffix is opened lazily by open_movie
-_WHOLE = {".npy", ".npz", ".png", ".jpg", ".jpeg", ".bmp", ".gif"}
-
-
-def open_frames(path):
-    """A ``(T, H, W)`` movie and its metadata dict (``pixel_size_nm``, ``frame_time_s``).
-
-    ``.npy``/``.npz``/images are read whole (:func:`pyrolatent.io.movie.read_movie`,
-    no metadata); TIFF, HDF5, zarr, MRC, AFM (``.asd``, ``.spm``, ``.jpk``,
-    ``.ibw``) and TEM files are opened lazily
-    (:func:`pyrolatent.io.movie_formats.open_movie`), frames read on demand.
-    """
-    if Path(path).suffix.lower() in _WHOLE:
-        return read_movie(path), {}
-    from ..io.movie_formats import open_movie
-
-    movie = open_movie(path)
-    meta = {k: getattr(movie.metadata, k, None) for k in ("pixel_size_nm", "frame_time_s")}
-    return movie, meta
 
 
 def stage_preprocess(out, movie_path, config: PreprocessConfig | None = None) -> list[Path]:
@@ -57,13 +39,15 @@ def stage_preprocess(out, movie_path, config: PreprocessConfig | None = None) ->
     out : path-like
         Output folder.
     movie_path : path-like
-        A movie in any format :func:`open_frames` reads.
+        A movie in any format :func:`~pyrolatent.io.movie_formats.open_movie` reads
+        (opened lazily).
     config : PreprocessConfig, optional
         Default ``PreprocessConfig()``.
     """
     config = config if config is not None else PreprocessConfig()
     out = Path(out)
-    frames, meta = open_frames(movie_path)
+    frames = open_movie(movie_path)
+    meta = movie_units(frames.metadata)
     corrected, quality = preprocess_afm(
         frames,
         order=LEVEL_ORDERS[config.level],

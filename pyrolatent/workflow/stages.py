@@ -20,6 +20,7 @@ from ..data.particles import check_particles
 from ..io.checkpoint import load_checkpoint
 from ..io.files import load_array, load_json, load_table, save_json, save_npy, save_table
 from ..io.movie import read_movie
+from ..io.movie_formats import open_movie
 from ..segmentation import DeepEnsemble
 from . import steps
 from .afm_stage import PREPROCESS_OUTPUTS, QUALITY_FILE
@@ -114,7 +115,8 @@ def stage_segment(
     out : path-like
         Output folder.
     movie_path : path-like
-        A movie in any format :func:`~pyrolatent.io.movie.read_movie` reads, ``(T, H, W)``.
+        A movie in any format :func:`~pyrolatent.io.movie_formats.open_movie` reads,
+        ``(T, H, W)``, opened lazily and read block by block.
     config : SegmentConfig, optional
         Default ``SegmentConfig()``.
     masks_path : path-like, optional
@@ -127,17 +129,19 @@ def stage_segment(
     progress : bool
         Show progress bars.
     movie_options : dict, optional
-        Options of :func:`~pyrolatent.io.movie.read_movie` (``axes``, ``channel``,
+        Options of :func:`~pyrolatent.io.movie_formats.open_movie` (``axes``, ``channel``,
         ``dataset``, ...).
 
     Writes ``ensemble.pt``, ``probability.npy`` and ``variance.npy`` (``(T, H, W)``
-    float32 ensemble mean and variance) and ``segment.json``
+    float32 ensemble mean and variance, written block by block: memory is one block
+    of frames plus a constant, whatever the movie's length) and ``segment.json``
     (``segmentation_iou`` on frames not used for training, or null; the movie
     file's ``pixel_size_nm`` and ``frame_time_s``, or null: :mod:`~pyrolatent.workflow.units`).
     """
     config = config if config is not None else SegmentConfig()
     out = Path(out)
-    frames, movie_meta = read_movie(movie_path, return_metadata=True, **(movie_options or {}))
+    frames = open_movie(movie_path, **(movie_options or {}))  # read block by block
+    movie_meta = frames.metadata
     masks = None
     if masks_path is not None:
         masks = load_array(masks_path, ndim=(3,), what="labels (T, H, W)", dtype=None)
@@ -148,9 +152,8 @@ def stage_segment(
     else:
         ensemble = steps.train_segmenter(frames, masks, config, progress=progress)
     paths = [ensemble.save(out / "ensemble.pt")]
-    probability, variance = steps.segment(frames, ensemble, progress=progress)
-    paths.append(save_npy(out / "probability.npy", probability))
-    paths.append(save_npy(out / "variance.npy", variance))
+    probability, variance = steps.segment(frames, ensemble, out=out, progress=progress)
+    paths += [out / "probability.npy", out / "variance.npy"]
     iou = None
     if masks is not None:
         iou = steps.segmentation_iou(probability, masks, train_frames=config.train_frames)

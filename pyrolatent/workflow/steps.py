@@ -24,7 +24,7 @@ from ..data.particles import check_particles, join_on_particle_id
 from ..data.preprocess import scale_crops
 from ..estimators.nmf import NMF
 from ..estimators.rvae import RVAE
-from ..segmentation import DeepEnsemble, locate, train_ensemble
+from ..segmentation import DeepEnsemble, locate, predict_movie, train_ensemble
 from ..segmentation.metrics import pixel_iou
 from .configs import AnalyzeConfig, CropsConfig, LocateConfig, SegmentConfig, TrainConfig
 from .exclusion import expand_rows, keep_good_frames, to_movie_frames
@@ -86,17 +86,41 @@ def train_segmenter(
     )
 
 
-def segment(frames, ensemble: DeepEnsemble, *, progress: bool = False):
-    """Ensemble mean and variance of every frame.
+def segment(
+    frames,
+    ensemble: DeepEnsemble,
+    *,
+    out=None,
+    block_frames: int | None = None,
+    progress: bool = False,
+):
+    """Ensemble mean and variance of every frame, predicted block by block.
+
+    Parameters
+    ----------
+    frames : numpy.ndarray, LazyMovie or path-like
+        ``(T, H, W)`` movie; a :class:`~pyrolatent.io.lazy_movie.LazyMovie` or a
+        file is read one block at a time
+        (:func:`~pyrolatent.segmentation.streaming.predict_movie`).
+    ensemble : DeepEnsemble
+    out : path-like, optional
+        Folder for ``probability.npy`` and ``variance.npy``, written block by block
+        (memory: one block plus a constant, whatever ``T``). Default: in memory.
+    block_frames : int, optional
+        Frames per block (default: about 64 MiB of input per block).
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
     probability, variance : numpy.ndarray
-        ``(T, H, W)`` float32 each: the ensemble's particle probability and its
-        variance over members.
+        ``(T, H, W)`` float32 each: the ensemble's particle probability (output
+        channel 0) and its variance over members; read-only memory maps of the
+        files with ``out``.
     """
-    mean, var = ensemble.predict(frames, progress=progress)
-    return mean[:, 0], var[:, 0]
+    return predict_movie(
+        frames, ensemble, out=out, block_frames=block_frames, channel=0, progress=progress
+    )
 
 
 def segmentation_iou(probability, masks, *, train_frames) -> float | None:
