@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="small movie, short training (< 3 min)")
     d.add_argument("--out", default="pyrolatent-report", help="output folder")
     d.add_argument("--seed", type=int, default=0, help="seed of the movie and the models")
+    d.add_argument(
+        "--label-free",
+        action="store_true",
+        help="train the segmentation on pseudo-masks of the clearest frames, not on the "
+        "movie's masks (which then only score it)",
+    )
     d.add_argument("--quiet", action="store_true", help="no progress bars")
 
     s = _command(
@@ -117,13 +123,38 @@ def build_parser() -> argparse.ArgumentParser:
         "segment",
         "train (or load) a segmentation ensemble, predict frames",
         "Particle probability and ensemble variance of every frame -> probability.npy, "
-        "variance.npy.",
+        "variance.npy.\n\nTraining labels: --masks (labels of the whole movie), --labels with "
+        "--label-frames (label images of some frames, e.g. napari Labels layers saved as "
+        "TIFF), or none: pseudo-masks of the clearest frames from a classical detector "
+        "(--polarity, --pseudo-frames, --background-sigma).",
     )
     s.add_argument("movie", help=".npy or .tif movie (T, H, W)")
-    s.add_argument("--masks", help=".npy labels (T, H, W) for training")
+    s.add_argument("--masks", help=".npy labels (T, H, W) of the whole movie for training")
     _option(
-        s, SegmentConfig, "train_frames", type=int, nargs="+", help="labelled frames to train on"
+        s,
+        SegmentConfig,
+        "train_frames",
+        type=int,
+        nargs="+",
+        help="with --masks: labelled frames to train on (the others score the IoU)",
     )
+    s.add_argument(
+        "--labels",
+        nargs="+",
+        metavar="IMAGE",
+        help="label images of the frames in --label-frames (0 background, > 0 particle): "
+        "one 2-D .tif/.npy/.png per frame, or one (K, H, W) stack",
+    )
+    s.add_argument(
+        "--label-frames",
+        metavar="FRAMES",
+        help="the movie frames --labels label, in order: '0,5,9' or a file of frame indices",
+    )
+    no_labels = {"polarity": "particles bright or dark", "pseudo_frames": "frames to pseudo-label"}
+    no_labels["background_sigma"] = "band-pass background scale, pixels (~particle size)"
+    for field, text in no_labels.items():
+        choices = ["bright", "dark"] if field == "polarity" else None
+        _option(s, SegmentConfig, field, choices=choices, help=f"without labels: {text}")
     s.add_argument("--ensemble", help="a trained ensemble checkpoint instead of training")
     _option(s, SegmentConfig, "n_members", "--members", help="ensemble members")
     _option(s, SegmentConfig, "baseline_steps", "--steps", help="baseline training steps")
@@ -298,7 +329,13 @@ def _run(args) -> int:
     t0 = time.perf_counter()
     progress = not getattr(args, "quiet", True)
     if args.command == "demo":
-        summary = wf.run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.quiet)
+        summary = wf.run_demo(
+            args.out,
+            quick=args.quick,
+            seed=args.seed,
+            progress=not args.quiet,
+            label_free=args.label_free,
+        )
         print(json.dumps({k: summary.get(k) for k in wf.SUMMARY_KEYS}, indent=2))
         print(f"report written to {args.out}/report.html ({time.perf_counter() - t0:.0f} s)")
         return 0
@@ -309,6 +346,8 @@ def _run(args) -> int:
             _config(wf.SegmentConfig, args),
             masks_path=args.masks,
             ensemble_path=args.ensemble,
+            labels_path=args.labels,
+            label_frames=args.label_frames,
             progress=progress,
         )
     elif args.command == "locate":
