@@ -169,7 +169,9 @@ def local_foreground(
     return out
 
 
-def clearest_frames(frames, *, n: int, polarity: str = "bright", **bandpass) -> np.ndarray:
+def clearest_frames(
+    frames, *, n: int, polarity: str = "bright", block: int = 32, **bandpass
+) -> np.ndarray:
     """Indices of the ``n`` frames whose particles stand out most from the background.
 
     Parameters
@@ -180,6 +182,9 @@ def clearest_frames(frames, *, n: int, polarity: str = "bright", **bandpass) -> 
         Number of frames to return (at most ``N``).
     polarity : {"bright", "dark"}
         As in :func:`pseudo_masks`.
+    block : int
+        Frames filtered at a time (memory: ``block`` band-pass maps; ``frames``
+        may be a lazy reader that loads slices on demand).
     **bandpass
         ``noise_sigma`` and ``background_sigma`` of the band-pass map.
 
@@ -190,16 +195,23 @@ def clearest_frames(frames, *, n: int, polarity: str = "bright", **bandpass) -> 
         between-class variance over the total variance of each frame's band-pass
         map (1: two flat levels; 0: no separation).
     """
-    feature = bandpass_map(frames, dark_particles=polarity == "dark", **bandpass)
-    score = np.zeros(len(feature))
-    for i, fmap in enumerate(feature):
-        total = fmap.var()
-        if total <= 0:
-            continue
-        t = otsu_threshold(fmap)
-        fg = fmap > t
-        w1 = fg.mean()
-        if 0 < w1 < 1:
-            between = w1 * (1 - w1) * (fmap[fg].mean() - fmap[~fg].mean()) ** 2
-            score[i] = between / total
-    return np.argsort(-score, kind="stable")[: max(0, min(int(n), len(feature)))]
+    n_frames, block = len(frames), max(1, int(block))
+    score = np.zeros(n_frames)
+    for start in range(0, n_frames, block):
+        chunk = np.asarray(frames[start : start + block])
+        feature = bandpass_map(chunk, dark_particles=polarity == "dark", **bandpass)
+        for i, fmap in enumerate(feature, start=start):
+            score[i] = _clarity(fmap)
+    return np.argsort(-score, kind="stable")[: max(0, min(int(n), n_frames))]
+
+
+def _clarity(fmap: np.ndarray) -> float:
+    """Otsu's between-class variance over the total variance of one map (0 to 1)."""
+    total = fmap.var()
+    if total <= 0:
+        return 0.0
+    fg = fmap > otsu_threshold(fmap)
+    w1 = fg.mean()
+    if not 0 < w1 < 1:
+        return 0.0
+    return float(w1 * (1 - w1) * (fmap[fg].mean() - fmap[~fg].mean()) ** 2 / total)

@@ -79,8 +79,11 @@ class SegmentConfig:
             raise ValueError(f"polarity must be 'bright' or 'dark', got {self.polarity!r}")
         if int(self.pseudo_frames) < 1:
             raise ValueError(f"pseudo_frames must be >= 1, got {self.pseudo_frames}")
-        if not float(self.background_sigma) > 0:
-            raise ValueError(f"background_sigma must be > 0 pixels, got {self.background_sigma}")
+        if not float(self.background_sigma) > 1:  # pseudo-masks smooth noise over 1 pixel
+            raise ValueError(
+                f"background_sigma must be > 1 pixel (about the particle size), "
+                f"got {self.background_sigma}"
+            )
 
 
 @dataclass(frozen=True)

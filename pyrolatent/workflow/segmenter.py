@@ -48,6 +48,11 @@ LABEL_SOURCES = ("masks", "label_images", "pseudo_masks")
 PSEUDO_EDGE_FRACTION = 0.4
 
 
+def _frames_at(frames, indices) -> np.ndarray:
+    """``(K, H, W)`` frames at ``indices``, read one by one (``frames`` may be a lazy reader)."""
+    return np.stack([np.asarray(frames[int(i)]) for i in indices])
+
+
 def check_label_images(labels, label_frames, *, movie_shape) -> tuple[np.ndarray, np.ndarray]:
     """Match label images of some frames to a movie.
 
@@ -156,11 +161,17 @@ def training_labels(
         sigma = {"background_sigma": config.background_sigma}
         picked = np.sort(clearest_frames(frames, n=n, polarity=config.polarity, **sigma))
         labels, _ = pseudo_masks(
-            frames[picked],
+            _frames_at(frames, picked),
             polarity=config.polarity,
             local_fraction=PSEUDO_EDGE_FRACTION,
             **sigma,
         )
+        if not (labels > 0).any():
+            raise ValueError(
+                f"the pseudo-masks of frames {picked.tolist()} hold no particle: check the "
+                f"polarity ({config.polarity!r}) and background_sigma "
+                f"({config.background_sigma} pixels, about the particle size), or give labels"
+            )
         return {
             "frames": picked.astype(np.int64),
             "labels": labels,
@@ -238,7 +249,7 @@ def train_on_labels(
     """
     config = config if config is not None else SegmentConfig()
     return train_ensemble(
-        np.asarray(frames)[np.asarray(training["frames"])],
+        _frames_at(frames, training["frames"]),
         np.asarray(training["labels"]) > 0,
         network_config={"filters": config.filters},
         n_members=config.n_members,

@@ -102,7 +102,13 @@ def test_segment_config_checks_the_label_free_options():
     with pytest.raises(ValueError, match="pseudo_frames"):
         SegmentConfig(pseudo_frames=0)
     with pytest.raises(ValueError, match="background_sigma"):
-        SegmentConfig(background_sigma=0)
+        SegmentConfig(background_sigma=1)
+
+
+def test_pseudo_masks_without_particles_are_refused():
+    flat = np.ones((3, 32, 32), np.float32)
+    with pytest.raises(ValueError, match="hold no particle: check the polarity"):
+        training_labels(flat, None, SegmentConfig(pseudo_frames=2))
 
 
 def test_segmentation_record_and_iou_on_label_images():
