@@ -16,264 +16,13 @@ npy/csv/json tables, checkpoints), so the chain can be entered anywhere::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from dataclasses import fields
+
+from .cli_parser import build_parser, config_from_args, movie_options
 
 __all__ = ["main", "build_parser"]
-
-
-CHAIN = "movie -> segment -> locate -> crops -> train -> analyze -> report"
-
-EXAMPLES = {
-    "demo": "pyrolatent demo --out demo-report        # whole chain on a generated movie",
-    "preprocess": "pyrolatent preprocess movie.asd --level plane --scan-lines median --out run",
-    "segment": "pyrolatent segment movie.tif --masks masks.npy --train-frames 0 1 2 --out run",
-    "locate": "pyrolatent locate run/probability.npy --variance run/variance.npy --out run",
-    "crops": "pyrolatent crops movie.tif run/particles.csv --align --mask auto --out run",
-    "train": "pyrolatent train run/crops.npy run/crops_index.csv --epochs 30 --out run",
-    "analyze": "pyrolatent analyze run/latents.csv run/particles.csv --out run",
-    "report": "pyrolatent report run                    # figures, report.html, summary.json",
-}
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown after every option's help; descriptions and epilogs kept as written."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False or action.required:
-            return action.help  # nothing worth showing (unset, a flag that is off, required)
-        return super()._get_help_string(action)
-
-
-def _option(parser, config_class, field: str, *flags: str, **kwargs) -> None:
-    """An option whose destination and default are a field of a stage config."""
-    default = {f.name: f.default for f in fields(config_class)}[field]
-    if "action" not in kwargs and "type" not in kwargs and default is not None:
-        kwargs["type"] = type(default)
-    kwargs.setdefault("help", field.replace("_", " "))
-    flags = flags or (f"--{field.replace('_', '-')}",)
-    parser.add_argument(*flags, dest=field, default=default, **kwargs)
-
-
-def _config(config_class, args):
-    """The stage config from the parsed options (fields without an option keep defaults)."""
-    names = {f.name for f in fields(config_class)}
-    return config_class(**{k: v for k, v in vars(args).items() if k in names})
-
-
-def _mask(text: str):
-    return text if text == "auto" else float(text)
-
-
-def _movie_arguments(parser) -> None:
-    """The movie file and how to read it (any format of :func:`pyrolatent.io.movie.read_movie`)."""
-    from .io.movie_formats import SUFFIXES
-
-    parser.add_argument("movie", help=f"movie (T, H, W) or image: {' '.join(SUFFIXES)}")
-    g = parser.add_argument_group("reading the movie")
-    g.add_argument(
-        "--axes",
-        help="layout of the stored array, e.g. TYX, TCYX, TYXC (needed where it is ambiguous)",
-    )
-    g.add_argument("--channel", type=int, help="channel to keep (C axis, or an image's colour)")
-    g.add_argument("--dataset", help="array inside an HDF5, zarr or .npz file")
-
-
-def _movie_options(args) -> dict:
-    names = ("axes", "channel", "dataset")
-    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-
-
-def _command(sub, name: str, help: str, description: str):
-    """A subcommand whose help shows its place in the chain, its defaults and an example."""
-    return sub.add_parser(
-        name,
-        help=help,
-        description=f"{description}\n\nchain: {CHAIN}",
-        epilog=f"example:\n  {EXAMPLES[name]}",
-        formatter_class=_HelpFormatter,
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .workflow import emc_command
-    from .workflow.configs import (
-        LEVEL_ORDERS,
-        AnalyzeConfig,
-        CropsConfig,
-        LocateConfig,
-        PreprocessConfig,
-        SegmentConfig,
-        TrainConfig,
-    )
-
-    p = argparse.ArgumentParser(
-        prog="pyrolatent",
-        description="pyrolatent: particles in microscopy movies -> rotation-invariant latents "
-        f"-> transitions.\n\nThe chain: {CHAIN}\n"
-        "Each command reads the previous one's files, so you can enter anywhere.",
-        epilog="examples:\n"
-        + "\n".join(f"  {e}" for e in EXAMPLES.values())
-        + "\n\n'pyrolatent COMMAND --help' shows a command's options and defaults.",
-        formatter_class=_HelpFormatter,
-    )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
-
-    d = _command(
-        sub,
-        "demo",
-        "synthetic self-assembly movie -> report",
-        "Generate a self-assembly movie with a planted transition and run the whole chain.",
-    )
-    d.add_argument("--quick", action="store_true", help="small movie, short training (< 3 min)")
-    d.add_argument("--out", default="pyrolatent-report", help="output folder")
-    d.add_argument("--seed", type=int, default=0, help="seed of the movie and the models")
-    d.add_argument("--quiet", action="store_true", help="no progress bars")
-
-    pp = _command(
-        sub,
-        "preprocess",
-        "AFM: level frames, align scan lines, flag artefact frames",
-        "Optional first step for AFM movies: polynomial levelling, scan-line (row) offset "
-        "correction and per-frame quality flags -> preprocessed.npy (give it to segment and "
-        "crops), frame_quality.csv (analyze leaves its flagged frames out), preprocess.json.",
-    )
-    pp.add_argument("movie", help="movie: .npy, .tif, .h5, .zarr, .mrc or AFM (.asd, .spm, ...)")
-    _option(pp, PreprocessConfig, "level", choices=list(LEVEL_ORDERS), help="background surface")
-    _option(
-        pp,
-        PreprocessConfig,
-        "scan_lines",
-        choices=["median", "median_diff", "none"],
-        help="row-offset correction: row medians, or medians of adjacent-row differences",
-    )
-    _option(
-        pp,
-        PreprocessConfig,
-        "z_threshold",
-        help="robust z-score (vs the movie's median/MAD) above which a quality metric flags "
-        "a frame",
-    )
-    pp.add_argument("--out", required=True, help="output folder")
-
-    s = _command(
-        sub,
-        "segment",
-        "train (or load) a segmentation ensemble, predict frames",
-        "Particle probability and ensemble variance of every frame -> probability.npy, "
-        "variance.npy.",
-    )
-    _movie_arguments(s)
-    s.add_argument("--masks", help=".npy labels (T, H, W) for training")
-    _option(
-        s, SegmentConfig, "train_frames", type=int, nargs="+", help="labelled frames to train on"
-    )
-    s.add_argument("--ensemble", help="a trained ensemble checkpoint instead of training")
-    _option(s, SegmentConfig, "n_members", "--members", help="ensemble members")
-    _option(s, SegmentConfig, "baseline_steps", "--steps", help="baseline training steps")
-    s.add_argument("--out", required=True, help="output folder")
-    _option(s, SegmentConfig, "seed")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
-
-    loc = _command(
-        sub,
-        "locate",
-        "particles from probability maps -> particles.csv",
-        "Connected regions of the probability maps, with centroid, area and orientation.",
-    )
-    loc.add_argument("probability", help=".npy (T, H, W)")
-    loc.add_argument("--variance", help=".npy (T, H, W) ensemble variance")
-    _option(loc, LocateConfig, "threshold", help="probability threshold")
-    _option(loc, LocateConfig, "min_area", help="smallest particle area (pixels)")
-    loc.add_argument("--out", required=True, help="output folder")
-
-    c = _command(
-        sub,
-        "crops",
-        "crops around particles -> crops.npy, crops_index.csv",
-        "Square crops centred on every particle, optionally aligned on its ellipse axis.",
-    )
-    _movie_arguments(c)
-    c.add_argument("particles", help="particles.csv (frame, row, col)")
-    _option(c, CropsConfig, "window", help="crop side (pixels)")
-    _option(
-        c,
-        CropsConfig,
-        "align",
-        action="store_true",
-        help="rotate each crop so its particle's ellipse axis lies along +x "
-        "(train then writes directed angles: axis + rVAE residual + polarity)",
-    )
-    _option(
-        c,
-        CropsConfig,
-        "mask_half_width",
-        "--mask",
-        type=_mask,
-        help="with --align: keep a band |y| <= MASK pixels around the particle axis "
-        "('auto': median minor axis + 1)",
-    )
-    c.add_argument("--out", required=True, help="output folder")
-
-    t = _command(
-        sub,
-        "train",
-        "train the rVAE -> rvae.pt, latents.csv",
-        "Rotationally invariant VAE on the crops: angle, offsets and content latents per particle.",
-    )
-    t.add_argument("crops", help="crops.npy (N, w, w)")
-    t.add_argument("index", help="crops_index.csv")
-    _option(
-        t,
-        TrainConfig,
-        "epochs",
-        help="epochs to train; with a checkpoint in --out (a previous run), this many more",
-    )
-    _option(t, TrainConfig, "batch_size", help="crops per mini-batch")
-    _option(t, TrainConfig, "lr", help="learning rate (Adam)")
-    _option(t, TrainConfig, "decoder", choices=["warp", "spatial"], help="rVAE decoder")
-    t.add_argument("--out", required=True, help="output folder")
-    _option(t, TrainConfig, "seed")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
-
-    a = _command(
-        sub,
-        "analyze",
-        "KDE(L, t), NMF, transition, peaks, trajectories",
-        "Per-frame latent densities, their NMF, the transition (or none), angle peaks "
-        "before/after and trajectories.",
-    )
-    a.add_argument("latents", help="latents.csv")
-    a.add_argument("particles", help="particles.csv")
-    a.add_argument("--n-frames", type=int, help="frames of the movie (default: last frame + 1)")
-    _option(a, AnalyzeConfig, "kde_window", help="frames pooled per KDE row")
-    _option(a, AnalyzeConfig, "nmf_method", "--nmf", choices=["svi", "map"], help="NMF fit")
-    _option(a, AnalyzeConfig, "nmf_steps", help="NMF optimisation steps")
-    _option(a, AnalyzeConfig, "search_radius", help="linking search radius (pixels)")
-    a.add_argument(
-        "--quality",
-        help="frame_quality.csv of 'preprocess': its flagged frames are left out "
-        "(default: the one beside the latents, when there)",
-    )
-    a.add_argument("--keep-flagged", action="store_true", help="analyse flagged frames too")
-    a.add_argument("--out", required=True, help="output folder")
-    _option(a, AnalyzeConfig, "seed")
-    a.add_argument("--quiet", action="store_true", help="no progress bars")
-
-    r = _command(
-        sub,
-        "report",
-        "figures, report.md/html and summary.json of a folder",
-        "The report of an analysed folder: conclusions, numbers with units, figures.",
-    )
-    r.add_argument("folder", help="folder with the outputs of 'analyze'")
-    emc_command.add_parser(sub)
-    return p
 
 
 def _configure_threads() -> None:
@@ -353,32 +102,42 @@ def _run(args) -> int:
     t0 = time.perf_counter()
     progress = not getattr(args, "quiet", True)
     if args.command == "demo":
-        summary = wf.run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.quiet)
+        summary = wf.run_demo(
+            args.out,
+            quick=args.quick,
+            seed=args.seed,
+            progress=not args.quiet,
+            label_free=args.label_free,
+        )
         print(json.dumps({k: summary.get(k) for k in wf.SUMMARY_KEYS}, indent=2))
         print(f"report written to {args.out}/report.html ({time.perf_counter() - t0:.0f} s)")
         return 0
     if args.command == "preprocess":
-        paths = wf.stage_preprocess(args.out, args.movie, _config(wf.PreprocessConfig, args))
+        paths = wf.stage_preprocess(
+            args.out, args.movie, config_from_args(wf.PreprocessConfig, args)
+        )
     elif args.command == "segment":
         paths = wf.stage_segment(
             args.out,
             args.movie,
-            _config(wf.SegmentConfig, args),
+            config_from_args(wf.SegmentConfig, args),
             masks_path=args.masks,
             ensemble_path=args.ensemble,
+            labels_path=args.labels,
+            label_frames=args.label_frames,
             progress=progress,
-            movie_options=_movie_options(args),
+            movie_options=movie_options(args),
         )
     elif args.command == "locate":
-        config = _config(wf.LocateConfig, args)
+        config = config_from_args(wf.LocateConfig, args)
         paths = wf.stage_locate(args.out, args.probability, config, variance_path=args.variance)
     elif args.command == "crops":
-        config = _config(wf.CropsConfig, args)
+        config = config_from_args(wf.CropsConfig, args)
         paths = wf.stage_crops(
-            args.out, args.movie, args.particles, config, movie_options=_movie_options(args)
+            args.out, args.movie, args.particles, config, movie_options=movie_options(args)
         )
     elif args.command == "train":
-        config = _config(wf.TrainConfig, args)
+        config = config_from_args(wf.TrainConfig, args)
         paths = wf.stage_train(
             args.out, args.crops, args.index, config, resume="more", progress=progress
         )
@@ -387,7 +146,7 @@ def _run(args) -> int:
             args.out,
             args.latents,
             args.particles,
-            _config(wf.AnalyzeConfig, args),
+            config_from_args(wf.AnalyzeConfig, args),
             n_frames=args.n_frames,
             progress=progress,
             quality_path=args.quality,

@@ -127,9 +127,14 @@ def cli_case(draw, command: str):
                     d / "out", "--quiet"]  # fmt: skip
         if command == "segment":
             movie = write_array(d / "movie.npy", a_kind, (3, 16, 16), seed)
+            fast = ["--members", "2", "--steps", "2", "--out", d / "out", "--quiet"]
+            if draw_variance:  # label images of some frames (as annotation tools save them)
+                labels = write_array(d / "labels.npy", b_kind, (2, 16, 16), seed, high=3.0)
+                if b_kind == "valid":  # particle ids are integers
+                    np.save(labels, np.load(labels).astype(np.int32))
+                return ["segment", movie, "--labels", labels, "--label-frames", frames, *fast]
             masks = write_array(d / "masks.npy", b_kind, (3, 16, 16), seed)
-            return ["segment", movie, "--masks", masks, "--train-frames", "0", "1", "--members",
-                    "2", "--steps", "2", "--out", d / "out", "--quiet"]  # fmt: skip
+            return ["segment", movie, "--masks", masks, "--train-frames", "0", "1", *fast]
         if command == "analyze":
             lat = write_table(d / "latents.csv", t_kind, 10, 16, seed, n=14)
             if lat.is_file() and t_kind == "valid":  # a latent table needs angle and z
@@ -154,6 +159,7 @@ def cli_case(draw, command: str):
         raise ValueError(command)
 
     draw_variance = draw(st.booleans())
+    frames = draw(st.sampled_from(["0,2", "1,0", "0", "0,3", "1,1", "-1,0", "a,b", "0,1,2"]))
     window = draw(st.sampled_from(["4", "6", "0", "-2", "100", "2.5", "nan"]))
     draw_parts = draw(st.sampled_from(TABLE_KINDS))
     level = draw(st.sampled_from(["none", "plane", "quadratic", "cubic", "tilt"]))

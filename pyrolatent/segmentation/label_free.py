@@ -11,12 +11,13 @@ pseudo-masks can train an ensemble.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 from skimage.measure import label as label_regions
 
 from .filters import bandpass_map, otsu_threshold
 from .locate import foreground_mask, locate, split_touching
 
-__all__ = ["pseudo_masks", "clearest_frames"]
+__all__ = ["pseudo_masks", "clearest_frames", "local_foreground"]
 
 
 def pseudo_masks(
@@ -30,6 +31,8 @@ def pseudo_masks(
     opening_radius: int = 0,
     watershed: bool | str = False,
     min_distance: int = 3,
+    local_fraction: float | None = None,
+    local_size: int | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Instance masks and particles of a movie with no labels and no training.
 
@@ -53,6 +56,15 @@ def pseudo_masks(
         Split touching particles (see :func:`~pyrolatent.segmentation.locate.locate`).
     min_distance : int
         Minimum distance between split particles' centres, pixels.
+    local_fraction : float, optional
+        Particle edges at this fraction of each particle's own height instead of
+        at the one global threshold (see :func:`local_foreground`): a particle
+        whose brightness varies along it (a bright head, a dim thin tail) keeps
+        its dim end, so its mask and centroid are not pulled to the bright part.
+        None: the global threshold alone.
+    local_size : int, optional
+        Window of the local maximum, pixels (about the particle's width or
+        larger); default ``2 * round(background_sigma / 2) + 1``.
 
     Returns
     -------
@@ -77,14 +89,17 @@ def pseudo_masks(
     )
     if threshold is None:
         threshold = otsu_threshold(feature)
-    binary = foreground_mask(
-        feature, threshold=threshold, min_area=min_area, opening_radius=opening_radius
-    )
+    level, cut = feature, threshold
+    if local_fraction is not None:
+        size = local_size if local_size is not None else 2 * round(background_sigma / 2) + 1
+        local = local_foreground(feature, threshold=threshold, fraction=local_fraction, size=size)
+        level, cut = np.where(local, feature, 0.0).astype(np.float32), 0.0  # > 0 inside
+    binary = foreground_mask(level, threshold=cut, min_area=min_area, opening_radius=opening_radius)
     # the cleaned foreground keeps its map values; the rest falls below the threshold
     cleaned = np.where(binary, feature, 0.0).astype(np.float32)
     particles = locate(
         cleaned,
-        threshold=threshold,
+        threshold=cut,
         min_area=min_area,
         watershed=watershed,
         min_distance=min_distance,
@@ -102,7 +117,61 @@ def pseudo_masks(
     return labels, particles
 
 
-def clearest_frames(frames, *, n: int, polarity: str = "bright", **bandpass) -> np.ndarray:
+def local_foreground(
+    feature, *, threshold: float, fraction: float = 0.4, size: int = 7, floor: float = 0.5
+) -> np.ndarray:
+    """Foreground whose edges sit at a fraction of each particle's own height.
+
+    A pixel is foreground when it is at least ``fraction`` of the largest map
+    value within ``size`` pixels (its particle's local height, as in a full
+    width at a fraction of the maximum) and above ``floor * threshold``; regions
+    are kept only where some pixel exceeds ``threshold`` (hysteresis), so
+    background noise at the lower level is not taken for particles.
+
+    Parameters
+    ----------
+    feature : numpy.ndarray
+        ``(N, H, W)`` band-pass maps scaled to ``[0, 1]`` per frame (particles bright).
+    threshold : float
+        The global particle level (e.g. Otsu's threshold of the maps).
+    fraction : float
+        In ``(0, 1)``: edge level relative to the local maximum.
+    size : int
+        Window of the local maximum, pixels.
+    floor : float
+        In ``(0, 1]``: the lowest level, relative to ``threshold``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, H, W)`` bool.
+
+    Raises
+    ------
+    ValueError
+        ``fraction`` or ``floor`` out of range, ``size`` < 1.
+    """
+    if not 0 < fraction < 1 or not 0 < floor <= 1 or int(size) < 1:
+        raise ValueError(
+            f"need 0 < fraction < 1, 0 < floor <= 1 and size >= 1, got {fraction}, {floor}, {size}"
+        )
+    feature = np.asarray(feature)
+    peak = ndi.maximum_filter(feature, size=(1, int(size), int(size)))
+    candidate = (feature > floor * threshold) & (feature >= fraction * peak)
+    out = np.zeros(feature.shape, dtype=bool)
+    for i, (cand, fmap) in enumerate(zip(candidate, feature, strict=True)):
+        lab, n = ndi.label(cand)
+        if n:
+            strong = np.zeros(n + 1, dtype=bool)
+            strong[np.unique(lab[cand & (fmap > threshold)])] = True
+            strong[0] = False
+            out[i] = strong[lab]
+    return out
+
+
+def clearest_frames(
+    frames, *, n: int, polarity: str = "bright", block: int = 32, **bandpass
+) -> np.ndarray:
     """Indices of the ``n`` frames whose particles stand out most from the background.
 
     Parameters
@@ -113,6 +182,9 @@ def clearest_frames(frames, *, n: int, polarity: str = "bright", **bandpass) -> 
         Number of frames to return (at most ``N``).
     polarity : {"bright", "dark"}
         As in :func:`pseudo_masks`.
+    block : int
+        Frames filtered at a time (memory: ``block`` band-pass maps; ``frames``
+        may be a lazy reader that loads slices on demand).
     **bandpass
         ``noise_sigma`` and ``background_sigma`` of the band-pass map.
 
@@ -123,16 +195,23 @@ def clearest_frames(frames, *, n: int, polarity: str = "bright", **bandpass) -> 
         between-class variance over the total variance of each frame's band-pass
         map (1: two flat levels; 0: no separation).
     """
-    feature = bandpass_map(frames, dark_particles=polarity == "dark", **bandpass)
-    score = np.zeros(len(feature))
-    for i, fmap in enumerate(feature):
-        total = fmap.var()
-        if total <= 0:
-            continue
-        t = otsu_threshold(fmap)
-        fg = fmap > t
-        w1 = fg.mean()
-        if 0 < w1 < 1:
-            between = w1 * (1 - w1) * (fmap[fg].mean() - fmap[~fg].mean()) ** 2
-            score[i] = between / total
-    return np.argsort(-score, kind="stable")[: max(0, min(int(n), len(feature)))]
+    n_frames, block = len(frames), max(1, int(block))
+    score = np.zeros(n_frames)
+    for start in range(0, n_frames, block):
+        chunk = np.asarray(frames[start : start + block])
+        feature = bandpass_map(chunk, dark_particles=polarity == "dark", **bandpass)
+        for i, fmap in enumerate(feature, start=start):
+            score[i] = _clarity(fmap)
+    return np.argsort(-score, kind="stable")[: max(0, min(int(n), n_frames))]
+
+
+def _clarity(fmap: np.ndarray) -> float:
+    """Otsu's between-class variance over the total variance of one map (0 to 1)."""
+    total = fmap.var()
+    if total <= 0:
+        return 0.0
+    fg = fmap > otsu_threshold(fmap)
+    w1 = fg.mean()
+    if not 0 < w1 < 1:
+        return 0.0
+    return float(w1 * (1 - w1) * (fmap[fg].mean() - fmap[~fg].mean()) ** 2 / total)

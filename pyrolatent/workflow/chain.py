@@ -11,6 +11,7 @@ from ..checks import as_images
 from . import steps
 from .configs import DemoConfig
 from .report import summarize
+from .segmenter import segmentation_record
 
 __all__ = ["run_chain"]
 
@@ -19,6 +20,7 @@ def run_chain(
     frames,
     *,
     masks=None,
+    label_frames=None,
     ensemble=None,
     config: DemoConfig | None = None,
     truth: dict | None = None,
@@ -34,9 +36,17 @@ def run_chain(
         ``(T, H, W)`` movie.
     masks : array_like, optional
         ``(T, H, W)`` labels (> 0 is particle): the ensemble is trained on
-        ``config.segment.train_frames`` and scored on the others.
+        ``config.segment.train_frames`` and scored on the others. With
+        ``label_frames``: ``(K, H, W)`` label images of those frames, all used
+        for training. None (and no ``ensemble``), or ``config.label_free``: the
+        ensemble trains on pseudo-masks of the clearest frames
+        (:func:`~pyrolatent.workflow.segmenter.training_labels`), and ``masks``,
+        when given, only score it on the other frames.
+    label_frames : sequence of int, optional
+        The frames that ``masks`` label.
     ensemble : DeepEnsemble, optional
-        A trained segmentation ensemble, used instead of training.
+        A trained segmentation ensemble, used instead of training (``masks``
+        then only score it).
     config : DemoConfig, optional
         The stage configs; default ``DemoConfig()``. ``config.movie`` is not
         used (the movie is given).
@@ -55,21 +65,29 @@ def run_chain(
     Returns
     -------
     dict
-        ``ensemble``, ``probability``/``variance`` ``(T, H, W)``, ``particles``,
+        ``ensemble``, ``training`` (the training labels' ``frames``, ``labels``,
+        ``source`` and ``polarity``; None for a given ensemble),
+        ``probability``/``variance`` ``(T, H, W)``, ``particles``,
         ``crops`` ``(N, w, w)`` and ``crops_index``, ``latents`` (table),
         ``rvae``, ``analysis`` (:func:`~pyrolatent.workflow.steps.analyze_latents`)
         and ``summary`` (the numbers of the demo's ``summary.json``).
     """
     config = config if config is not None else DemoConfig()
     frames = as_images(frames, name="frames", ndim=(3,)).numpy()
-    iou = None
+    iou = training = None
+    trained = config.segment.train_frames  # a given ensemble is scored as if it trained here
     if ensemble is None:
-        if masks is None:
-            raise ValueError("give masks (labels for training) or a trained ensemble")
-        ensemble = steps.train_segmenter(frames, masks, config.segment, progress=progress)
+        given = None if config.label_free else masks
+        training = steps.training_labels(
+            frames, given, config.segment, label_frames=None if given is None else label_frames
+        )
+        ensemble = steps.train_on_labels(frames, training, config.segment, progress=progress)
+        trained = training["frames"].tolist()
     probability, variance = steps.segment(frames, ensemble, progress=progress)
     if masks is not None:
-        iou = steps.segmentation_iou(probability, masks, train_frames=config.segment.train_frames)
+        iou = steps.segmentation_iou(
+            probability, masks, train_frames=trained, label_frames=label_frames
+        )
     particles = steps.find_particles(probability, variance=variance, config=config.locate)
     crops, index = steps.crop_particles(frames, particles, config.crops)
     encoded = steps.encode_crops(crops, index, config.train, progress=progress)
@@ -89,9 +107,12 @@ def run_chain(
         particles=particles if truth is not None else None,
         truth=truth,
         latents=encoded["latents"],
+        segmentation=segmentation_record(training),
+        frame_shape=frames.shape[1:],
     )
     return {
         "ensemble": ensemble,
+        "training": training,
         "probability": probability,
         "variance": variance,
         "particles": particles,

@@ -10,7 +10,7 @@ Defaults are those of the ``pyrolatent`` subcommands.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 __all__ = [
     "MovieConfig",
@@ -81,8 +81,13 @@ class PreprocessConfig:
 class SegmentConfig:
     """Training of the segmentation ensemble (:func:`pyrolatent.segmentation.train_ensemble`).
 
-    ``train_frames`` are the labelled frames used for training; the other
-    frames with labels score the pixel IoU. Steps are optimiser steps.
+    ``train_frames`` are the labelled frames used for training when the labels
+    cover the whole movie; the other frames with labels score the pixel IoU.
+    Steps are optimiser steps. Without labels the ensemble trains on the
+    pseudo-masks of the ``pseudo_frames`` clearest frames
+    (:func:`pyrolatent.workflow.segmenter.training_labels`): particles ``polarity``
+    ("bright" or "dark") against the background, band-pass background scale
+    ``background_sigma`` (pixels, about the particle size).
     """
 
     train_frames: tuple[int, ...] = (0, 1, 2, 3)
@@ -94,9 +99,21 @@ class SegmentConfig:
     batch_size: int = 4
     lr: float = 3e-3
     seed: int = 0
+    polarity: str = "bright"
+    pseudo_frames: int = 6
+    background_sigma: float = 10.0
 
     def __post_init__(self):
         object.__setattr__(self, "train_frames", tuple(int(f) for f in self.train_frames))
+        if self.polarity not in ("bright", "dark"):
+            raise ValueError(f"polarity must be 'bright' or 'dark', got {self.polarity!r}")
+        if int(self.pseudo_frames) < 1:
+            raise ValueError(f"pseudo_frames must be >= 1, got {self.pseudo_frames}")
+        if not float(self.background_sigma) > 1:  # pseudo-masks smooth noise over 1 pixel
+            raise ValueError(
+                f"background_sigma must be > 1 pixel (about the particle size), "
+                f"got {self.background_sigma}"
+            )
 
 
 @dataclass(frozen=True)
@@ -167,14 +184,23 @@ class AnalyzeConfig:
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo: one config per stage. :meth:`preset` gives ``"quick"`` and ``"default"``."""
+    """The demo: one config per stage. :meth:`preset` gives ``"quick"`` and ``"default"``.
+
+    ``label_free`` trains the segmentation on pseudo-masks of the clearest frames
+    instead of the movie's masks (:func:`pyrolatent.workflow.segmenter.training_labels`);
+    the masks then only score the result.
+    """
 
     movie: MovieConfig = field(
         default_factory=lambda: MovieConfig(head_width_ratio=2.0, head_contrast=0.9)
     )
     segment: SegmentConfig = field(
         default_factory=lambda: SegmentConfig(
-            train_frames=(0, 1, 2, 3, 4, 5), n_members=4, baseline_steps=300, member_steps=30
+            train_frames=(0, 1, 2, 3, 4, 5),
+            n_members=4,
+            baseline_steps=300,
+            member_steps=30,
+            background_sigma=6.0,  # the rods' size: pseudo-masks closest to the truth
         )
     )
     locate: LocateConfig = field(default_factory=LocateConfig)
@@ -183,6 +209,7 @@ class DemoConfig:
     )
     train: TrainConfig = field(default_factory=TrainConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    label_free: bool = False
 
     @classmethod
     def preset(cls, name: str, seed: int = 0) -> DemoConfig:
@@ -199,7 +226,9 @@ class DemoConfig:
                     head_width_ratio=2.0,
                     head_contrast=0.9,
                 ),
-                segment=SegmentConfig(n_members=3, baseline_steps=150, member_steps=20),
+                segment=SegmentConfig(
+                    n_members=3, baseline_steps=150, member_steps=20, background_sigma=6.0
+                ),
                 # ~1800 steps: fewer leave the polarity out of z
                 train=TrainConfig(epochs=100, batch_size=64),
                 analyze=AnalyzeConfig(nmf_steps=600),
@@ -213,7 +242,7 @@ class DemoConfig:
         parts = {}
         for f in fields(self):
             part = getattr(self, f.name)
-            if any(g.name == "seed" for g in fields(part)):
+            if is_dataclass(part) and any(g.name == "seed" for g in fields(part)):
                 part = type(part)(**{**asdict(part), "seed": seed})
             parts[f.name] = part
         return DemoConfig(**parts)

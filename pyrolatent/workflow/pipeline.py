@@ -11,6 +11,7 @@ whose markers depend on its outputs).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -54,8 +55,14 @@ def _stages(out: Path, cfg: DemoConfig, progress: bool, upstream_ran: bool):
         (
             "segment",
             cfg.segment,
+            # label-free: pseudo-masks train, the movie's masks only score
             lambda: stage_segment(
-                out, out / "movie.npy", cfg.segment, masks_path=out / "masks.npy", progress=progress
+                out,
+                out / "movie.npy",
+                cfg.segment,
+                masks_path=out / "masks.npy",
+                label_free=cfg.label_free,
+                progress=progress,
             ),
         ),
         (
@@ -105,6 +112,7 @@ def run_demo(
     progress: bool = True,
     *,
     config: DemoConfig | None = None,
+    label_free: bool = False,
     quiet: bool | None = None,
 ):
     """Run the whole self-assembly chain on a generated movie and write the report.
@@ -121,6 +129,9 @@ def run_demo(
         Show progress bars (``quiet=`` is a deprecated alias).
     config : DemoConfig, optional
         Overrides ``quick`` and ``seed``.
+    label_free : bool
+        Train the segmentation on pseudo-masks of the clearest frames, not on
+        the movie's masks (which then only score it): ``DemoConfig.label_free``.
 
     Returns
     -------
@@ -131,6 +142,8 @@ def run_demo(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = config or DemoConfig.preset("quick" if quick else "default", seed=seed)
+    if label_free:
+        cfg = replace(cfg, label_free=True)
     timings = {}
     ran = []
     stages = _stages(out, cfg, progress, lambda: bool(ran))
@@ -140,6 +153,8 @@ def run_demo(
         if name == "report":
             break
         marker = config_dict(stage_config)
+        if name == "segment":  # the training labels are part of the segment stage's input
+            marker["label_free"] = cfg.label_free
         if not ran and stage_is_done(out, name, marker):
             timings[name] = load_json(_marker(out, name)).get("seconds", 0.0)
             bar.write(f"[{name}] outputs exist and are valid: skipped") if progress else None

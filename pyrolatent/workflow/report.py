@@ -15,6 +15,7 @@ __all__ = [
     "SUMMARY_KEYS",
     "TRUTH_KEYS",
     "angle_vs_truth",
+    "particles_vs_truth",
     "summarize",
     "write_report",
 ]
@@ -44,6 +45,7 @@ SUMMARY_KEYS = (
 )
 
 TRUTH_KEYS = ("angle_error_median_deg", "angle_polarity_accuracy", "angle_n_matched")
+PARTICLE_KEYS = ("particle_f1", "particle_precision", "particle_recall")
 
 # analysis.json entries the summary carries as they are when present (the transition
 # test's outcome and evidence, peak positions, excluded frames, units, fit diagnostics)
@@ -96,6 +98,36 @@ def angle_vs_truth(particles: dict, truth: dict, latents: dict, max_distance: fl
     }
 
 
+def particles_vs_truth(
+    particles: dict, truth: dict, *, shape=None, max_distance: float = 3.0
+) -> dict:
+    """Found particles scored against a synthetic movie's ground truth (an evaluation only).
+
+    Found and true particles are matched one-to-one within ``max_distance``
+    pixels in each frame (:func:`pyrolatent.segmentation.metrics.detection_scores`).
+    With the frame ``shape`` and a ``length`` column in ``truth``, particles
+    whose centre lies within half the longest particle of the frame edge are
+    left out of the scores (a particle cut by the edge has the centroid of its
+    visible part).
+
+    Returns
+    -------
+    dict
+        ``particle_f1``, ``particle_precision``, ``particle_recall`` (0 to 1),
+        ``particle_match_px`` (``max_distance``) and ``particle_edge_margin_px``.
+    """
+    from ..segmentation.metrics import detection_scores
+
+    margin = 0.0
+    if shape is not None and "length" in truth and len(truth["length"]):
+        margin = float(np.ceil(np.max(truth["length"]) / 2))
+    scores = detection_scores(
+        particles, truth, max_distance=max_distance, shape=shape, margin=margin
+    )
+    out = {f"particle_{k}": float(scores[k]) for k in ("f1", "precision", "recall")}
+    return out | {"particle_match_px": max_distance, "particle_edge_margin_px": margin}
+
+
 def summarize(
     analysis: dict,
     *,
@@ -104,6 +136,8 @@ def summarize(
     particles: dict | None = None,
     truth: dict | None = None,
     latents: dict | None = None,
+    segmentation: dict | None = None,
+    frame_shape: tuple[int, int] | None = None,
 ) -> dict:
     """The report's summary (``summary.json``) from the analysis numbers.
 
@@ -117,7 +151,15 @@ def summarize(
         Held-out pixel IoU of the segmentation.
     particles, truth, latents : dict, optional
         Found particles, true particles and latents: with all three, the
-        angle scores of :func:`angle_vs_truth` are added.
+        particle scores of :func:`particles_vs_truth` and the angle scores of
+        :func:`angle_vs_truth` are added.
+    segmentation : dict, optional
+        What the segmentation trained on (``segment.json``,
+        :func:`pyrolatent.workflow.segmenter.segmentation_record`): adds
+        ``label_source``, ``train_frames`` and, for pseudo-masks,
+        ``particle_polarity``.
+    frame_shape : (int, int), optional
+        ``(H, W)`` of the movie's frames: the particle scores leave out the edge band.
     """
     summary = {
         "planted_transition_frame": planted,
@@ -136,7 +178,13 @@ def summarize(
             key.startswith(PASSED_THROUGH_PREFIXES) or key in PASSED_THROUGH_KEYS
         ):
             summary[key] = value
+    if segmentation and segmentation.get("label_source") is not None:
+        summary["label_source"] = segmentation["label_source"]
+        summary["train_frames"] = segmentation.get("train_frames")
+        if segmentation.get("polarity") is not None:
+            summary["particle_polarity"] = segmentation["polarity"]
     if particles is not None and truth is not None and latents is not None:
+        summary.update(particles_vs_truth(particles, truth, shape=frame_shape))
         summary.update(angle_vs_truth(particles, truth, latents))
     return summary
 
@@ -258,6 +306,8 @@ def write_report(folder, *, timings: dict | None = None) -> list[Path]:
         particles=particles,
         truth=truth,
         latents=lat,
+        segmentation=seg,
+        frame_shape=None if movie is None else tuple(movie.shape[1:]),
     )
     for key in UNIT_KEYS:  # the movie file's units, as segment read them
         if summary.get(key) is None and seg.get(key) is not None:

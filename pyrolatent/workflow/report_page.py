@@ -40,6 +40,14 @@ QUANTITIES = {
     "n_particles": ("particles (all frames)", "", 0),
     "n_trajectories": ("trajectories", "", 0),
     "segmentation_iou": ("segmentation IoU on held-out labelled frames", "", 3),
+    "label_source": ("segmentation trained on", "", None),
+    "train_frames": ("segmentation training frames", "", 0),
+    "particle_polarity": ("particles against the background (pseudo-masks)", "", None),
+    "particle_f1": ("particles found: F1 against the truth", "", 3),
+    "particle_match_px": ("particles found: largest matched distance", "px", 1),
+    "particle_edge_margin_px": ("particles found: edge band left out", "px", 0),
+    "particle_precision": ("particles found: precision against the truth", "", 3),
+    "particle_recall": ("particles found: recall against the truth", "", 3),
     "angle_error_median_deg": ("median angle error against the truth", "deg", 1),
     "angle_polarity_accuracy": ("head/tail direction right (within 90 deg)", "%", 1),
     "angle_n_matched": ("particles matched to the truth", "", 0),
@@ -219,6 +227,15 @@ def caveats(summary: dict) -> list[str]:
     n = summary.get("n_particles")
     if n is not None and t and n / t < 5:
         out.append("Fewer than 5 particles per frame: the per-frame densities are noisy.")
+    if summary.get("label_source") == "pseudo_masks":
+        frames = ", ".join(str(f) for f in summary.get("train_frames") or [])
+        polarity = summary.get("particle_polarity", "bright")
+        out.append(
+            "No hand labels: the segmentation was trained on pseudo-masks of the clearest "
+            f"frames ({frames}) from a classical detector (band-pass, Otsu threshold, edges "
+            f"at a fraction of each particle's height; {polarity} particles), so it inherits "
+            "that detector's errors."
+        )
     if summary.get("segmentation_iou") is None:
         out.append("The segmentation was not scored: no labelled frame was held out.")
     return out

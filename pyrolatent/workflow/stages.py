@@ -19,6 +19,7 @@ from ..analysis.dynamics import ANGLE_GRID_SIZE
 from ..data.particles import check_particles
 from ..io.checkpoint import load_checkpoint
 from ..io.files import load_array, load_json, load_table, save_json, save_npy, save_table
+from ..io.label_images import read_frame_list, read_label_images
 from ..io.movie import read_movie
 from ..io.movie_formats import open_movie
 from ..segmentation import DeepEnsemble
@@ -32,6 +33,7 @@ from .configs import (
     SegmentConfig,
     TrainConfig,
 )
+from .segmenter import check_label_images, segmentation_record
 from .units import movie_units, units_beside, with_units
 
 __all__ = [
@@ -98,6 +100,35 @@ def stage_movie(out, config: MovieConfig | None = None) -> list[Path]:
     return paths
 
 
+def _user_labels(movie_shape, masks_path, labels_path, label_frames):
+    """The user's labels as ``(labels, label_frames)``: full-length masks, label images, or none."""
+    if masks_path is not None and labels_path is not None:
+        raise ValueError(
+            "give either masks (labels of the whole movie) or label images with their "
+            "frame list, not both"
+        )
+    if (labels_path is None) != (label_frames is None):
+        raise ValueError(
+            "label images need their frame list and a frame list needs its label images: "
+            "give both (e.g. --labels labels.tif --label-frames 0,5,9)"
+        )
+    if labels_path is not None:
+        images, frames = check_label_images(
+            read_label_images(labels_path), read_frame_list(label_frames), movie_shape=movie_shape
+        )
+        return images, frames.tolist()
+    if masks_path is None:
+        return None, None
+    masks = load_array(masks_path, ndim=(3,), what="labels (T, H, W)", dtype=None)
+    if masks.shape != tuple(movie_shape):
+        raise ValueError(
+            f"{masks_path}: labels of shape {masks.shape} for a movie of shape "
+            f"{tuple(movie_shape)}; labels of some frames go in label images with their "
+            "frame list (--labels, --label-frames)"
+        )
+    return masks, None
+
+
 def stage_segment(
     out,
     movie_path,
@@ -105,10 +136,19 @@ def stage_segment(
     *,
     masks_path=None,
     ensemble_path=None,
+    labels_path=None,
+    label_frames=None,
+    label_free: bool = False,
     progress: bool = False,
     movie_options: dict | None = None,
 ) -> list[Path]:
     """Train (or load) a segmentation ensemble and predict every frame.
+
+    Training labels, by what the user has (:func:`pyrolatent.workflow.segmenter.training_labels`):
+    ``masks_path`` (labels of the whole movie), ``labels_path`` with
+    ``label_frames`` (label images of some frames, as an annotation tool saves
+    them), or nothing: pseudo-masks of the ``config.pseudo_frames`` clearest
+    frames (particles ``config.polarity``), no labels needed.
 
     Parameters
     ----------
@@ -125,7 +165,17 @@ def stage_segment(
         pixel IoU.
     ensemble_path : path-like, optional
         A trained :class:`~pyrolatent.segmentation.DeepEnsemble` checkpoint
-        used instead of training.
+        used instead of training (labels, when given, only score it).
+    labels_path : path-like or sequence of path-like, optional
+        Label images of the frames in ``label_frames``: one ``(H, W)`` image per
+        frame (``.tif``, ``.npy``, ``.png``) or one ``(K, H, W)`` stack
+        (:func:`pyrolatent.io.label_images.read_label_images`); all of them train.
+    label_frames : str, path-like or sequence of int, optional
+        The frames ``labels_path`` label, in the same order: integers, a text
+        like ``"0,5,9"`` or a frames file (:func:`pyrolatent.io.label_images.read_frame_list`).
+    label_free : bool
+        Train on pseudo-masks even when labels are given; the labels then only
+        score the ensemble (how well a label-free start does).
     progress : bool
         Show progress bars.
     movie_options : dict, optional
@@ -134,32 +184,45 @@ def stage_segment(
 
     Writes ``ensemble.pt``, ``probability.npy`` and ``variance.npy`` (``(T, H, W)``
     float32 ensemble mean and variance, written block by block: memory is one block
-    of frames plus a constant, whatever the movie's length) and ``segment.json``
-    (``segmentation_iou`` on frames not used for training, or null; the movie
-    file's ``pixel_size_nm`` and ``frame_time_s``, or null: :mod:`~pyrolatent.workflow.units`).
+    of frames plus a constant, whatever the movie's length) and ``segment.json``:
+    ``label_source`` (``"masks"``, ``"label_images"``, ``"pseudo_masks"`` or
+    ``"trained_ensemble"``), ``train_frames`` (the frames trained on, empty for a given
+    ensemble), ``label_frames`` (the frames of label images or pseudo-masks; null for
+    whole-movie masks or none), ``polarity`` (of the pseudo-masks, else null),
+    ``segmentation_iou`` (on labelled frames not used for training, or null; see
+    :func:`pyrolatent.workflow.segmenter.segmentation_record`) and the movie file's
+    ``pixel_size_nm`` and ``frame_time_s``, or null (:mod:`~pyrolatent.workflow.units`).
     """
     config = config if config is not None else SegmentConfig()
     out = Path(out)
     frames = open_movie(movie_path, **(movie_options or {}))  # read block by block
-    movie_meta = frames.metadata
-    masks = None
-    if masks_path is not None:
-        masks = load_array(masks_path, ndim=(3,), what="labels (T, H, W)", dtype=None)
+    labels, labelled = _user_labels(frames.shape, masks_path, labels_path, label_frames)
+    training = None
     if ensemble_path is not None:
         ensemble = DeepEnsemble.load(ensemble_path)
-    elif masks is None:
-        raise ValueError("give masks_path (labels for training) or a trained ensemble_path")
     else:
-        ensemble = steps.train_segmenter(frames, masks, config, progress=progress)
+        given = None if label_free else labels
+        training = steps.training_labels(
+            frames, given, config, label_frames=None if given is None else labelled
+        )
+        ensemble = steps.train_on_labels(frames, training, config, progress=progress)
+    info = segmentation_record(training, label_frames=labelled)
     paths = [ensemble.save(out / "ensemble.pt")]
     probability, variance = steps.segment(frames, ensemble, out=out, progress=progress)
     paths += [out / "probability.npy", out / "variance.npy"]
     iou = None
-    if masks is not None:
-        iou = steps.segmentation_iou(probability, masks, train_frames=config.train_frames)
-    train_frames = list(config.train_frames)
-    seg = {"segmentation_iou": iou, "train_frames": train_frames, **movie_units(movie_meta)}
-    paths.append(save_json(out / "segment.json", seg))
+    if labels is not None:
+        trained = info["train_frames"]
+        if ensemble_path is not None and labelled is None:  # scored as if it trained here
+            trained = list(config.train_frames)
+        iou = steps.segmentation_iou(
+            probability, labels, train_frames=trained, label_frames=labelled
+        )
+    paths.append(
+        save_json(
+            out / "segment.json", {"segmentation_iou": iou, **info, **movie_units(frames.metadata)}
+        )
+    )
     return paths
 
 

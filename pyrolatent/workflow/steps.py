@@ -24,14 +24,17 @@ from ..data.particles import check_particles, join_on_particle_id
 from ..data.preprocess import scale_crops
 from ..estimators.nmf import NMF
 from ..estimators.rvae import RVAE
-from ..segmentation import DeepEnsemble, locate, predict_movie, train_ensemble
+from ..segmentation import DeepEnsemble, locate, predict_movie
 from ..segmentation.metrics import pixel_iou
-from .configs import AnalyzeConfig, CropsConfig, LocateConfig, SegmentConfig, TrainConfig
+from .configs import AnalyzeConfig, CropsConfig, LocateConfig, TrainConfig
 from .exclusion import expand_rows, keep_good_frames, to_movie_frames
 from .latents import check_latents, collapse_summary
+from .segmenter import train_on_labels, train_segmenter, training_labels
 
 __all__ = [
     "train_segmenter",
+    "train_on_labels",
+    "training_labels",
     "segment",
     "segmentation_iou",
     "find_particles",
@@ -40,50 +43,6 @@ __all__ = [
     "analyze_latents",
     "check_latents",
 ]
-
-
-def train_segmenter(
-    frames, masks, config: SegmentConfig | None = None, *, progress: bool = False
-) -> DeepEnsemble:
-    """Train the segmentation ensemble on the labelled ``config.train_frames``.
-
-    Parameters
-    ----------
-    frames : numpy.ndarray
-        ``(T, H, W)`` movie.
-    masks : numpy.ndarray
-        ``(T, H, W)`` labels (> 0 is particle); only ``config.train_frames`` are used.
-    config : SegmentConfig, optional
-        Default ``SegmentConfig()``.
-    progress : bool
-        Show progress bars.
-
-    Returns
-    -------
-    DeepEnsemble
-    """
-    config = config if config is not None else SegmentConfig()
-    masks = np.asarray(masks)
-    if masks.shape != np.shape(frames):
-        raise ValueError(f"masks: shape {masks.shape} differs from the movie {np.shape(frames)}")
-    train = list(config.train_frames)
-    if not train or max(train) >= len(frames) or min(train) < 0:
-        raise ValueError(f"train_frames must lie in [0, {len(frames) - 1}]")
-    return train_ensemble(
-        frames[train],
-        masks[train] > 0,
-        network_config={"filters": config.filters},
-        n_members=config.n_members,
-        baseline_steps=config.baseline_steps,
-        member_steps=config.member_steps,
-        batch_size=config.batch_size,
-        patch_size=config.patch_size,
-        lr=config.lr,
-        eval_every=25,
-        patience=None,
-        seed=config.seed,
-        progress=progress,
-    )
 
 
 def segment(
@@ -123,15 +82,33 @@ def segment(
     )
 
 
-def segmentation_iou(probability, masks, *, train_frames) -> float | None:
+def segmentation_iou(probability, masks, *, train_frames, label_frames=None) -> float | None:
     """Pixel IoU of ``probability > 0.5`` on the labelled frames not used for training.
 
-    Returns None when every labelled frame was used for training.
+    Parameters
+    ----------
+    probability : numpy.ndarray
+        ``(T, H, W)`` ensemble probability.
+    masks : array_like
+        ``(T, H, W)`` labels, or ``(K, H, W)`` label images of ``label_frames``.
+    train_frames : sequence of int
+        Frames the ensemble trained on (left out of the score).
+    label_frames : sequence of int, optional
+        The frames ``masks`` label (default: every frame).
+
+    Returns
+    -------
+    float or None
+        None when every labelled frame was used for training.
     """
-    held_out = [t for t in range(len(probability)) if t not in set(train_frames)]
+    masks = np.asarray(masks)
+    label_frames = range(len(probability)) if label_frames is None else label_frames
+    trained = {int(t) for t in train_frames}
+    held_out = [i for i, t in enumerate(label_frames) if int(t) not in trained]
     if not held_out:
         return None
-    return float(pixel_iou(probability[held_out] > 0.5, np.asarray(masks)[held_out] > 0))
+    frames = [int(label_frames[i]) for i in held_out]
+    return float(pixel_iou(np.asarray(probability[frames]) > 0.5, masks[held_out] > 0))
 
 
 def find_particles(probability, *, variance=None, config: LocateConfig | None = None) -> dict:

@@ -74,9 +74,11 @@ def test_subcommands_chain_on_a_users_movie(tmp_path, capsys):
 def test_clear_errors(tmp_path, capsys):
     src = tmp_path / "user"
     stage_movie(src, MovieConfig(n_frames=4, size=64, n_particles=4, transition_frame=2, seed=0))
-    # segmentation without labels or a trained ensemble
-    assert main(["segment", str(src / "movie.npy"), "--out", str(tmp_path / "o")]) == 2
-    assert "masks" in capsys.readouterr().err
+    # label images without their frame list
+    np.save(src / "some.npy", load_npy(src / "masks.npy")[:2])
+    segment = ["segment", str(src / "movie.npy"), "--out", str(tmp_path / "o")]
+    assert main([*segment, "--labels", str(src / "some.npy")]) == 2
+    assert "need their frame list" in capsys.readouterr().err
     # report before analyze
     assert main(["report", str(tmp_path / "o")]) == 2
     assert "run 'analyze' first" in capsys.readouterr().err
@@ -84,9 +86,72 @@ def test_clear_errors(tmp_path, capsys):
         build_parser().parse_args(["demo", "--bogus"])
 
 
+def test_segment_without_labels_and_with_label_images_of_some_frames(tmp_path, capsys):
+    import tifffile
+
+    from pyrolatent.segmentation.metrics import pixel_iou
+
+    src = tmp_path / "user"
+    stage_movie(src, MovieConfig(n_frames=6, size=64, n_particles=6, transition_frame=3, seed=0))
+    masks = load_npy(src / "masks.npy")
+    fast = ["--members", "1", "--steps", "20", "--quiet"]
+    segment = ["segment", str(src / "movie.npy"), *fast]
+    # no labels: pseudo-masks of the clearest frames train the ensemble
+    args = [*segment, "--pseudo-frames", "3", "--background-sigma", "6", "--out"]
+    assert main([*args, str(tmp_path / "free")]) == 0
+    record = json.loads((tmp_path / "free" / "segment.json").read_text())
+    assert record["label_source"] == "pseudo_masks" and record["polarity"] == "bright"
+    assert len(record["train_frames"]) == 3 and record["label_frames"] == record["train_frames"]
+    assert record["segmentation_iou"] is None  # nothing labelled to score on
+    prob = load_npy(tmp_path / "free" / "probability.npy")
+    assert prob.shape == masks.shape
+    iou = pixel_iou(prob > 0.5, masks > 0)
+    assert iou >= 0.6, iou  # measured 0.81 (1 member, 20 steps)
+    # a napari Labels layer per labelled frame (2-D TIFFs) plus the frame list
+    for f in (1, 4):
+        tifffile.imwrite(tmp_path / f"labels_{f}.tif", masks[f].astype(np.uint16))
+    images = [str(tmp_path / f"labels_{f}.tif") for f in (1, 4)]
+    out = tmp_path / "some"
+    assert main([*segment, "--labels", *images, "--label-frames", "1,4", "--out", str(out)]) == 0
+    record = json.loads((out / "segment.json").read_text())
+    assert record["label_source"] == "label_images"
+    assert record["train_frames"] == record["label_frames"] == [1, 4]
+    prob = load_npy(out / "probability.npy")
+    iou = pixel_iou(prob[[0, 2, 3, 5]] > 0.5, masks[[0, 2, 3, 5]] > 0)
+    assert iou >= 0.6, iou  # measured 0.81 on the frames not labelled
+    # a trained ensemble scored on a (K, H, W) stack of label images and a frames file
+    np.save(tmp_path / "stack.npy", masks[[0, 5]])
+    (tmp_path / "frames.txt").write_text("0\n5\n")
+    scored = [*segment, "--ensemble", str(out / "ensemble.pt"), "--labels"]
+    scored += [str(tmp_path / "stack.npy"), "--label-frames", str(tmp_path / "frames.txt")]
+    assert main([*scored, "--out", str(tmp_path / "scored")]) == 0
+    record = json.loads((tmp_path / "scored" / "segment.json").read_text())
+    assert record["label_source"] == "trained_ensemble" and record["label_frames"] == [0, 5]
+    expected = pixel_iou(prob[[0, 5]] > 0.5, masks[[0, 5]] > 0)
+    assert record["segmentation_iou"] == pytest.approx(expected, abs=1e-6)
+    # label images that do not fit the movie: one line naming the problem
+    capsys.readouterr()
+    for frames, message in [
+        ("1,4,5", "2 label images for 3 listed frames"),
+        ("1,6", "outside the movie's frames 0..5"),
+        ("4,4", "listed more than once"),
+    ]:
+        bad = [*segment, "--labels", *images, "--label-frames", frames, "--out", str(out)]
+        assert main(bad) == 2
+        assert message in capsys.readouterr().err, frames
+    tifffile.imwrite(tmp_path / "small.tif", masks[1, :32].astype(np.uint16))
+    bad = [*segment, "--labels", str(tmp_path / "small.tif"), "--label-frames", "1"]
+    assert main([*bad, "--out", str(out)]) == 2
+    assert "32 x 64 pixels, the movie's frames 64 x 64" in capsys.readouterr().err
+    # labels of some frames padded to a full-length array are not labels of the whole movie
+    assert main([*segment, "--masks", str(tmp_path / "stack.npy"), "--out", str(out)]) == 2
+    assert "label images with their frame list" in capsys.readouterr().err
+
+
 def test_demo_defaults_match_the_readme_command():
     args = build_parser().parse_args(["demo"])
     assert args.out == "pyrolatent-report" and not args.quick and args.seed == 0
+    assert not args.label_free
 
 
 def test_train_on_an_existing_checkpoint_says_what_it_resumes_and_trains_more(tmp_path, capsys):
@@ -113,7 +178,7 @@ def test_train_on_an_existing_checkpoint_says_what_it_resumes_and_trains_more(tm
 
 def test_help_shows_the_chain_examples_and_defaults(capsys):
     from pyrolatent import __version__
-    from pyrolatent.cli import CHAIN, EXAMPLES
+    from pyrolatent.cli_parser import CHAIN, EXAMPLES
 
     with pytest.raises(SystemExit) as exc:
         main(["--help"])

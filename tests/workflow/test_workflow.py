@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -235,6 +236,22 @@ def test_demo_quick_end_to_end(tmp_path):
     _assert_same_summary(in_memory, summary)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0])
+def test_demo_label_free_finds_the_planted_transition(tmp_path, seed):
+    # acceptance (issue 15): the full demo movie without its masks (pseudo-masks of the
+    # clearest frames train the ensemble): transition within +-5 frames, particle F1 >= 0.9
+    summary = pipeline_module.run_demo(tmp_path, seed=seed, progress=False, label_free=True)
+    print("demo --label-free:", json.dumps(summary))
+    assert summary["label_source"] == "pseudo_masks" and len(summary["train_frames"]) == 6
+    assert summary["particle_polarity"] == "bright"
+    assert summary["transition_detected"], summary
+    assert abs(summary["transition_frame"] - summary["planted_transition_frame"]) <= 5, summary
+    assert summary["particle_f1"] >= 0.9, summary
+    page = (tmp_path / "report.html").read_text()
+    assert "trained on pseudo-masks of the clearest frames" in page
+
+
 def _tiny_demo_config():
     from pyrolatent.workflow import DemoConfig, MovieConfig, SegmentConfig
 
@@ -295,13 +312,18 @@ def _in_memory_summary(config):
     return result
 
 
-def test_in_memory_chain_gives_the_demo_summary(tmp_path):
-    # the same configs through files (run_demo) and in memory (run_chain)
-    config = _tiny_demo_config()
+@pytest.mark.parametrize("label_free", [False, True])
+def test_in_memory_chain_gives_the_demo_summary(tmp_path, label_free):
+    # the same configs through files (run_demo) and in memory (run_chain), with the
+    # movie's masks or pseudo-masks (the masks then only score) training the segmentation
+    config = replace(_tiny_demo_config(), label_free=label_free)
     from_files = pipeline_module.run_demo(tmp_path, progress=False, config=config)
     result = _in_memory_summary(config)
     _assert_same_summary(result["summary"], from_files)
     assert result["summary"]["n_particles"] == len(result["particles"]["frame"]) > 50
+    source = "pseudo_masks" if label_free else "masks"
+    assert from_files["label_source"] == result["training"]["source"] == source
+    assert 0 <= from_files["particle_f1"] <= 1 and from_files["segmentation_iou"] > 0.5
     # latents join the particles on particle_id, not on row order
     lat = result["latents"]
     assert np.array_equal(np.sort(lat["particle_id"]), result["particles"]["particle_id"])
