@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import as_array
+from ..io.files import load_array
+from ..io.label_images import read_frame_list, read_label_images
 from ..segmentation import DeepEnsemble, train_ensemble
 from ..segmentation.label_free import clearest_frames, pseudo_masks
 from .configs import SegmentConfig
@@ -35,6 +37,7 @@ __all__ = [
     "train_on_labels",
     "train_segmenter",
     "segmentation_record",
+    "user_labels",
 ]
 
 #: Where the training labels came from (``segment.json`` ``label_source``).
@@ -299,3 +302,51 @@ def segmentation_record(training: dict | None, *, label_frames=None) -> dict:
         "label_frames": None if training["source"] == "masks" else trained,
         "polarity": training["polarity"],
     }
+
+
+def user_labels(movie_shape, masks_path, labels_path, label_frames):
+    """The user's labels from files as ``(labels, label_frames)``.
+
+    Parameters
+    ----------
+    movie_shape : tuple of int
+        ``(T, H, W)`` of the movie.
+    masks_path : path-like or None
+        ``.npy`` labels of the whole movie, ``(T, H, W)``.
+    labels_path : path-like, sequence of path-like or None
+        Label images (:func:`pyrolatent.io.label_images.read_label_images`).
+    label_frames : str, path-like, sequence of int or None
+        The frames the label images label (:func:`pyrolatent.io.label_images.read_frame_list`).
+
+    Returns
+    -------
+    labels : numpy.ndarray or None
+        ``(T, H, W)`` masks, or ``(K, H, W)`` label images, or None.
+    label_frames : list of int or None
+        The labelled frames of label images; None for masks or no labels.
+    """
+    if masks_path is not None and labels_path is not None:
+        raise ValueError(
+            "give either masks (labels of the whole movie) or label images with their "
+            "frame list, not both"
+        )
+    if (labels_path is None) != (label_frames is None):
+        raise ValueError(
+            "label images need their frame list and a frame list needs its label images: "
+            "give both (e.g. --labels labels.tif --label-frames 0,5,9)"
+        )
+    if labels_path is not None:
+        images, frames = check_label_images(
+            read_label_images(labels_path), read_frame_list(label_frames), movie_shape=movie_shape
+        )
+        return images, frames.tolist()
+    if masks_path is None:
+        return None, None
+    masks = load_array(masks_path, ndim=(3,), what="labels (T, H, W)", dtype=None)
+    if masks.shape != tuple(movie_shape):
+        raise ValueError(
+            f"{masks_path}: labels of shape {masks.shape} for a movie of shape "
+            f"{tuple(movie_shape)}; labels of some frames go in label images with their "
+            "frame list (--labels, --label-frames)"
+        )
+    return masks, None

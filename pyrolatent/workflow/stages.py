@@ -19,7 +19,6 @@ from ..analysis.dynamics import ANGLE_GRID_SIZE
 from ..data.particles import check_particles
 from ..io.checkpoint import load_checkpoint
 from ..io.files import load_array, load_json, load_table, save_json, save_npy, save_table
-from ..io.label_images import read_frame_list, read_label_images
 from ..io.movie import read_movie
 from ..io.movie_formats import open_movie
 from ..segmentation import DeepEnsemble
@@ -33,7 +32,7 @@ from .configs import (
     SegmentConfig,
     TrainConfig,
 )
-from .segmenter import check_label_images, segmentation_record
+from .segmenter import segmentation_record, user_labels
 from .units import movie_units, units_beside, with_units
 
 __all__ = [
@@ -98,35 +97,6 @@ def stage_movie(out, config: MovieConfig | None = None) -> list[Path]:
     meta = {"planted_transition_frame": movie.transition_frame, **movie.params}
     paths.append(save_json(out / "movie.json", meta))
     return paths
-
-
-def _user_labels(movie_shape, masks_path, labels_path, label_frames):
-    """The user's labels as ``(labels, label_frames)``: full-length masks, label images, or none."""
-    if masks_path is not None and labels_path is not None:
-        raise ValueError(
-            "give either masks (labels of the whole movie) or label images with their "
-            "frame list, not both"
-        )
-    if (labels_path is None) != (label_frames is None):
-        raise ValueError(
-            "label images need their frame list and a frame list needs its label images: "
-            "give both (e.g. --labels labels.tif --label-frames 0,5,9)"
-        )
-    if labels_path is not None:
-        images, frames = check_label_images(
-            read_label_images(labels_path), read_frame_list(label_frames), movie_shape=movie_shape
-        )
-        return images, frames.tolist()
-    if masks_path is None:
-        return None, None
-    masks = load_array(masks_path, ndim=(3,), what="labels (T, H, W)", dtype=None)
-    if masks.shape != tuple(movie_shape):
-        raise ValueError(
-            f"{masks_path}: labels of shape {masks.shape} for a movie of shape "
-            f"{tuple(movie_shape)}; labels of some frames go in label images with their "
-            "frame list (--labels, --label-frames)"
-        )
-    return masks, None
 
 
 def stage_segment(
@@ -196,7 +166,7 @@ def stage_segment(
     config = config if config is not None else SegmentConfig()
     out = Path(out)
     frames = open_movie(movie_path, **(movie_options or {}))  # read block by block
-    labels, labelled = _user_labels(frames.shape, masks_path, labels_path, label_frames)
+    labels, labelled = user_labels(frames.shape, masks_path, labels_path, label_frames)
     training = None
     if ensemble_path is not None:
         ensemble = DeepEnsemble.load(ensemble_path)
