@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from pyrolatent.data.io import read_movie
+from pyrolatent.io.movie import read_movie
 from pyrolatent.segmentation.detect import detect_particles
 from pyrolatent.segmentation.label_free import pseudo_masks
+from pyrolatent.workflow.segmenter import PSEUDO_EDGE_FRACTION
+
+# None: one global threshold; PSEUDO_EDGE_FRACTION: the edges `segment` uses without labels
+EDGES = pytest.mark.parametrize("local_fraction", [None, PSEUDO_EDGE_FRACTION])
 
 # Counted by eye on fei_haadf_512.npy (contrast-stretched overlay, zoomed): nine bright
 # particles, three of them in a touching chain near (340, 45); the dim, larger blobs
@@ -30,18 +35,29 @@ def test_haadf_detector_finds_every_particle_and_nothing_on_the_support(shared_d
         assert np.hypot(*(pos - (r, c)).T).min() <= 4, (r, c)
 
 
-def test_haadf_pseudo_masks_split_the_chain(shared_data):
+@EDGES
+def test_haadf_pseudo_masks_split_the_chain(shared_data, local_fraction):
     labels, found = pseudo_masks(
-        _haadf(shared_data), background_sigma=10, watershed="distance", min_distance=3
+        _haadf(shared_data),
+        background_sigma=10,
+        watershed="distance",
+        min_distance=3,
+        local_fraction=local_fraction,
     )
     assert len(found["row"]) == len(HAADF_BY_EYE)
     assert labels.max() >= 1 and (labels > 0).mean() < 0.01
 
 
-def test_au_pseudo_masks_count(shared_data):
+@EDGES
+def test_au_pseudo_masks_count(shared_data, local_fraction):
     image = read_movie(shared_data / "au_assemblies_tem" / "exp.png", channel=0)
     labels, found = pseudo_masks(
-        image, polarity="dark", background_sigma=30, watershed=True, min_distance=3
+        image,
+        polarity="dark",
+        background_sigma=30,
+        watershed=True,
+        min_distance=3,
+        local_fraction=local_fraction,
     )
     assert abs(len(found["row"]) - AU_COUNT_BY_EYE) <= 3, len(found["row"])
     assert len(np.unique(labels[labels > 0])) == len(found["row"])
