@@ -76,7 +76,8 @@ def test_c2c12_leave_one_frame_out_iou(shared_data):
     that even a model fitted to frames 7-9 reaches only 0.687 on them), so they are
     reported by ``benchmarks/segmentation.py`` (``iou_c2c12``: 0.588 trained on all of
     0-6), not asserted. Seven trainings of the recipe in ``benchmarks/segmentation.py``:
-    about 80 minutes on one idle CPU thread.
+    about 80 minutes on one idle CPU thread. Measured (AMD EPYC, one thread per fold):
+    0.747 pooled, per held-out frame 0.744, 0.757, 0.790, 0.717, 0.754, 0.756, 0.725.
     """
     data = np.load(shared_data / "c2c12_cells" / "data_small.npz")
     images, labels = data["images"].astype(np.float32), data["labels"] > 0
