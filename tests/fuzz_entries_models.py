@@ -130,7 +130,8 @@ def volume_case(draw):
 
 
 def _volume(patterns, rotations):
-    m = pl.VolumeVAE(9, latent_dim=1, group=None, encoder_channels=(2, 2), encoder_hidden=8,
+    m = pl.VolumeVAE(9, latent_dim=1, group=None, likelihood="gaussian",
+                     encoder_channels=(2, 2), encoder_hidden=8,
                      model_options={"hidden": 8, "depth": 1, "n_features": 4}, seed=0)  # fmt: skip
     m.fit(patterns, rotations, epochs=1, batch_size=2, progress=False)
     return m.encode(patterns, rotations)

@@ -40,10 +40,13 @@ class VolumeVAE(Estimator):
         Odd pattern size ``S`` (the volume is ``S^3``).
     latent_dim : int
     decoder : {"implicit", "voxel"}
-    likelihood : {"gaussian", "poisson"}
-        ``"gaussian"``: patterns are divided by their photon total (relative to
-        the dataset mean) and by the dataset's radial average; ``"poisson"``:
-        raw photon counts with a per-pattern ``fluence`` latent.
+    likelihood : {"poisson", "gaussian"}
+        ``"poisson"`` (default): raw photon counts (whole numbers, else ``fit``
+        refuses) with a per-pattern ``fluence`` latent. ``"gaussian"``: patterns
+        are divided by their photon total (relative to the dataset mean) and by
+        the dataset's radial average; for intensities that are not counts. On
+        2,100 frames of a real ribosome map and its stretched copy at 10^4 photons
+        (issue 18) |Spearman(z, stretch)| was 0.96 with Poisson, 0.62 Gaussian.
     group : str
         Point group (``"Oh"``).
     mask : array_like, optional
@@ -64,7 +67,7 @@ class VolumeVAE(Estimator):
     """
 
     def __init__(self, size: int, latent_dim: int = 1, decoder: str = "implicit",
-                 likelihood: str = "gaussian", group: str | None = "Oh", mask=None,
+                 likelihood: str = "poisson", group: str | None = "Oh", mask=None,
                  z_prior=None, fluence_prior=None, seed: int = 0, device=None,
                  model_options: dict | None = None,
                  encoder_channels: tuple[int, ...] = (16, 32, 64, 64),
@@ -111,6 +114,11 @@ class VolumeVAE(Estimator):
                 f"({self.size}, {self.size})"
             )
         check_nonnegative(x, "patterns", why="diffraction intensities/photon counts")
+        if self.model.likelihood == "poisson" and not bool((x == x.round()).all()):
+            raise ValueError(
+                "patterns: the Poisson likelihood (the default) needs photon counts (whole "
+                "numbers); pass likelihood='gaussian' for intensities that are not counts"
+            )
         r = check_rotations(rotations, name="rotations", proper=True).to(self.device)
         if r.shape != (x.shape[0], 3, 3):
             raise ValueError(f"rotations: expected ({x.shape[0]}, 3, 3), got {tuple(r.shape)}")

@@ -1,5 +1,7 @@
 """The volume VAE: building blocks, Pyro model/guide contract, and a fast end-to-end fit."""
 
+import math
+
 import numpy as np
 import pyro
 import pytest
@@ -196,3 +198,17 @@ def test_bad_inputs(two_shape_series):
         VolumeVAE(33, decoder="voxel", group="Y7").fit(
             s["patterns"][:4], s["rotations"][:4], epochs=1, progress=False
         )
+
+
+def test_poisson_is_the_default_and_refuses_non_counts(two_shape_series):
+    s = two_shape_series
+    vae = VolumeVAE(33, mask=s["mask"], model_options={"hidden": 16, "n_features": 8})
+    assert vae.model.likelihood == "poisson" and vae.guide.likelihood == "poisson"
+    with pytest.raises(ValueError, match="likelihood='gaussian'"):
+        vae.fit(s["patterns"][:4] + 0.5, s["rotations"][:4], epochs=1, progress=False)
+    vae.fit(s["patterns"][:8], s["rotations"][:8], epochs=1, batch_size=4, progress=False)
+    assert vae.epochs_trained == 1 and math.isfinite(vae.history["loss"][-1])
+    gauss = VolumeVAE(33, likelihood="gaussian", mask=s["mask"],
+                      model_options={"hidden": 16, "n_features": 8})  # fmt: skip
+    gauss.fit(s["patterns"][:8] + 0.5, s["rotations"][:8], epochs=1, batch_size=4, progress=False)
+    assert gauss.epochs_trained == 1

@@ -1,5 +1,6 @@
 """3D EMC of sparse photon frames: quaternion grid, frames, Poisson E-step, EM driver, metrics."""
 
+from .anneal import anneal_start
 from .emc import EMCResult, emc
 from .estep import emc_model, log_likelihood_block, posterior_summary
 from .frames import Detector, PhotonFrames, check_detector_mask, flat_detector
@@ -14,6 +15,7 @@ __all__ = [
     "EMCResult",
     "PhotonFrames",
     "align_volume",
+    "anneal_start",
     "check_detector_mask",
     "emc",
     "emc_model",
