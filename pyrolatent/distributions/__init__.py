@@ -9,9 +9,11 @@ from .circular import (
     vector_to_angle,
     wrap_angle,
 )
+from .grid_angle import GridAngle
 
 __all__ = [
     "CircularUniform",
+    "GridAngle",
     "ProjectedNormalAngle",
     "VonMises",
     "angle_to_vector",

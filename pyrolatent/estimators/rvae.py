@@ -17,6 +17,13 @@ from ..models.rvae import RVAEModel
 from ..models.sites import Z
 from .base import ImageModelWrapper, pose_priors
 from .diagnostics import DiagnosticsMixin
+from .grid_pose import (
+    grid_posteriors,
+    guide_pose_options,
+    model_pose_options,
+    pose_config,
+    start_from_template,
+)
 
 __all__ = ["RVAE"]
 
@@ -56,6 +63,21 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
     seed : int
         Seeds parameter initialisation and the estimator's own training stream
         (the caller's random state is never touched).
+    pose : {"amortized", "grid"}
+        How angles are inferred. ``"amortized"``: the encoder predicts a
+        projected-normal angle posterior (fast; gradient descent can settle in
+        a wrong basin). ``"grid"``: the angle is summed exactly over a grid of
+        ``pose_grid`` rotations (with a random offset inside each cell), the
+        content encoder averages ``views`` turned copies of each image, and
+        ``encode`` reports the exact posterior on a ``pose_refine``-times finer
+        grid: the whole circle is searched, so an n-fold symmetric particle
+        shows n modes instead of a failed fit (see :mod:`pyrolatent.models.pose_grid`).
+    pose_grid : int
+        Grid angles in training (``pose="grid"``), over ``2 pi / symmetry``.
+    pose_refine : int
+        ``encode`` scores ``pose_refine * pose_grid`` angles.
+    views : int
+        Turned copies averaged by the content encoder (``pose="grid"``).
     model, guide : PyroModule, optional
         Use these instead of building ``RVAEModel``/``RVAEGuide`` (e.g. a
         subclass with its own ``z_dist``); they must take images ``(B, H, W)``
@@ -90,6 +112,10 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
         sigma: float = 0.1,
         learn_sigma: bool = False,
         compute_dtype: str = "float32",
+        pose: str = "amortized",
+        pose_grid: int = 16,
+        pose_refine: int = 4,
+        views: int = 8,
         device=None,
         seed: int = 0,
         model=None,
@@ -102,13 +128,21 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
             encoder_hidden or decoder_hidden, decoder_hidden, offset_prior_scale, symmetry,
             sigma, learn_sigma, compute_dtype, seed,
         )  # fmt: skip
+        config |= pose_config(pose, pose_grid, pose_refine, views)
         priors = pose_priors(angle_prior, offset_prior, scale_prior, z_prior)
         self._build(
             config,
             priors,
             device,
-            lambda: RVAEModel(config["image_size"], **self._model_options(), **priors),
-            lambda: RVAEGuide(config["image_size"], **self._guide_options()),
+            lambda: RVAEModel(
+                config["image_size"],
+                **self._model_options(),
+                **model_pose_options(config),
+                **priors,
+            ),  # fmt: skip
+            lambda: RVAEGuide(
+                config["image_size"], **self._guide_options(), **guide_pose_options(config)
+            ),  # fmt: skip
             model,
             guide,
         )
@@ -161,6 +195,8 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
         """
         x = self._images(images)
         val = self._images(val_images, "val_images") if val_images is not None else None
+        if self.epochs_trained == 0 and getattr(self.model, "angle_grid", None) is not None:
+            start_from_template(self.model, x, self.config["seed"])
         trainer = self._trainer(lr=lr, callbacks=callbacks, checkpoint_path=checkpoint_path,
                                 loss=loss, progress=progress, quiet=quiet)  # fmt: skip
         trainer.fit(Batches(x, batch_size), epochs=epochs, batch_size=batch_size, val_data=val)
@@ -179,7 +215,12 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
             "offset": {"loc": (N, 2), "scale": (N, 2)}, ...}``; angles in radians
             (``loc`` in ``(-pi, pi]``), offsets ``(dx, dy)`` in pixels.
         """
-        return self._encode(self._images(images), self.guide.posteriors, batch_size)
+        x = self._images(images)
+        if getattr(self.model, "angle_grid", None) is None:
+            return self._encode(x, self.guide.posteriors, batch_size)
+        refine = self.config["pose_refine"]
+        return self._encode(x, lambda b: grid_posteriors(self.model, self.guide, b, refine),
+                            batch_size)  # fmt: skip
 
     def decode(self, z, angle=None, offset=None, scale=None) -> np.ndarray:
         """Mean images for content codes and optional per-sample poses.

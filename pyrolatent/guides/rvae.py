@@ -12,8 +12,12 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from ..checks import check_observed
-from ..models.sites import Z
+from ..models.pose import parse_invariances
+from ..models.pose_grid import grid_step
+from ..models.sites import ANGLE_JITTER, OFFSET, Z
 from ..nn.encoders import make_encoder
+from ..nn.pooled_encoder import RotationPooledEncoder, he_init
+from ..primitives import warp_images
 from .pose import PoseHeads
 
 __all__ = ["RVAEGuide"]
@@ -36,6 +40,15 @@ class RVAEGuide(PyroModule):
     angle_symmetry : int
         Rotational symmetry order of the objects (see
         :class:`~pyrolatent.guides.pose.PoseHeads`).
+    pose : {"amortized", "grid"}
+        ``"grid"`` pairs the model's rotation grid (``pose="grid"``): no angle
+        head (the model sums the grid index exactly), the grid jitter drawn from
+        its prior, and ``z`` from a :class:`~pyrolatent.nn.pooled_encoder.RotationPooledEncoder`
+        of the image re-centred by the offset posterior's mean.
+    pose_grid : int
+        ``K`` of the model's grid (``pose="grid"``).
+    views : int
+        Turned copies the content encoder averages (``pose="grid"``).
     """
 
     def __init__(
@@ -48,19 +61,41 @@ class RVAEGuide(PyroModule):
         encoder: str = "mlp",
         offset_prior_scale: float = 2.0,
         angle_symmetry: int = 1,
+        pose: str = "amortized",
+        pose_grid: int = 16,
+        views: int = 8,
     ):
         super().__init__()
+        if pose == "grid" and "rotation" in parse_invariances(invariances):
+            activation = "relu"  # with He initialisation (see RotationPooledEncoder)
         self.encoder = make_encoder(encoder, tuple(image_size), hidden, activation)
         self.image_size = tuple(int(s) for s in image_size)
         width = self.encoder.out_features
-        self.z_head = nn.Linear(width, 2 * latent_dim)
+        invariances = parse_invariances(invariances)
+        self.grid_step = None
+        if pose == "grid" and "rotation" in invariances:
+            self.grid_step = grid_step(pose_grid, angle_symmetry)
+            invariances = tuple(i for i in invariances if i != "rotation")
+            self.z_encoder = RotationPooledEncoder(
+                he_init(make_encoder(encoder, tuple(image_size), hidden, activation)), views
+            )
+            he_init(self.encoder)
+            width_z = self.z_encoder.out_features
+        else:
+            self.z_encoder, width_z = None, width
+        self.z_head = nn.Linear(width_z, 2 * latent_dim)
         self.pose = PoseHeads(width, invariances, offset_prior_scale, angle_symmetry)
 
     def posteriors(self, x: torch.Tensor) -> dict[str, dist.Distribution]:
         """All posteriors for images ``x (B, H, W)``, batch shape ``(B,)``."""
         h = self.encoder(x)
-        loc, raw = self.z_head(h).chunk(2, dim=-1)
         out = self.pose.posteriors(h)
+        if self.z_encoder is not None:
+            centred = x if OFFSET not in out else warp_images(x, offset=-out[OFFSET].mean)
+            h = self.z_encoder(centred)
+            low = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+            out[ANGLE_JITTER] = dist.Uniform(low, low + self.grid_step)
+        loc, raw = self.z_head(h).chunk(2, dim=-1)
         out[Z] = dist.Normal(loc, F.softplus(raw) + 1e-4).to_event(1)
         return out
 

@@ -112,10 +112,16 @@ class PosePrior(nn.Module):
             return dist.LogNormal(self._zero.expand(n), (self._zero + 0.1).expand(n))
         return expand_prior(self.scale_prior, n, (), SCALE)
 
-    def sample(self, n: int) -> dict[str, torch.Tensor | None]:
-        """Sample the active pose sites; call inside the data plate."""
+    def sample(self, n: int, angle_grid=None) -> dict[str, torch.Tensor | None]:
+        """Sample the active pose sites; call inside the data plate.
+
+        With an :class:`~pyrolatent.models.pose_grid.AngleGrid` the angle is its
+        grid index and jitter (summed exactly by enumeration) instead of ``angle``.
+        """
         angle = offset = scale = None
-        if "rotation" in self.invariances:
+        if "rotation" in self.invariances and angle_grid is not None:
+            angle = angle_grid.sample(n)
+        elif "rotation" in self.invariances:
             angle = pyro.sample(ANGLE, self.angle_dist(n))
             if angle.device != self._zero.device:  # CircularUniform samples on the CPU
                 angle = angle.to(self._zero.device)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from pyro.nn import PyroModule
 
 from .._deprecated import forward
@@ -30,6 +31,7 @@ from ..checks import check_count, check_observed
 from ..nn.decoders import make_decoder
 from .likelihoods import make_likelihood
 from .pose import PosePrior, expand_prior, parse_invariances
+from .pose_grid import canonical_image, make_angle_grid, render_posed
 from .sites import ANGLE, OBS, OFFSET, SCALE, Z
 
 __all__ = ["Z", "ANGLE", "OFFSET", "SCALE", "OBS", "RVAEModel"]
@@ -63,6 +65,17 @@ class RVAEModel(PyroModule):
     compute_dtype : {"float32", "bfloat16"}
         Precision of the spatial decoder's hidden-layer products
         (see :class:`~pyrolatent.nn.decoders.SpatialDecoder`).
+    pose : {"amortized", "grid"}
+        How the angle is inferred: a continuous ``angle`` site (the guide
+        amortises it), or ``"grid"``: the angle summed exactly over a rotation
+        grid of ``pose_grid`` angles (:mod:`pyrolatent.models.pose_grid`; train
+        with :meth:`default_loss`, ``TraceEnum_ELBO``). With ``"grid"`` every
+        decoder draws the canonical image once and the warp poses it.
+    pose_grid : int
+        ``K``, angles of the grid (``pose="grid"``).
+    symmetry : int
+        Rotational symmetry order ``n`` of the particles (``pose="grid"``): the
+        grid covers ``[0, 2 pi / n)``.
     """
 
     def __init__(
@@ -82,6 +95,9 @@ class RVAEModel(PyroModule):
         sigma: float = 0.1,
         learn_sigma: bool = False,
         compute_dtype: str = "float32",
+        pose: str = "amortized",
+        pose_grid: int = 16,
+        symmetry: int = 1,
     ):
         super().__init__()
         latent_dim = check_count(latent_dim, "latent_dim", high=1024)
@@ -105,6 +121,13 @@ class RVAEModel(PyroModule):
         )
         self.z_prior = z_prior
         self.register_buffer("_zero", torch.tensor(0.0))
+        self.angle_grid = make_angle_grid(pose, self.invariances, pose_grid, symmetry, angle_prior)
+
+    def default_loss(self):
+        """``TraceEnum_ELBO`` (grid index summed) for ``pose="grid"``, else ``Trace_ELBO``."""
+        if self.angle_grid is not None:
+            return TraceEnum_ELBO(max_plate_nesting=1)
+        return Trace_ELBO()
 
     def z_dist(self, n: int) -> dist.Distribution:
         """Prior of the content latent, batch ``(n,)``, event ``(latent_dim,)``."""
@@ -114,8 +137,10 @@ class RVAEModel(PyroModule):
         return expand_prior(self.z_prior, n, (self.latent_dim,), Z)
 
     def render(self, z, angle=None, offset=None, scale=None) -> torch.Tensor:
-        """Mean images ``(B, H, W)`` for codes and poses."""
-        return self.decoder(z, angle=angle, offset=offset, scale=scale)
+        """Mean images ``(B, H, W)``; ``(..., B, H, W)`` for angles ``(..., B)``."""
+        if self.angle_grid is None:
+            return self.decoder(z, angle=angle, offset=offset, scale=scale)
+        return render_posed(canonical_image(self.decoder, z), angle, offset, scale)
 
     def forward(self, x: torch.Tensor | None = None, num_items: int | None = None):
         """Run the generative model on images ``x (B, H, W)`` (or sample ``num_items``)."""
@@ -124,7 +149,7 @@ class RVAEModel(PyroModule):
         n = check_observed(x, self.image_size).shape[0] if x is not None else num_items
         with pyro.plate("data", n):
             z = pyro.sample(Z, self.z_dist(n))
-            pose = self.pose_prior.sample(n)
+            pose = self.pose_prior.sample(n, angle_grid=self.angle_grid)
             mean = self.render(z, **pose)
             return pyro.sample(OBS, self.likelihood.dist(mean), obs=x)
 

@@ -11,6 +11,8 @@ __all__ = [
     "Y",
     "AUX",
     "ANGLE",
+    "ANGLE_INDEX",
+    "ANGLE_JITTER",
     "OFFSET",
     "SCALE",
     "FLUENCE",
@@ -33,6 +35,10 @@ Y = "y"
 AUX = "y_aux"
 #: In-plane rotation, radians.
 ANGLE = "angle"
+#: Grid pose: index of the rotation-grid angle (enumerated exactly), integer in ``[0, K)``.
+ANGLE_INDEX = "angle_index"
+#: Grid pose: offset of the angle within its grid cell, radians in ``[0, 2 pi / (n K))``.
+ANGLE_JITTER = "angle_jitter"
 #: Translation ``(dx, dy)``, pixels.
 OFFSET = "offset"
 #: Isotropic scale, dimensionless.

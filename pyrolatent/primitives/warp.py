@@ -13,7 +13,22 @@ import torch.nn.functional as F
 
 from .grids import rotation_matrix_2d
 
-__all__ = ["affine_theta", "warp_images"]
+__all__ = ["affine_theta", "sampling_grid", "warp_images"]
+
+
+def sampling_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``F.affine_grid(theta, (B, C, H, W), align_corners=False)``, by broadcasting.
+
+    The same ``(B, H, W, 2)`` grid, computed as two multiply-adds per pixel
+    instead of a batched product with an inner dimension of 3 (several times
+    faster on CPUs, forward and backward).
+    """
+    kw = {"dtype": theta.dtype, "device": theta.device}
+    xs = (torch.arange(width, **kw) * 2 + 1) / width - 1  # (W,)
+    ys = (torch.arange(height, **kw) * 2 + 1) / height - 1  # (H,)
+    t = theta.unsqueeze(-1).unsqueeze(-1)  # (B, 2, 3, 1, 1)
+    grid = t[:, :, 0] * xs + t[:, :, 1] * ys.unsqueeze(-1) + t[:, :, 2]  # (B, 2, H, W)
+    return grid.permute(0, 2, 3, 1)
 
 
 def affine_theta(
@@ -85,6 +100,6 @@ def warp_images(
         raise ValueError(f"images: expected (B, H, W) or (B, C, H, W), got {tuple(images.shape)}")
     b, _, h, w = x.shape
     theta = affine_theta(angle, offset, scale, h, w, batch=b, dtype=x.dtype, device=x.device)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = sampling_grid(theta, h, w)
     out = F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
     return out.squeeze(1) if squeeze else out
