@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import math
+
 import arviz as az
 import numpy as np
 import pyro
 import torch
 from pyro import poutine
+from pyro.infer import infer_discrete
+
+from ..models.sites import ANGLE, ANGLE_INDEX, ANGLE_JITTER
+from ..primitives.angles import wrap_angle
 
 __all__ = ["rvae_to_inference_data"]
+
+
+def _conditioned(model, guide_trace):
+    """The model replayed on the guide's draws (a grid angle index from its exact posterior)."""
+    replayed = poutine.replay(model, trace=guide_trace)
+    if getattr(model, "angle_grid", None) is None:
+        return replayed
+    return infer_discrete(replayed, first_available_dim=-2, temperature=1)
 
 
 @torch.no_grad()
@@ -16,7 +30,10 @@ def rvae_to_inference_data(rvae, images, num_samples: int = 100, seed: int = 0):
     """Posterior samples of every latent of every image, as ``InferenceData``.
 
     The amortised guide is sampled ``num_samples`` times; for each draw the model
-    is replayed to give the per-image log-likelihood of the observed pixels.
+    is replayed to give the per-image log-likelihood of the observed pixels. With
+    ``pose="grid"`` the angle of each draw comes from its exact posterior given
+    the other latents (``pyro.infer.infer_discrete``), and ``angle_jitter`` is
+    left out of the posterior group.
 
     Parameters
     ----------
@@ -52,16 +69,21 @@ def rvae_to_inference_data(rvae, images, num_samples: int = 100, seed: int = 0):
             pyro.set_rng_seed(seed)
             for _ in range(num_samples):
                 gtr = poutine.trace(guide).get_trace(x)
-                mtr = poutine.trace(poutine.replay(model, trace=gtr)).get_trace(x)
+                mtr = poutine.trace(_conditioned(model, gtr)).get_trace(x)
                 for name, site in gtr.nodes.items():
                     if site["type"] == "sample" and not site["is_observed"]:
                         draws.setdefault(name, []).append(site["value"].cpu().numpy())
+                if ANGLE_INDEX in mtr.nodes:  # pose="grid": the angle drawn exactly
+                    angle = model.angle_grid.angles[mtr.nodes[ANGLE_INDEX]["value"]]
+                    angle = wrap_angle(angle + mtr.nodes[ANGLE_JITTER]["value"],
+                                       period=2 * math.pi / model.angle_grid.symmetry)  # fmt: skip
+                    draws.setdefault(ANGLE, []).append(angle.cpu().numpy())
                 obs = mtr.nodes["obs"]
                 loglik.append(obs["fn"].log_prob(obs["value"]).cpu().numpy())
     finally:
         model.train(modes[0])
         guide.train(modes[1])
-    posterior = {k: np.stack(v)[None] for k, v in draws.items()}
+    posterior = {k: np.stack(v)[None] for k, v in draws.items() if k != ANGLE_JITTER}
     dims = {"z": ["item", "z_dim"], "angle": ["item"], "offset": ["item", "axis"]}
     dims["scale"] = ["item"]
     coords = {"item": np.arange(x.shape[0]), "axis": ["dx", "dy"]}
