@@ -24,7 +24,7 @@ ANGLE_CHUNK = 2**25
 
 
 @torch.no_grad()
-def grid_posteriors(model, guide, x: torch.Tensor, refine: int = 4) -> dict:
+def grid_posteriors(model, guide, x: torch.Tensor, refine: int = 8) -> dict:
     """The guide's posteriors with the angle's exact posterior on a ``refine``-times finer grid.
 
     The content code and the offset (and scale) are set at their posterior
@@ -82,7 +82,7 @@ def model_pose_options(config: dict) -> dict:
     """``pose``, ``pose_grid``, ``symmetry`` for the model (older configs: amortised)."""
     return {
         "pose": config.get("pose", "amortized"),
-        "pose_grid": config.get("pose_grid", 16),
+        "pose_grid": config.get("pose_grid", 8),
         "symmetry": config.get("symmetry", 1),
     }
 
@@ -91,7 +91,7 @@ def guide_pose_options(config: dict) -> dict:
     """``pose``, ``pose_grid``, ``views`` for the guide (older configs: amortised)."""
     return {
         "pose": config.get("pose", "amortized"),
-        "pose_grid": config.get("pose_grid", 16),
+        "pose_grid": config.get("pose_grid", 8),
         "views": config.get("views", 8),
     }
 

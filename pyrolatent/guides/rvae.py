@@ -62,7 +62,7 @@ class RVAEGuide(PyroModule):
         offset_prior_scale: float = 2.0,
         angle_symmetry: int = 1,
         pose: str = "amortized",
-        pose_grid: int = 16,
+        pose_grid: int = 8,
         views: int = 8,
     ):
         super().__init__()

@@ -96,7 +96,7 @@ class RVAEModel(PyroModule):
         learn_sigma: bool = False,
         compute_dtype: str = "float32",
         pose: str = "amortized",
-        pose_grid: int = 16,
+        pose_grid: int = 8,
         symmetry: int = 1,
     ):
         super().__init__()

@@ -18,13 +18,15 @@ from pyro.infer import Predictive, TraceEnum_ELBO
 from pyrolatent.analysis.circular import circular_correlation
 from pyrolatent.data.synthetic.shapes import make_rotated_shapes
 from pyrolatent.distributions import GridAngle
+from pyrolatent.estimators.grid_pose import grid_posteriors
 from pyrolatent.estimators.rvae import RVAE
 from pyrolatent.models.pose_grid import canonical_image, centre_of_mass, render_posed
 from pyrolatent.models.sites import ANGLE_INDEX, ANGLE_JITTER, OFFSET, Z
 from pyrolatent.primitives.warp import sampling_grid
 
-# Full-circle angle correlation of a short grid fit on L shapes (24 px, 600 images,
-# 12 epochs). Measured on an AMD EPYC, seeds 0-4: see the note at the test.
+# Full-circle angle correlation of a short grid fit (24 px, 600 images, 12 epochs).
+# Measured on an AMD EPYC (1 thread), seeds 0-4, pose_grid 8: L 0.9998 every seed,
+# triangle modulo 2 pi / 3 1.0 every seed (pose_grid 16: L 0.9997-0.9999).
 GRID_ANGLE_CORR = 0.95
 
 
@@ -118,13 +120,14 @@ def test_triangle_without_declared_symmetry_has_three_modes():
     rvae = RVAE((24, 24), pose="grid", decoder="warp", seed=0)
     rvae.fit(data["images"], epochs=12, batch_size=50, progress=False)
     x = torch.as_tensor(data["images"][:100])
-    from pyrolatent.estimators.grid_pose import grid_posteriors
-
-    post = grid_posteriors(rvae.model, rvae.guide, x, refine=4)["angle"].probs
-    # three equal modes 120 degrees apart: the mass turned by a third of a turn matches
-    third = post.shape[-1] // 3
-    overlap = (post * post.roll(third, -1)).sum(-1) / (post * post).sum(-1)
-    assert float(overlap.median()) > 0.5
+    posterior = grid_posteriors(rvae.model, rvae.guide, x)["angle"]
+    # three equal modes a third of a turn apart: the mass within 20 degrees of the mode,
+    # of the mode + 120 and of the mode + 240 degrees (smallest / largest, seeds 0-4: 0.91-0.97)
+    gap = posterior.angles - posterior.mean_direction.unsqueeze(-1)  # (B, K')
+    mass = [(posterior.probs * (torch.cos(gap - j * 2 * math.pi / 3) > math.cos(0.35))).sum(-1)
+            for j in range(3)]  # fmt: skip
+    mass = torch.stack(mass, -1)
+    assert float((mass.amin(-1) / mass.amax(-1)).median()) > 0.5
     enc = rvae.encode(data["images"])
     rho = abs(circular_correlation(enc["angle"]["loc"], data["angles"], symmetry=3))
     assert rho >= GRID_ANGLE_CORR, rho
@@ -151,8 +154,8 @@ def test_inference_data_draws_the_grid_angle_from_its_posterior():
     assert "angle_jitter" not in idata.posterior and "angle_index" not in idata.posterior
     draws = idata.posterior["angle"].values[0]  # (draw, item)
     enc = rvae.encode(data["images"][:40])
-    # draws lie near the mode: within the training grid's half-step (0.2 rad; the jitter is
-    # drawn from its prior) where random angles would be ~1.6 rad away (measured: 0.10)
+    # draws lie near the mode: within the training grid's half-step (0.39 rad; the jitter is
+    # drawn from its prior) where random angles would be ~1.6 rad away (seeds 0-4: 0.18-0.22)
     gap = np.angle(np.exp(1j * (draws - enc["angle"]["loc"])))
-    assert float(np.median(np.abs(gap))) < 0.3
+    assert float(np.median(np.abs(gap))) < 0.45
     assert idata.log_likelihood["obs"].shape == (1, 5, 40)
