@@ -153,7 +153,12 @@ def _reference(shape):
 
 
 def test_method1_learns_square_angles_without_labels():
-    """Fast end-to-end: >= 90% of test squares within 3 deg after one-image calibration."""
+    """Fast end-to-end: >= 90% of test squares within 3 deg after one-image calibration.
+
+    6 epochs: measured on an AMD EPYC with seeds 0-4 (torch seed, data seeds 1 + 10 s and
+    2 + 10 s): 1.0, 1.0, 1.0, 0.955, 0.9975. With 4 epochs a change of the warp's sampling
+    grid in the last float bit moved seed 0 from above 0.90 to 0.8925 (others 0.99-1.0).
+    """
     torch.manual_seed(0)
     train = make_stereo_pairs(2000, "square", generator=torch.Generator().manual_seed(1))
     test = make_polygons(400, "square", generator=torch.Generator().manual_seed(2))
@@ -163,7 +168,7 @@ def test_method1_learns_square_angles_without_labels():
         preprocess(train["images_a"]),
         preprocess(train["images_b"]),
         train["delta"],
-        epochs=4,
+        epochs=6,
         batch_size=64,
         progress=False,
     )
