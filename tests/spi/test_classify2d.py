@@ -121,7 +121,11 @@ def test_batches_do_not_change_the_answer():
     frames, _, _, mask = sparse_frames(n=120, seed=1)
     a = classify2d(frames, 4, n_iterations=5, n_init=1, mask=mask, batch_size=1024, progress=False)
     b = classify2d(frames, 4, n_iterations=5, n_init=1, mask=mask, batch_size=17, progress=False)
-    assert torch.allclose(a.averages, b.averages, rtol=1e-3, atol=1e-6)
+    # Only the order of float32 sums over frames differs. Measured (AMD EPYC, seeds 1-5): the
+    # largest difference is 1e-5 to 2e-3 on averages up to 59-73 (<= 3e-5 of the largest);
+    # relative to a near-zero pixel it can exceed 1e-3, so the absolute floor scales with them.
+    scale = float(a.averages.abs().max())
+    assert torch.allclose(a.averages, b.averages, rtol=1e-3, atol=1e-4 * scale)
     assert torch.equal(a.best_class, b.best_class)
 
 
