@@ -1,0 +1,189 @@
+"""Does the ss-rVAE classifier transfer to card suits drawn by another renderer? (issue 17, item 4)
+
+The ss-rVAE is trained by the documented recipe of ``benchmarks/ssrvae.py`` on
+our cards (:func:`~pyrolatent.data.synthetic.cards.paper_split`: 200 labelled
+cards per suit at +-4 deg, 3,000 unlabelled per suit at +-a; warp decoder,
+batch 32, lr 3e-3, epochs until ``BUDGET_S`` or ``MAX_EPOCHS``) and evaluated on
+
+* ``own_a60`` / ``own_a90``: fresh cards from :func:`make_cards` at +-60 / +-90 deg
+  (paper test disorder otherwise: shear [0, 0.23], offsets up to 0.1, scale jitter 0.1);
+* ``independent_a60`` / ``independent_a90``: the same disorder drawn by
+  :func:`~pyrolatent.data.synthetic.glyph_cards.make_glyph_cards` (font glyphs,
+  never used in training).
+
+Settings (``SETTINGS``): the unlabelled rotation range ``a`` (60 or 90 deg) and
+``input_noise`` (the documented noise augmentation of the encoders' inputs, 0 or 0.1).
+
+Each (setting, seed) run writes ``benchmarks/results/ssrvae_transfer/<setting>_seed<k>.json``
+and is skipped when that file exists, so the script resumes. Every invocation then
+collects all runs into ``benchmarks/results/ssrvae_transfer.json``:
+``ssrvae_own_a60_min`` and ``ssrvae_independent_a60_min`` (setting ``a60``),
+``ssrvae_independent_a90_min`` (setting ``a90``), the minima over the seeds run
+(``n_seeds`` says how many), and per-setting, per-seed lists of every accuracy.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/ssrvae_transfer.py [--settings a60,a90] [--seeds 0,1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pyrolatent.analysis.stress import PAPER_TEST_DISORDER
+from pyrolatent.data.synthetic.cards import make_cards, paper_split
+from pyrolatent.data.synthetic.glyph_cards import make_glyph_cards
+from pyrolatent.estimators.ssrvae import SSRVAE
+from pyrolatent.infer.metrics import accuracy, confusion_matrix
+
+SIZE = 48
+TRAIN_BATCH = 32
+TRAIN_LR = 3e-3
+BUDGET_S = 420.0  # training seconds per run (one thread)
+MAX_EPOCHS = 15
+N_EVAL = 250  # test cards per suit and test set
+N_LABELLED, N_UNLABELLED = 200, 3000  # per suit
+SETTINGS = {
+    "a60": {"angle_deg": 60, "input_noise": 0.0},
+    "a60_noise": {"angle_deg": 60, "input_noise": 0.1},
+    "a90": {"angle_deg": 90, "input_noise": 0.0},
+    "a90_noise": {"angle_deg": 90, "input_noise": 0.1},
+}
+RESULTS = Path(__file__).parent / "results"
+RUNS = RESULTS / "ssrvae_transfer"
+
+
+def test_sets(seed: int) -> dict[str, dict]:
+    """The four evaluation sets of one seed (fixed per seed, shared by all settings)."""
+    out = {}
+    for deg in (60, 90):
+        kw = {**PAPER_TEST_DISORDER, "angle_range": math.radians(deg), "image_size": SIZE}
+        out[f"own_a{deg}"] = make_cards(N_EVAL, seed=70_000 + 10 * seed + deg // 30, **kw)
+        out[f"independent_a{deg}"] = make_glyph_cards(
+            N_EVAL, seed=80_000 + 10 * seed + deg // 30, **kw
+        )
+    return out
+
+
+def train(setting: dict, seed: int) -> tuple[SSRVAE, float, int]:
+    """The documented recipe; returns the model, training seconds and epochs."""
+    split = paper_split(
+        N_LABELLED,
+        N_UNLABELLED,
+        1,  # the split's own test set is not used
+        image_size=SIZE,
+        angle_range=math.radians(setting["angle_deg"]),
+        seed=1000 * seed,
+    )
+    model = SSRVAE(
+        (SIZE, SIZE),
+        4,
+        invariances=("rotation", "translation"),
+        decoder="warp",
+        input_noise=setting["input_noise"],
+        seed=seed,
+    )
+    lab, un = split["labelled"], split["unlabelled"]
+    t0, epochs = time.perf_counter(), 0
+    while epochs < MAX_EPOCHS:
+        epochs += 1
+        model.fit(
+            un["images"],
+            lab["images"],
+            lab["labels"],
+            epochs=1,
+            batch_size=TRAIN_BATCH,
+            lr=TRAIN_LR,
+            progress=False,
+            diagnose=False,
+        )
+        elapsed = time.perf_counter() - t0
+        print(f"  epoch {epochs} {elapsed:.0f} s", flush=True)
+        if elapsed * (epochs + 1) / epochs > BUDGET_S:  # the next epoch would overrun
+            break
+    return model, time.perf_counter() - t0, epochs
+
+
+def run(name: str, seed: int) -> dict:
+    path = RUNS / f"{name}_seed{seed}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    setting = SETTINGS[name]
+    model, train_s, epochs = train(setting, seed)
+    out = {"setting": name, **setting, "seed": seed, "train_s": train_s, "epochs": epochs}
+    for key, data in test_sets(seed).items():
+        pred = model.predict(data["images"])
+        out[key] = accuracy(pred, data["labels"])
+        out[f"confusion_{key}"] = confusion_matrix(pred, data["labels"], 4).tolist()
+    print({k: v for k, v in out.items() if not k.startswith("confusion")}, flush=True)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    return out
+
+
+def collect() -> dict:
+    runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*_seed*.json"))]
+    per = {}
+    for name in SETTINGS:
+        rs = sorted((r for r in runs if r["setting"] == name), key=lambda r: r["seed"])
+        if not rs:
+            continue
+        entry = {"seeds": [r["seed"] for r in rs]}
+        for key in ("own_a60", "own_a90", "independent_a60", "independent_a90"):
+            entry[key] = [r[key] for r in rs]
+            entry[f"{key}_min"] = min(entry[key])
+        entry["epochs"] = [r["epochs"] for r in rs]
+        entry["train_s"] = [r["train_s"] for r in rs]
+        per[name] = entry
+    out = {
+        "per_setting": per,
+        "settings": {
+            "settings": SETTINGS,
+            "decoder": "warp",
+            "batch_size": TRAIN_BATCH,
+            "lr": TRAIN_LR,
+            "budget_s": BUDGET_S,
+            "max_epochs": MAX_EPOCHS,
+            "labelled_per_suit": N_LABELLED,
+            "unlabelled_per_suit": N_UNLABELLED,
+            "eval_per_suit": N_EVAL,
+            "test_disorder": PAPER_TEST_DISORDER,
+            "torch_threads": torch.get_num_threads(),
+        },
+    }
+    for key, name, acc in (
+        ("ssrvae_own_a60_min", "a60", "own_a60"),
+        ("ssrvae_independent_a60_min", "a60", "independent_a60"),
+        ("ssrvae_independent_a90_min", "a90", "independent_a90"),
+    ):
+        out[key] = per[name][f"{acc}_min"] if name in per else None
+        out[f"{key}_n_seeds"] = len(per[name]["seeds"]) if name in per else 0
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ssrvae_transfer.json").write_text(json.dumps(out, indent=2))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", default="a60,a90")
+    parser.add_argument("--seeds", default="0,1,2")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for name in args.settings.split(","):
+            run(name, seed)
+            collect()
+    out = collect()
+    print(json.dumps({k: v for k, v in out.items() if k.startswith("ssrvae")}, indent=2))
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()
