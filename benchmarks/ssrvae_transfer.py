@@ -11,8 +11,14 @@ batch 32, lr 3e-3, epochs until ``BUDGET_S`` or ``MAX_EPOCHS``) and evaluated on
   :func:`~pyrolatent.data.synthetic.glyph_cards.make_glyph_cards` (font glyphs,
   never used in training).
 
-Settings (``SETTINGS``): the unlabelled rotation range ``a`` (60 or 90 deg) and
-``input_noise`` (the documented noise augmentation of the encoders' inputs, 0 or 0.1).
+Settings (``SETTINGS``): the unlabelled rotation range ``a`` (60 or 90 deg),
+``input_noise`` (the documented noise augmentation of the encoders' inputs, 0 or
+0.1) and ``augment`` (:func:`augment`, a generic elastic + intensity-levels
+augmentation of both training sets, drawn afresh each epoch; never glyph images;
+``a*_aug`` and the old ``"augment": true`` are an rms displacement of 1 px smoothed
+over 4 px, ``a*_aug_strong`` 2.5 px over 6 px) and ``shape_jitter`` (the
+training cards' own shape variability knob of :func:`make_cards`: every geometric
+constant of a suit scaled by ``U(1 - j, 1 + j)`` per image).
 
 Each (setting, seed) run writes ``benchmarks/results/ssrvae_transfer/<setting>_seed<k>.json``
 and is skipped when that file exists, so the script resumes. Every invocation then
@@ -50,12 +56,31 @@ BUDGET_S = 420.0  # training seconds per run (one thread)
 MAX_EPOCHS = 15
 N_EVAL = 250  # test cards per suit and test set
 N_LABELLED, N_UNLABELLED = 200, 3000  # per suit
+#: augment: None, or (rms elastic displacement per axis, its smoothing length), pixels
 SETTINGS = {
-    "a60": {"angle_deg": 60, "input_noise": 0.0},
-    "a60_noise": {"angle_deg": 60, "input_noise": 0.1},
-    "a90": {"angle_deg": 90, "input_noise": 0.0},
-    "a90_noise": {"angle_deg": 90, "input_noise": 0.1},
+    "a60": {"angle_deg": 60, "input_noise": 0.0, "augment": None},
+    "a60_noise": {"angle_deg": 60, "input_noise": 0.1, "augment": None},
+    "a60_aug": {"angle_deg": 60, "input_noise": 0.0, "augment": (1.0, 4.0)},
+    "a60_aug_strong": {"angle_deg": 60, "input_noise": 0.0, "augment": (2.5, 6.0)},
+    "a60_shape": {"angle_deg": 60, "input_noise": 0.0, "augment": None, "shape_jitter": 0.3},
+    "a60_shape_aug": {
+        "angle_deg": 60,
+        "input_noise": 0.0,
+        "augment": (1.0, 4.0),
+        "shape_jitter": 0.3,
+    },
+    "a90": {"angle_deg": 90, "input_noise": 0.0, "augment": None},
+    "a90_noise": {"angle_deg": 90, "input_noise": 0.1, "augment": None},
+    "a90_aug": {"angle_deg": 90, "input_noise": 0.0, "augment": (1.0, 4.0)},
+    "a90_aug_strong": {"angle_deg": 90, "input_noise": 0.0, "augment": (2.5, 6.0)},
+    "a90_shape_aug": {
+        "angle_deg": 90,
+        "input_noise": 0.0,
+        "augment": (1.0, 4.0),
+        "shape_jitter": 0.3,
+    },
 }
+LEVEL_THRESHOLD, LEVEL_CONTRAST = (0.3, 0.7), (1.0, 4.0)  # augmentation: intensity levels
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "ssrvae_transfer"
 
@@ -72,6 +97,49 @@ def test_sets(seed: int) -> dict[str, dict]:
     return out
 
 
+def augment(
+    images: np.ndarray, rng: np.random.Generator, rms_px: float, smooth_px: float
+) -> np.ndarray:
+    """Generic training-image augmentation, drawn afresh every epoch.
+
+    A smooth elastic deformation (Simard et al. 2003: uniform noise smoothed by a
+    Gaussian of ``smooth_px``, scaled to an rms displacement of ``rms_px`` pixels
+    per axis) varies the shapes' proportions, then random
+    intensity levels ``clip((x - t) * c + t, 0, 1)`` with ``t ~ U(LEVEL_THRESHOLD)``
+    (where the edge sits: stroke thickness) and ``c ~ U(LEVEL_CONTRAST)`` (edge
+    sharpness; ``c = 1`` leaves the image as it is). Nothing here looks at the
+    evaluation renderer.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``(N, H, W)`` in ``[0, 1]``.
+    rng : numpy.random.Generator
+    rms_px, smooth_px : float
+        Size and smoothness of the deformation, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, H, W)`` float32 in ``[0, 1]``.
+    """
+    from scipy import ndimage
+
+    x = np.asarray(images, dtype=np.float32)
+    n, h, w = x.shape
+    d = rng.uniform(-1, 1, (2, n, h, w)).astype(np.float32)
+    d = ndimage.gaussian_filter1d(d, smooth_px, axis=2)
+    d = ndimage.gaussian_filter1d(d, smooth_px, axis=3)
+    d *= rms_px / (d.std(axis=(2, 3), keepdims=True) + 1e-8)
+    yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    out = np.empty_like(x)
+    for i in range(n):
+        out[i] = ndimage.map_coordinates(x[i], [yy + d[0, i], xx + d[1, i]], order=1)
+    t = rng.uniform(*LEVEL_THRESHOLD, (n, 1, 1)).astype(np.float32)
+    c = rng.uniform(*LEVEL_CONTRAST, (n, 1, 1)).astype(np.float32)
+    return np.clip((out - t) * c + t, 0, 1)
+
+
 def train(setting: dict, seed: int) -> tuple[SSRVAE, float, int]:
     """The documented recipe; returns the model, training seconds and epochs."""
     split = paper_split(
@@ -81,6 +149,7 @@ def train(setting: dict, seed: int) -> tuple[SSRVAE, float, int]:
         image_size=SIZE,
         angle_range=math.radians(setting["angle_deg"]),
         seed=1000 * seed,
+        shape_jitter=setting.get("shape_jitter", 0.0),
     )
     model = SSRVAE(
         (SIZE, SIZE),
@@ -91,12 +160,16 @@ def train(setting: dict, seed: int) -> tuple[SSRVAE, float, int]:
         seed=seed,
     )
     lab, un = split["labelled"], split["unlabelled"]
+    rng = np.random.default_rng([seed, 17])
     t0, epochs = time.perf_counter(), 0
     while epochs < MAX_EPOCHS:
         epochs += 1
+        xu, xl = un["images"], lab["images"]
+        if setting["augment"]:
+            xu, xl = augment(xu, rng, *setting["augment"]), augment(xl, rng, *setting["augment"])
         model.fit(
-            un["images"],
-            lab["images"],
+            xu,
+            xl,
             lab["labels"],
             epochs=1,
             batch_size=TRAIN_BATCH,
@@ -117,6 +190,8 @@ def run(name: str, seed: int) -> dict:
         return json.loads(path.read_text())
     setting = SETTINGS[name]
     model, train_s, epochs = train(setting, seed)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    model.save(RUNS / f"{name}_seed{seed}.model")  # for diagnosis (not collected)
     out = {"setting": name, **setting, "seed": seed, "train_s": train_s, "epochs": epochs}
     for key, data in test_sets(seed).items():
         pred = model.predict(data["images"])
@@ -128,8 +203,46 @@ def run(name: str, seed: int) -> dict:
     return out
 
 
+def save_samples(path: Path, per_suit: int = 4) -> Path:
+    """PNG: each suit from our renderer and the glyph renderer, upright and at +-60 deg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kw = {**PAPER_TEST_DISORDER, "image_size": SIZE}
+    sets = [
+        ("ours, upright", make_cards(1, image_size=SIZE, seed=0)),
+        ("glyphs, upright", make_glyph_cards(1, image_size=SIZE, seed=0)),
+        ("ours, +-60 deg", make_cards(per_suit, seed=1, **kw)),
+        ("glyphs, +-60 deg", make_glyph_cards(per_suit, seed=1, **kw)),
+    ]
+    cols = sum(len(d["labels"]) // 4 for _, d in sets)
+    fig, axes = plt.subplots(4, cols, figsize=(1.1 * cols, 4.8))
+    col = 0
+    for title, d in sets:
+        k = len(d["labels"]) // 4
+        for suit in range(4):
+            idx = np.flatnonzero(d["labels"] == suit)[:k]
+            for j, i in enumerate(idx):
+                ax = axes[suit, col + j]
+                ax.imshow(d["images"][i], cmap="gray", vmin=0, vmax=1)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if suit == 0 and j == 0:
+                    ax.set_title(title, fontsize=7, loc="left")
+                if col + j == 0:
+                    ax.set_ylabel(d["suits"][suit], fontsize=8)
+        col += k
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def collect() -> dict:
-    runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*_seed*.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("a*_seed*.json"))]
     per = {}
     for name in SETTINGS:
         rs = sorted((r for r in runs if r["setting"] == name), key=lambda r: r["seed"])
@@ -165,6 +278,14 @@ def collect() -> dict:
     ):
         out[key] = per[name][f"{acc}_min"] if name in per else None
         out[f"{key}_n_seeds"] = len(per[name]["seeds"]) if name in per else 0
+    # benchmarks/ssrvae_digits.py: 10 labels per class on load_digits
+    for tag in ("", "_noise0.1"):
+        digits = [json.loads(p.read_text()) for p in sorted(RUNS.glob(f"digits{tag}_seed*.json"))]
+        if digits:
+            key = f"ssrvae_digits_10labels{tag.replace('.', '')}"
+            out[f"{key}_per_seed"] = {d["seed"]: d["accuracy_unlabelled"] for d in digits}
+            out[key] = min(d["accuracy_unlabelled"] for d in digits)
+            out[f"{key}_n_seeds"] = len(digits)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ssrvae_transfer.json").write_text(json.dumps(out, indent=2))
     return out
@@ -174,8 +295,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", default="a60,a90")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--samples", action="store_true", help="only write the sample PNG")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.samples:
+        print(save_samples(RESULTS / "ssrvae_transfer_samples.png"))
+        return
     for seed in (int(s) for s in args.seeds.split(",")):
         for name in args.settings.split(","):
             run(name, seed)
