@@ -96,3 +96,22 @@ def test_bad_input(kw):
     args = {"n_per_class": 2, **kw}
     with pytest.raises(ValueError):
         make_cards(**args)
+
+
+def test_shape_jitter_varies_shapes_not_poses():
+    kw = dict(image_size=32, angle_range=1.0, shear=0.2, max_offset=0.1, seed=2)
+    plain, zero = make_cards(8, **kw), make_cards(8, shape_jitter=0.0, **kw)
+    np.testing.assert_array_equal(plain["images"], zero["images"])
+    jit = make_cards(8, shape_jitter=0.3, **kw)
+    for key in ("labels", "angles", "shears", "offsets"):
+        np.testing.assert_array_equal(plain[key], jit[key])
+    diff = np.abs(jit["images"] - plain["images"]).sum((1, 2)) / plain["images"].sum((1, 2))
+    assert np.all(diff > 0.02) and np.median(diff) > 0.1
+    # unit factors draw the canonical suits
+    n = 8
+    labels, angles = torch.arange(4).repeat(2), torch.linspace(-1, 1, n)
+    args = (labels, angles, torch.full((n,), 0.1), torch.ones(n), torch.zeros(n, 2))
+    ones = render_cards(*args, shape_factors=torch.ones(n, 18))
+    torch.testing.assert_close(ones, render_cards(*args), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError):
+        make_cards(2, shape_jitter=1.0)

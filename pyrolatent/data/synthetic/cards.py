@@ -75,6 +75,60 @@ def _suit_sdf(suit: int, p: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"suit must be in 0..3, got {suit}")
 
 
+def _circle_j(p: torch.Tensor, c: list, base: int) -> torch.Tensor:
+    """``_circle`` with per-image constants ``c[base:base + 3]`` of shape ``(n, 1)``."""
+    return torch.hypot(p[..., 0] - c[base], p[..., 1] - c[base + 1]) - c[base + 2]
+
+
+def _convex_j(p: torch.Tensor, c: list, base: int, n_vertices: int) -> torch.Tensor:
+    """``_convex`` with per-image vertices ``c[base:base + 2 * n_vertices]`` of shape ``(n, 1)``."""
+    v = [(c[base + 2 * i], c[base + 2 * i + 1]) for i in range(n_vertices)]
+    cx = sum(x for x, _ in v) / n_vertices
+    cy = sum(y for _, y in v) / n_vertices
+    out = None
+    for i in range(n_vertices):
+        (ax, ay), (bx, by) = v[i], v[(i + 1) % n_vertices]
+        length = torch.hypot(bx - ax, by - ay)
+        nx, ny = (by - ay) / length, -(bx - ax) / length
+        flip = torch.where((cx - ax) * nx + (cy - ay) * ny > 0, -1.0, 1.0)
+        d = ((p[..., 0] - ax) * nx + (p[..., 1] - ay) * ny) * flip
+        out = d if out is None else torch.maximum(out, d)
+    return out
+
+
+#: the constants of each suit's primitives, in the order ``_suit_sdf_jittered`` reads them
+_SUIT_CONSTANTS = {
+    0: (0.0, -0.17, 0.13, -0.16, 0.06, 0.13, 0.16, 0.06, 0.13, 0.0, -0.02, -0.1, 0.36, 0.1, 0.36),
+    1: (0.27, 0.40),
+    2: (-0.13, -0.12, 0.16, 0.13, -0.12, 0.16, -0.28, -0.06, 0.28, -0.06, 0.0, 0.36),
+    3: (-0.13, 0.05, 0.15, 0.13, 0.05, 0.15, -0.27, 0.0, 0.27, 0.0, 0.0, -0.38)
+    + (0.0, 0.05, -0.09, 0.37, 0.09, 0.37),
+}
+
+
+def _suit_sdf_jittered(suit: int, p: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """:func:`_suit_sdf` with every constant multiplied by a per-image factor.
+
+    ``p`` is ``(n, P, 2)``, ``factors`` ``(n, K)`` with ``K >= len(_SUIT_CONSTANTS[suit])``.
+    """
+    c = [v * factors[:, i : i + 1] for i, v in enumerate(_SUIT_CONSTANTS[suit])]
+    if suit == 0:
+        lobes = torch.minimum(
+            _circle_j(p, c, 0), torch.minimum(_circle_j(p, c, 3), _circle_j(p, c, 6))
+        )
+        return torch.minimum(lobes, _convex_j(p, c, 9, 3))
+    if suit == 1:
+        return (p[..., 0].abs() / c[0] + p[..., 1].abs() / c[1] - 1.0) * 0.22
+    if suit == 2:
+        lobes = torch.minimum(_circle_j(p, c, 0), _circle_j(p, c, 3))
+        return torch.minimum(lobes, _convex_j(p, c, 6, 3))
+    if suit == 3:
+        lobes = torch.minimum(_circle_j(p, c, 0), _circle_j(p, c, 3))
+        tip = _convex_j(p, c, 6, 3)
+        return torch.minimum(torch.minimum(lobes, tip), _convex_j(p, c, 12, 3))
+    raise ValueError(f"suit must be in 0..3, got {suit}")
+
+
 def render_cards(
     labels: torch.Tensor,
     angles: torch.Tensor,
@@ -84,6 +138,7 @@ def render_cards(
     image_size: int = 48,
     card_size: float | None = None,
     edge_width: float = 0.6,
+    shape_factors: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Render posed suits (noise-free).
 
@@ -105,6 +160,10 @@ def render_cards(
         Extent of a suit at scale 1, pixels (default ``0.6 * image_size``).
     edge_width : float
         Softness of the edges, pixels.
+    shape_factors : torch.Tensor, optional
+        ``(N, 18)`` multiplicative factors of each suit's geometric constants
+        (circle centres and radii, polygon vertices, the diamond's half-axes),
+        per image; ``None`` draws the canonical shapes.
 
     Returns
     -------
@@ -121,7 +180,11 @@ def render_cards(
     for suit in range(len(SUITS)):
         sel = labels == suit
         if bool(sel.any()):
-            out[sel] = torch.sigmoid(-_suit_sdf(suit, pts[sel]) * size / edge_width)
+            if shape_factors is None:
+                sdf = _suit_sdf(suit, pts[sel])
+            else:
+                sdf = _suit_sdf_jittered(suit, pts[sel], shape_factors[sel])
+            out[sel] = torch.sigmoid(-sdf * size / edge_width)
     return out.reshape(-1, image_size, image_size)
 
 
@@ -136,6 +199,7 @@ def make_cards(
     contamination_density: float = 0.0,
     contamination_intensity: float = 1.0,
     seed: int = 0,
+    shape_jitter: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """A balanced, shuffled set of disordered card suits with ground truth.
 
@@ -162,6 +226,12 @@ def make_cards(
     contamination_intensity : float
         The extra intensity of a contaminated pixel.
     seed : int
+    shape_jitter : float
+        Shape variability (a training augmentation): every geometric constant
+        of a suit (circle centres and radii, polygon vertices, the diamond's
+        half-axes) is multiplied, per image and independently, by a factor
+        uniform in ``[1 - shape_jitter, 1 + shape_jitter]``; ``0`` draws the
+        canonical suits (and leaves the random stream of the other knobs as it is).
 
     Returns
     -------
@@ -182,11 +252,14 @@ def make_cards(
         ("max_offset", max_offset),
         ("noise", noise),
         ("contamination_intensity", contamination_intensity),
+        ("shape_jitter", shape_jitter),
     ):
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be finite and >= 0, got {value}")
     if scale_jitter >= 1:
         raise ValueError(f"scale_jitter must be < 1, got {scale_jitter}")
+    if shape_jitter >= 1:
+        raise ValueError(f"shape_jitter must be < 1, got {shape_jitter}")
     if max_offset > 0.5:
         raise ValueError(
             f"max_offset is a fraction of the image and must be <= 0.5, got {max_offset}"
@@ -201,7 +274,13 @@ def make_cards(
     shears = torch.rand(n, generator=g) * shear
     scales = 1 + (torch.rand(n, generator=g) * 2 - 1) * scale_jitter
     offsets = (torch.rand(n, 2, generator=g) * 2 - 1) * max_offset * image_size
-    images = render_cards(labels, angles, shears, scales, offsets, image_size)
+    factors = None
+    if shape_jitter > 0:
+        k = max(len(c) for c in _SUIT_CONSTANTS.values())
+        factors = 1 + (torch.rand(n, k, generator=g) * 2 - 1) * shape_jitter
+    images = render_cards(
+        labels, angles, shears, scales, offsets, image_size, shape_factors=factors
+    )
     if noise > 0:
         images = images + noise * torch.randn(images.shape, generator=g)
     if contamination_density > 0:
@@ -230,13 +309,15 @@ def paper_split(
     scale_jitter: float = 0.1,
     labelled_angle_range: float = math.radians(4),
     seed: int = 0,
+    shape_jitter: float = 0.0,
 ) -> dict[str, dict[str, np.ndarray]]:
     """The labelled / unlabelled / test split of the ss-rVAE paper.
 
     Labelled cards are centred and weakly rotated (``+-4 deg``); unlabelled and
     test cards share the strong disorder (rotation ``+-angle_range``, shear
     ``[0, shear]``, offsets up to ``max_offset`` of the image) and differ only
-    by their seed. All three sets have the same shear and scale jitter.
+    by their seed. All three sets have the same shear, scale jitter and shape
+    jitter (see :func:`make_cards`).
 
     Returns
     -------
@@ -245,6 +326,8 @@ def paper_split(
         :func:`make_cards`.
     """
     common = {"image_size": image_size, "shear": shear, "scale_jitter": scale_jitter}
+    if shape_jitter:
+        common["shape_jitter"] = shape_jitter
     strong = {"angle_range": angle_range, "max_offset": max_offset, **common}
     return {
         "labelled": make_cards(
