@@ -27,7 +27,7 @@ import torch
 
 from ...primitives import pixel_grid, transform_points
 
-__all__ = ["SUITS", "render_cards", "make_cards", "paper_split"]
+__all__ = ["SUITS", "check_card_options", "render_cards", "make_cards", "paper_split"]
 
 SUITS = ("clubs", "diamonds", "hearts", "spades")
 
@@ -188,6 +188,53 @@ def render_cards(
     return out.reshape(-1, image_size, image_size)
 
 
+def check_card_options(
+    n_per_class: int,
+    image_size: int,
+    *,
+    angle_range: float,
+    shear: float,
+    scale_jitter: float,
+    max_offset: float,
+    noise: float,
+    contamination_density: float,
+    contamination_intensity: float,
+    shape_jitter: float = 0.0,
+) -> None:
+    """Refuse card-set options outside their ranges (shared by every card renderer).
+
+    Raises
+    ------
+    ValueError
+        Naming the option and its range.
+    """
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
+    if image_size < 8:
+        raise ValueError(f"image_size must be >= 8, got {image_size}")
+    for name, value in (
+        ("angle_range", angle_range),
+        ("shear", shear),
+        ("scale_jitter", scale_jitter),
+        ("max_offset", max_offset),
+        ("noise", noise),
+        ("contamination_intensity", contamination_intensity),
+        ("shape_jitter", shape_jitter),
+    ):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be finite and >= 0, got {value}")
+    if scale_jitter >= 1:
+        raise ValueError(f"scale_jitter must be < 1, got {scale_jitter}")
+    if shape_jitter >= 1:
+        raise ValueError(f"shape_jitter must be < 1, got {shape_jitter}")
+    if max_offset > 0.5:
+        raise ValueError(
+            f"max_offset is a fraction of the image and must be <= 0.5, got {max_offset}"
+        )
+    if not 0 <= contamination_density <= 1:
+        raise ValueError(f"contamination_density must be in [0, 1], got {contamination_density}")
+
+
 def make_cards(
     n_per_class: int,
     image_size: int = 48,
@@ -241,31 +288,12 @@ def make_cards(
         ``shears (N,)``, ``scales (N,)``, ``offsets (N, 2)`` pixels and
         ``suits`` (class names).
     """
-    if n_per_class < 1:
-        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
-    if image_size < 8:
-        raise ValueError(f"image_size must be >= 8, got {image_size}")
-    for name, value in (
-        ("angle_range", angle_range),
-        ("shear", shear),
-        ("scale_jitter", scale_jitter),
-        ("max_offset", max_offset),
-        ("noise", noise),
-        ("contamination_intensity", contamination_intensity),
-        ("shape_jitter", shape_jitter),
-    ):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be finite and >= 0, got {value}")
-    if scale_jitter >= 1:
-        raise ValueError(f"scale_jitter must be < 1, got {scale_jitter}")
-    if shape_jitter >= 1:
-        raise ValueError(f"shape_jitter must be < 1, got {shape_jitter}")
-    if max_offset > 0.5:
-        raise ValueError(
-            f"max_offset is a fraction of the image and must be <= 0.5, got {max_offset}"
-        )
-    if not 0 <= contamination_density <= 1:
-        raise ValueError(f"contamination_density must be in [0, 1], got {contamination_density}")
+    check_card_options(
+        n_per_class, image_size, angle_range=angle_range, shear=shear,
+        scale_jitter=scale_jitter, max_offset=max_offset, noise=noise,
+        contamination_density=contamination_density,
+        contamination_intensity=contamination_intensity, shape_jitter=shape_jitter,
+    )  # fmt: skip
     g = torch.Generator().manual_seed(seed)
     n = len(SUITS) * n_per_class
     labels = torch.arange(len(SUITS)).repeat_interleave(n_per_class)

@@ -26,12 +26,11 @@ all four share one font scale, chosen so that the glyphs are
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
 
-from .cards import SUITS
+from .cards import SUITS, check_card_options
 
 __all__ = ["GLYPHS", "glyph_masks", "render_glyph_cards", "make_glyph_cards"]
 
@@ -189,26 +188,12 @@ def make_glyph_cards(
         radians, ``shears (N,)``, ``scales (N,)``, ``offsets (N, 2)`` pixels
         (float32) and ``suits`` (class names), ``N = 4 * n_per_class``.
     """
-    if n_per_class < 1:
-        raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")
-    if image_size < 8:
-        raise ValueError(f"image_size must be >= 8, got {image_size}")
-    for name, value in (
-        ("angle_range", angle_range),
-        ("shear", shear),
-        ("scale_jitter", scale_jitter),
-        ("max_offset", max_offset),
-        ("noise", noise),
-        ("contamination_intensity", contamination_intensity),
-    ):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be finite and >= 0, got {value}")
-    if scale_jitter >= 1:
-        raise ValueError(f"scale_jitter must be < 1, got {scale_jitter}")
-    if max_offset > 0.5:
-        raise ValueError(f"max_offset must be <= 0.5 (a fraction of the image), got {max_offset}")
-    if not 0 <= contamination_density <= 1:
-        raise ValueError(f"contamination_density must be in [0, 1], got {contamination_density}")
+    check_card_options(
+        n_per_class, image_size, angle_range=angle_range, shear=shear,
+        scale_jitter=scale_jitter, max_offset=max_offset, noise=noise,
+        contamination_density=contamination_density,
+        contamination_intensity=contamination_intensity,
+    )  # fmt: skip
     rng = np.random.default_rng(seed)
     n = len(SUITS) * n_per_class
     labels = rng.permutation(np.repeat(np.arange(len(SUITS)), n_per_class))
