@@ -72,6 +72,12 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
         ``encode`` reports the exact posterior on a ``pose_refine``-times finer
         grid: the whole circle is searched, so an n-fold symmetric particle
         shows n modes instead of a failed fit (see :mod:`pyrolatent.models.pose_grid`).
+        With ``"grid"`` the encoders use ReLU with He initialisation whatever
+        ``activation`` says (``activation`` then applies to the decoder only):
+        tanh encoders with that initialisation saturated and left the angle
+        right only modulo pi. The first ``fit`` starts the decoder from one of
+        the images as a reference (see
+        :func:`~pyrolatent.estimators.grid_pose.start_from_template`).
     pose_grid : int
         Grid angles in training (``pose="grid"``), over ``2 pi / symmetry``.
     pose_refine : int
@@ -195,8 +201,10 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
         """
         x = self._images(images)
         val = self._images(val_images, "val_images") if val_images is not None else None
-        if self.epochs_trained == 0 and getattr(self.model, "angle_grid", None) is not None:
+        grid = getattr(self.model, "angle_grid", None)
+        if grid is not None and not bool(grid.started):
             start_from_template(self.model, x, self.config["seed"])
+            grid.started.fill_(True)
         trainer = self._trainer(lr=lr, callbacks=callbacks, checkpoint_path=checkpoint_path,
                                 loss=loss, progress=progress, quiet=quiet)  # fmt: skip
         trainer.fit(Batches(x, batch_size), epochs=epochs, batch_size=batch_size, val_data=val)

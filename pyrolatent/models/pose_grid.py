@@ -67,6 +67,9 @@ class AngleGrid(nn.Module):
         self.size, self.symmetry = int(size), int(symmetry)
         self.step = grid_step(size, symmetry)
         self.register_buffer("angles", torch.arange(self.size) * self.step)
+        # set once the decoder has been started from a reference image (saved with the model,
+        # so that a loaded fit is never restarted)
+        self.register_buffer("started", torch.tensor(False))
         self.angle_prior = angle_prior
 
     def jitter_dist(self, n: int) -> dist.Distribution:

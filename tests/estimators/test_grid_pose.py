@@ -142,6 +142,10 @@ def test_save_load_keeps_the_grid(tmp_path):
     assert back.config["pose"] == "grid" and back.model.angle_grid.size == 8
     a, b = rvae.encode(data["images"]), back.encode(data["images"])
     assert np.allclose(a["angle"]["loc"], b["angle"]["loc"])
+    # a loaded fit goes on training: its decoder is not restarted from a reference image
+    before = back.decode(np.zeros((1, 2)))
+    back.fit(data["images"], epochs=1, batch_size=20, lr=1e-12, progress=False, diagnose=False)
+    assert np.allclose(back.decode(np.zeros((1, 2))), before, atol=1e-5)
 
 
 def test_inference_data_draws_the_grid_angle_from_its_posterior():
