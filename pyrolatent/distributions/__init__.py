@@ -1,4 +1,4 @@
-"""Circular priors and helpers for angle sites."""
+"""Circular priors and helpers for angle sites; the pixel likelihood of images in [0, 1]."""
 
 from pyro.distributions import VonMises
 
@@ -10,10 +10,12 @@ from .circular import (
     wrap_angle,
 )
 from .grid_angle import GridAngle
+from .pixel_bernoulli import PixelBernoulli
 
 __all__ = [
     "CircularUniform",
     "GridAngle",
+    "PixelBernoulli",
     "ProjectedNormalAngle",
     "VonMises",
     "angle_to_vector",

@@ -17,7 +17,6 @@ from ..models.pose_grid import grid_step
 from ..models.sites import ANGLE_JITTER, OFFSET, Z
 from ..nn.encoders import make_encoder
 from ..nn.pooled_encoder import RotationPooledEncoder, he_init
-from ..primitives import warp_images
 from .pose import PoseHeads
 
 __all__ = ["RVAEGuide"]
@@ -91,8 +90,7 @@ class RVAEGuide(PyroModule):
         h = self.encoder(x)
         out = self.pose.posteriors(h)
         if self.z_encoder is not None:
-            centred = x if OFFSET not in out else warp_images(x, offset=-out[OFFSET].mean)
-            h = self.z_encoder(centred)
+            h = self.z_encoder(x, centre=out[OFFSET].mean.detach() if OFFSET in out else None)
             low = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
             out[ANGLE_JITTER] = dist.Uniform(low, low + self.grid_step)
         loc, raw = self.z_head(h).chunk(2, dim=-1)

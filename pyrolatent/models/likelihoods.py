@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checks import check_nonnegative, check_number
+from ..distributions.pixel_bernoulli import PixelBernoulli
 
 __all__ = ["BernoulliLikelihood", "GaussianLikelihood", "PoissonLikelihood", "make_likelihood"]
 
@@ -30,7 +31,7 @@ class BernoulliLikelihood(nn.Module):
         return torch.sigmoid(raw)
 
     def dist(self, mean: torch.Tensor):
-        return dist.Bernoulli(probs=mean.clamp(_EPS, 1 - _EPS), validate_args=False).to_event(2)
+        return PixelBernoulli(mean, eps=_EPS, validate_args=False)
 
     def check(self, x: torch.Tensor, name: str = "images") -> None:
         check_nonnegative(x, name, why="a Bernoulli likelihood needs pixels in [0, 1]")

@@ -27,7 +27,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from ..primitives import pixel_grid, rotation_matrix_2d, warp_images
+from ..primitives import pixel_grid, rotation_matrix_2d, warp_copies, warp_images
 from .sites import ANGLE_INDEX, ANGLE_JITTER
 
 __all__ = [
@@ -159,16 +159,19 @@ def render_posed(canonical: torch.Tensor, angle=None, offset=None, scale=None,
         offset = -moved if offset is None else offset - moved
         offset = offset.expand(*lead, n, 2)
 
-    def tile(t, tail=()):
-        return None if t is None else t.expand(*lead, n, *tail).reshape(m * n, *tail)
+    if not lead:
+        return warp_images(canonical, angle=angle, offset=offset, scale=scale)
 
-    out = warp_images(
-        tile(canonical, (h, w)),
-        angle=None if angle is None else angle.expand(*lead, n).reshape(-1),
-        offset=tile(offset, (2,)),
-        scale=tile(scale),
-    )
-    return out.reshape(*lead, n, h, w)
+    def per_item(t, tail=()):  # (*lead, n, *tail) -> (n, m, *tail)
+        return None if t is None else t.expand(*lead, n, *tail).reshape(m, n, *tail).transpose(0, 1)
+
+    out = warp_copies(
+        canonical,
+        angle=per_item(angle),
+        offset=per_item(offset, (2,)),
+        scale=None if scale is None else scale.unsqueeze(-1).expand(n, m),
+    )  # (n, m, H, W)
+    return out.transpose(0, 1).unflatten(0, lead)
 
 
 POSES = ("amortized", "grid")

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ..primitives import warp_images
+from ..primitives import rotation_matrix_2d, warp_copies
 
 __all__ = ["RotationPooledEncoder", "he_init", "NORM_EPS"]
 
@@ -57,12 +57,21 @@ class RotationPooledEncoder(nn.Module):
         # ``encode`` stay close to the batch statistics of training
         self.norm = nn.BatchNorm1d(self.out_features, eps=NORM_EPS)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, F)`` of images ``(B, H, W)``."""
+    def forward(self, x: torch.Tensor, centre: torch.Tensor | None = None) -> torch.Tensor:
+        """Features ``(B, F)`` of images ``(B, H, W)``.
+
+        ``centre`` ``(B, 2)``, pixels: each image is first moved by ``-centre``
+        (re-centred on its particle); the move and the turns are one resampling.
+        """
         b, v = x.shape[0], self.views
         turns = torch.arange(v, device=x.device, dtype=x.dtype) * (2 * math.pi / v)
         if self.training:  # random phase: what z learns of the angle modulo 2 pi / v is noise
             turns = turns + torch.rand((), device=x.device, dtype=x.dtype) * (2 * math.pi / v)
-        copies = warp_images(x.repeat_interleave(v, 0), angle=turns.repeat(b))
+        turns = turns.expand(b, v)
+        offset = None
+        if centre is not None:
+            # the copy samples x at R^-1 p + centre: a turn R after a move by -centre
+            offset = -(rotation_matrix_2d(turns) @ centre.unsqueeze(1).unsqueeze(-1)).squeeze(-1)
+        copies = warp_copies(x, angle=turns, offset=offset).reshape(b * v, *x.shape[1:])
         feats = self.base(copies).reshape(b, v, -1).mean(1)
         return self.norm(feats)

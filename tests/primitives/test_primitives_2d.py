@@ -10,8 +10,10 @@ from pyrolatent.primitives import (
     pixel_grid,
     pixel_to_normalized,
     transform_points,
+    warp_copies,
     warp_images,
 )
+from pyrolatent.primitives.warp import sampling_grid
 
 
 def _smooth_image(n=32, h=32, w=32, seed=0):
@@ -95,3 +97,29 @@ def test_warp_gradient_wrt_angle_matches_finite_differences():
         fd = (f(angle + eps) - f(angle - eps)) / (2 * eps)
     assert torch.allclose(grad, fd.reshape(1), rtol=1e-4, atol=1e-6)
     assert torch.autograd.gradcheck(f, (angle,), eps=1e-6, atol=1e-5)
+
+
+def test_sampling_grid_equals_affine_grid():
+    theta = torch.randn(6, 2, 3, generator=torch.Generator().manual_seed(0))
+    ref = torch.nn.functional.affine_grid(theta, (6, 1, 7, 9), align_corners=False)
+    got = sampling_grid(theta, 7, 9)
+    assert got.is_contiguous()
+    assert torch.allclose(got, ref, atol=1e-6)
+
+
+def test_warp_copies_equals_warping_repeated_images():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 10, 12, generator=gen, requires_grad=True)
+    angle = torch.rand(3, 4, generator=gen)
+    offset = torch.randn(3, 4, 2, generator=gen)
+    scale = torch.rand(3, 4, generator=gen) + 0.5
+    got = warp_copies(x, angle, offset, scale)
+    ref = warp_images(
+        x.repeat_interleave(4, 0), angle.reshape(-1), offset.reshape(-1, 2), scale.reshape(-1)
+    ).reshape(3, 4, 10, 12)
+    assert torch.allclose(got, ref, atol=1e-6)
+    (g_got,) = torch.autograd.grad(got.square().sum(), x)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), x)
+    assert torch.allclose(g_got, g_ref, atol=1e-5)
+    with pytest.raises(ValueError, match="at least one"):
+        warp_copies(x)

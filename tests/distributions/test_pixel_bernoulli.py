@@ -1,0 +1,46 @@
+"""PixelBernoulli: the same density and gradients as a clamped Bernoulli, in one pass."""
+
+import pyro.distributions as dist
+import pytest
+import torch
+
+from pyrolatent.distributions.pixel_bernoulli import PixelBernoulli
+
+
+def _mean_and_pixels(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    # some means outside [eps, 1 - eps] (exact zeros, as a zero-padded warp gives)
+    mean = torch.rand(4, 5, 6, 7, generator=gen) * 1.2 - 0.1
+    return mean.clamp(0, 1).requires_grad_(), torch.rand(5, 6, 7, generator=gen)
+
+
+def test_log_prob_and_gradient_equal_the_clamped_bernoulli():
+    mean, x = _mean_and_pixels()
+    ref = dist.Bernoulli(probs=mean.clamp(1e-6, 1 - 1e-6), validate_args=False)
+    ref = ref.to_event(2).log_prob(x)
+    got = PixelBernoulli(mean, eps=1e-6).log_prob(x)
+    assert got.shape == (4, 5)
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-3)
+    (g_ref,) = torch.autograd.grad(ref.sum(), mean)
+    (g_got,) = torch.autograd.grad(got.sum(), mean)
+    assert torch.allclose(g_got, g_ref, rtol=1e-4, atol=1e-3)
+    assert float(g_got[mean.detach() == 0].abs().max()) == 0.0  # clamped: no gradient
+
+
+def test_gradcheck_in_both_arguments():
+    gen = torch.Generator().manual_seed(1)
+    mean = (torch.rand(2, 3, 3, generator=gen, dtype=torch.double) * 0.8 + 0.1).requires_grad_()
+    x = torch.rand(3, 3, generator=gen, dtype=torch.double).requires_grad_()
+    assert torch.autograd.gradcheck(lambda m, v: PixelBernoulli(m).log_prob(v), (mean, x))
+
+
+def test_shapes_expand_and_sample():
+    d = PixelBernoulli(torch.full((1, 6, 7), 0.3))
+    assert d.batch_shape == (1,) and d.event_shape == (6, 7)
+    e = d.expand((5,))
+    assert isinstance(e, PixelBernoulli) and e.batch_shape == (5,)
+    s = e.sample((2,))
+    assert s.shape == (2, 5, 6, 7) and set(s.unique().tolist()) <= {0.0, 1.0}
+    assert torch.allclose(e.mean, torch.full((5, 6, 7), 0.3))
+    with pytest.raises(ValueError, match="H, W"):
+        PixelBernoulli(torch.rand(4))
