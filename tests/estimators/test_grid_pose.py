@@ -34,6 +34,7 @@ def test_sampling_grid_equals_affine_grid():
     theta = torch.randn(6, 2, 3, generator=torch.Generator().manual_seed(0))
     ref = torch.nn.functional.affine_grid(theta, [6, 1, 7, 9], align_corners=False)
     assert torch.allclose(sampling_grid(theta, 7, 9), ref, atol=1e-6)
+    assert sampling_grid(theta, 7, 9).is_contiguous()
 
 
 def test_trace_enum_elbo_is_the_exact_sum_over_the_grid():

@@ -8,14 +8,15 @@ import pyro
 import pytest
 import torch
 from pyro import poutine
-from pyro.infer import SVI, Predictive, Trace_ELBO
+from pyro.infer import SVI, Predictive, Trace_ELBO, TraceEnum_ELBO
 
 from pyrolatent.analysis.circular import circular_correlation
 from pyrolatent.data.synthetic.shapes import make_rotated_shapes, render_shapes
 from pyrolatent.distributions import ProjectedNormalAngle, VonMises
 from pyrolatent.estimators.rvae import RVAE
 from pyrolatent.infer import CheckpointError
-from pyrolatent.models.sites import ANGLE, OBS, OFFSET, Z
+from pyrolatent.models.pose_grid import centre_of_mass
+from pyrolatent.models.sites import ANGLE, ANGLE_INDEX, ANGLE_JITTER, OBS, OFFSET, Z
 
 # acceptance thresholds (issue 2)
 ANGLE_CORR = 0.95
@@ -26,8 +27,13 @@ OFFSET_PEARSON = 0.9
 Z_INVARIANCE = 0.20
 
 
-def _offset_pearson(enc, data):
-    return [np.corrcoef(enc["offset"]["loc"][:, i], data["offsets"][:, i])[0, 1] for i in (0, 1)]
+def _offset_pearson(enc, data, pose="grid"):
+    # pose="grid" places the canonical image's centre of mass at the offset: the truth
+    # is then the centre of mass of each image, not the generator's reference point
+    truth = data["offsets"]
+    if pose == "grid":
+        truth = centre_of_mass(torch.as_tensor(data["images"])).numpy()
+    return [np.corrcoef(enc["offset"]["loc"][:, i], truth[:, i])[0, 1] for i in (0, 1)]
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +122,9 @@ def test_spatial_decoder_n_fold_symmetry():
 # ----------------------------------------------------------------- pose decoding
 @pytest.mark.parametrize("decoder", ["spatial", "warp"])
 def test_decode_with_per_sample_pose(decoder):
-    rvae = RVAE((16, 16), decoder=decoder, seed=0)
+    # the amortised model turns about the image centre (pose="grid" turns about the
+    # canonical image's centre of mass: test_grid_pose.py)
+    rvae = RVAE((16, 16), decoder=decoder, seed=0, pose="amortized")
     z = np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32)
     base = rvae.decode(z)
     turned = rvae.decode(z, angle=np.array([math.pi / 2, math.pi, 0.0], dtype=np.float32))
@@ -135,7 +143,7 @@ def test_decode_with_per_sample_pose(decoder):
 # ----------------------------------------------------------- Pyro compatibility
 def test_model_and_guide_run_under_plain_pyro():
     pyro.clear_param_store()
-    rvae = RVAE((16, 16), decoder="warp", invariances=("r", "t", "s"), seed=0)
+    rvae = RVAE((16, 16), decoder="warp", invariances=("r", "t", "s"), seed=0, pose="amortized")
     x = torch.as_tensor(make_rotated_shapes(8, image_size=16, seed=0)["images"])
     svi = SVI(rvae.model, rvae.guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())
     assert math.isfinite(svi.step(x))
@@ -151,13 +159,37 @@ def test_model_and_guide_run_under_plain_pyro():
     assert gen[OBS].shape == (2, 5, 16, 16)
 
 
-def test_priors_are_arguments():
+def test_grid_model_and_guide_run_under_plain_pyro():
+    pyro.clear_param_store()
+    rvae = RVAE((16, 16), decoder="warp", invariances=("r", "t", "s"), seed=0)  # pose="grid"
+    x = torch.as_tensor(make_rotated_shapes(8, image_size=16, seed=0)["images"])
+    loss = rvae.model.default_loss()
+    assert isinstance(loss, TraceEnum_ELBO)
+    svi = SVI(rvae.model, rvae.guide, pyro.optim.Adam({"lr": 1e-3}), loss)
+    assert math.isfinite(svi.step(x))
+    tr = poutine.trace(rvae.model).get_trace(x)
+    assert {Z, ANGLE_INDEX, ANGLE_JITTER, OFFSET, "scale", OBS} <= set(tr.nodes)
+    gen = Predictive(rvae.model, num_samples=2)(None, num_items=5)
+    assert gen[OBS].shape == (2, 5, 16, 16) and gen[ANGLE_INDEX].shape == (2, 5)
+
+
+@pytest.mark.parametrize("pose", ["amortized", "grid"])
+def test_priors_are_arguments(pose):
     vm = VonMises(torch.tensor(0.0), torch.tensor(2.0))
-    rvae = RVAE((16, 16), decoder="warp", angle_prior=vm, seed=0)
     x = torch.as_tensor(make_rotated_shapes(4, image_size=16, seed=0)["images"])
+    if pose == "grid":  # the index is weighted by the prior's density at the grid angles
+        rvae = RVAE((16, 16), decoder="warp", angle_prior=vm, seed=0)
+        tr = poutine.trace(rvae.model).get_trace(x)
+        angles = rvae.model.angle_grid.angles + tr.nodes[ANGLE_JITTER]["value"].unsqueeze(-1)
+        nearest = torch.atan2(angles.sin(), angles.cos()).abs().argmin(-1)  # to 0, per item
+        assert torch.equal(tr.nodes[ANGLE_INDEX]["fn"].logits.argmax(-1), nearest)
+        return
+    rvae = RVAE((16, 16), decoder="warp", angle_prior=vm, seed=0, pose="amortized")
     tr = poutine.trace(rvae.model).get_trace(x)
     assert isinstance(tr.nodes[ANGLE]["fn"], VonMises)
-    pn = RVAE((16, 16), angle_prior=ProjectedNormalAngle(torch.tensor([2.0, 0.0])))
+    pn = RVAE(
+        (16, 16), angle_prior=ProjectedNormalAngle(torch.tensor([2.0, 0.0])), pose="amortized"
+    )
     assert isinstance(poutine.trace(pn.model).get_trace(x).nodes[ANGLE]["fn"], ProjectedNormalAngle)
     with pytest.raises(ValueError, match="event_shape"):
         bad = RVAE((16, 16), z_prior=pyro.distributions.Normal(0.0, 1.0))

@@ -13,7 +13,6 @@ from pyrolatent.primitives import (
     warp_copies,
     warp_images,
 )
-from pyrolatent.primitives.warp import sampling_grid
 
 
 def _smooth_image(n=32, h=32, w=32, seed=0):
@@ -97,14 +96,6 @@ def test_warp_gradient_wrt_angle_matches_finite_differences():
         fd = (f(angle + eps) - f(angle - eps)) / (2 * eps)
     assert torch.allclose(grad, fd.reshape(1), rtol=1e-4, atol=1e-6)
     assert torch.autograd.gradcheck(f, (angle,), eps=1e-6, atol=1e-5)
-
-
-def test_sampling_grid_equals_affine_grid():
-    theta = torch.randn(6, 2, 3, generator=torch.Generator().manual_seed(0))
-    ref = torch.nn.functional.affine_grid(theta, (6, 1, 7, 9), align_corners=False)
-    got = sampling_grid(theta, 7, 9)
-    assert got.is_contiguous()
-    assert torch.allclose(got, ref, atol=1e-6)
 
 
 def test_warp_copies_equals_warping_repeated_images():
