@@ -182,7 +182,6 @@ def poisson_orientations(
         Compute device.
     reference_mask : array_like, optional
         ``(S, S, S)`` bool, True = measured voxel of the reference (e.g.
-        ``EMCResult.measured``); pixels landing on unmeasured voxels are left out
         ``EMCResult.measured``); unmeasured voxels are filled with the mean of
         the measured voxels in their ``|q|`` shell (:func:`fill_unmeasured`), a
         neutral model that favours no orientation. Default: all measured.
