@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ..primitives import rotation_matrix_2d, warp_copies
+from ..primitives import turn_copies, warp_images
 
 __all__ = ["RotationPooledEncoder", "he_init", "NORM_EPS"]
 
@@ -61,17 +61,14 @@ class RotationPooledEncoder(nn.Module):
         """Features ``(B, F)`` of images ``(B, H, W)``.
 
         ``centre`` ``(B, 2)``, pixels: each image is first moved by ``-centre``
-        (re-centred on its particle); the move and the turns are one resampling.
+        (re-centred on its particle), then turned.
         """
         b, v = x.shape[0], self.views
         turns = torch.arange(v, device=x.device, dtype=x.dtype) * (2 * math.pi / v)
         if self.training:  # random phase: what z learns of the angle modulo 2 pi / v is noise
             turns = turns + torch.rand((), device=x.device, dtype=x.dtype) * (2 * math.pi / v)
-        turns = turns.expand(b, v)
-        offset = None
         if centre is not None:
-            # the copy samples x at R^-1 p + centre: a turn R after a move by -centre
-            offset = -(rotation_matrix_2d(turns) @ centre.unsqueeze(1).unsqueeze(-1)).squeeze(-1)
-        copies = warp_copies(x, angle=turns, offset=offset).reshape(b * v, *x.shape[1:])
-        feats = self.base(copies).reshape(b, v, -1).mean(1)
+            x = warp_images(x, offset=-centre)
+        copies = turn_copies(x, turns)  # (v, b, H, W): one sampling grid per turn
+        feats = self.base(copies.reshape(v * b, *x.shape[1:])).reshape(v, b, -1).mean(0)
         return self.norm(feats)

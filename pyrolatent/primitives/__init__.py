@@ -11,7 +11,7 @@ from .grids import (
 from .groups import canonicalize, misorientation, orientation_grid, point_group
 from .so3 import matrix_to_quaternion, quaternion_to_matrix, random_rotations
 from .volumes import slice_volume, symmetrize_volume, symmetrized_slices
-from .warp import affine_theta, warp_copies, warp_images
+from .warp import affine_theta, turn_copies, warp_copies, warp_images
 
 __all__ = [
     "affine_theta",
@@ -30,6 +30,7 @@ __all__ = [
     "pixel_to_normalized",
     "rotation_matrix_2d",
     "transform_points",
+    "turn_copies",
     "warp_copies",
     "warp_images",
     "wrap_angle",

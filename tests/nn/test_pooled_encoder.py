@@ -1,9 +1,11 @@
-"""RotationPooledEncoder: re-centring and turning are one resampling."""
+"""RotationPooledEncoder: re-centred, turned copies, one sampling grid per turn."""
+
+import math
 
 import torch
 
 from pyrolatent.nn.pooled_encoder import RotationPooledEncoder
-from pyrolatent.primitives import warp_images
+from pyrolatent.primitives import turn_copies, warp_images
 
 
 class _Capture(torch.nn.Module):
@@ -14,16 +16,33 @@ class _Capture(torch.nn.Module):
         return copies.flatten(1)
 
 
-def test_centre_equals_moving_the_image_first():
+def _l_shapes():
     x = torch.zeros(2, 12, 12)
     x[:, 3:8, 4:6] = 1.0
     x[:, 3:5, 4:9] = 1.0
-    centre = torch.tensor([[2.0, -1.0], [0.5, 1.5]])
+    return x
+
+
+def test_turn_copies_equal_warping_each_image():
+    x = torch.rand(3, 10, 12, generator=torch.Generator().manual_seed(0))
+    turns = torch.tensor([0.0, 0.4, 2.0])
+    got = turn_copies(x, turns)
+    assert got.shape == (3, 3, 10, 12)
+    for k in range(3):
+        assert torch.allclose(got[k], warp_images(x, angle=turns[k].expand(3)), atol=1e-6)
+
+
+def test_copies_are_the_recentred_image_turned():
+    x = _l_shapes()
+    centre = torch.tensor([[2.0, -1.0], [1.0, 1.0]])
     enc = RotationPooledEncoder(_Capture(), views=4).eval()  # quarter turns: exact
-    enc(x, centre=centre)
-    fused = enc.base.copies
-    enc(warp_images(x, offset=-centre))
-    two_step = enc.base.copies
-    # integer centres: both are exact; half-pixel ones differ by one bilinear pass at most
-    assert torch.allclose(fused[:4], two_step[:4], atol=1e-5)
-    assert float((fused - two_step).abs().mean()) < 0.02
+    feats = enc(x, centre=centre)
+    assert feats.shape == (2, 144)
+    copies = enc.base.copies.reshape(4, 2, 12, 12)  # (views, images)
+    centred = warp_images(x, offset=-centre)
+    for k in range(4):
+        assert torch.allclose(copies[k], torch.rot90(centred, k, dims=(-2, -1)), atol=1e-5)
+    # the pooled features do not change when the input turns by a quarter
+    turned = enc(torch.rot90(x, 1, dims=(-2, -1)), centre=None)
+    assert torch.allclose(turned, enc(x, centre=None), atol=1e-4)
+    assert math.isfinite(float(feats.sum()))
