@@ -9,32 +9,77 @@ from torch.distributions import constraints
 __all__ = ["PixelBernoulli"]
 
 
+#: Elements per block of the fused log-density: blocks this small are recycled
+#: by the allocator instead of being mapped afresh (page faults cost more than
+#: the arithmetic on a large rendered batch).
+_BLOCK = 1 << 18
+
+
+def _log_density(mean, value, eps):
+    p = mean.clamp(eps, 1 - eps)
+    log_q = torch.neg(p).log1p_()
+    if torch.broadcast_shapes(mean.shape, value.shape) != mean.shape:  # e.g. several samples
+        return torch.lerp(log_q, p.log_(), value).sum((-2, -1))
+    return log_q.lerp_(p.log_(), value).sum((-2, -1))  # (1 - x) log q + x log p
+
+
+def _grad_mean(mean, value, grad, eps):
+    # (x - p) / (p (1 - p)), zero where the clamp was active
+    p = mean.clamp(eps, 1 - eps)
+    g = torch.sub(value, p).div_(torch.addcmul(p, p, p, value=-1)).mul_(grad[..., None, None])
+    return g.masked_fill_(p != mean, 0.0)
+
+
+def _blocks(mean, value):
+    """Slices of the leading dim of ``mean`` (with ``value``'s matching part), or None."""
+    if mean.dim() < 3 or value.dim() > mean.dim() or mean.numel() <= 2 * _BLOCK:
+        return None
+    if torch.broadcast_shapes(mean.shape, value.shape)[0] != mean.shape[0]:
+        return None
+    step = max(1, _BLOCK // max(1, mean[0].numel()))
+    own = value.dim() == mean.dim() and value.shape[0] == mean.shape[0] > 1
+    return [(slice(i, i + step), own) for i in range(0, mean.shape[0], step)]
+
+
 class _BernoulliImageLogProb(torch.autograd.Function):
     """``sum_pixels [x log p + (1 - x) log(1 - p)]`` with ``p = clamp(m, eps, 1 - eps)``.
 
     One pass forward and one backward (``d/dm = (x - p) / (p (1 - p))`` inside
     the clamp, 0 outside) instead of autograd's chain of about a dozen
-    elementwise operations, each a pass over every rendered pixel.
+    elementwise operations, each a pass over every rendered pixel; a large
+    batch (e.g. ``K`` poses of every item) is done in blocks of the leading dim.
     """
 
     @staticmethod
     def forward(ctx, mean, value, eps):
-        p = mean.clamp(eps, 1 - eps)
-        ctx.save_for_backward(mean, value, p)
-        log_q = torch.neg(p).log1p_()  # in place where possible: every pass allocates
-        return log_q.lerp_(torch.log(p), value).sum((-2, -1))  # (1 - x) log q + x log p
+        ctx.save_for_backward(mean, value)
+        ctx.eps = eps
+        blocks = _blocks(mean, value)
+        if blocks is None:
+            return _log_density(mean, value, eps)
+        out = mean.new_empty(torch.broadcast_shapes(mean.shape, value.shape)[:-2])
+        for rows, own in blocks:
+            out[rows] = _log_density(mean[rows], value[rows] if own else value, eps)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        mean, value, p = ctx.saved_tensors
+        mean, value = ctx.saved_tensors
+        eps = ctx.eps
         grad_mean = grad_value = None
-        scale = grad[..., None, None]
         if ctx.needs_input_grad[0]:
-            # (x - p) / (p (1 - p)), zero where the clamp was active
-            grad_mean = torch.sub(value, p).div_(torch.addcmul(p, p, p, value=-1)).mul_(scale)
-            grad_mean.masked_fill_(p != mean, 0.0)
+            blocks = _blocks(mean, value)
+            if blocks is None or grad.shape[:1] != mean.shape[:1]:
+                grad_mean = _grad_mean(mean, value, grad, eps)
+            else:
+                grad_mean = torch.empty_like(mean)
+                for rows, own in blocks:
+                    v = value[rows] if own else value
+                    grad_mean[rows] = _grad_mean(mean[rows], v, grad[rows], eps)
+            grad_mean = grad_mean.sum_to_size(mean.shape)
         if ctx.needs_input_grad[1]:
-            grad_value = torch.log(p).sub_(torch.neg(p).log1p_()).mul_(scale)
+            p = mean.clamp(eps, 1 - eps)
+            grad_value = torch.log(p).sub_(torch.neg(p).log1p_()).mul_(grad[..., None, None])
             grad_value = grad_value.sum_to_size(value.shape)
         return grad_mean, grad_value, None
 

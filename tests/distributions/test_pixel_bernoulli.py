@@ -44,3 +44,28 @@ def test_shapes_expand_and_sample():
     assert torch.allclose(e.mean, torch.full((5, 6, 7), 0.3))
     with pytest.raises(ValueError, match="H, W"):
         PixelBernoulli(torch.rand(4))
+
+
+@pytest.mark.parametrize(
+    "mean_shape, x_shape",
+    [
+        ((8, 100, 32, 32), (100, 32, 32)),  # K poses of every item: done in blocks
+        ((8, 1, 100, 32, 32), (100, 32, 32)),
+        ((8, 100, 32, 32), (8, 100, 32, 32)),
+        ((1, 100, 32, 32), (8, 100, 32, 32)),  # value wider than the mean: one pass
+        ((100, 32, 32), (3, 100, 32, 32)),
+    ],
+)
+def test_blocks_and_broadcasting_match_the_clamped_bernoulli(mean_shape, x_shape):
+    # more than 2 * 2^18 elements: the block path
+    gen = torch.Generator().manual_seed(2)
+    mean = torch.rand(mean_shape, generator=gen).requires_grad_()
+    x = torch.rand(x_shape, generator=gen)
+    ref = dist.Bernoulli(probs=mean.clamp(1e-6, 1 - 1e-6), validate_args=False)
+    ref = ref.to_event(2).log_prob(x)
+    got = PixelBernoulli(mean).log_prob(x)
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-2)
+    (g_ref,) = torch.autograd.grad(ref.sum(), mean)
+    (g_got,) = torch.autograd.grad(got.sum(), mean)
+    assert torch.allclose(g_got, g_ref, rtol=1e-4, atol=1e-4 * float(g_ref.abs().max()))
