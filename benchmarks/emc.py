@@ -59,8 +59,8 @@ from pyrolatent.spi.emc import (  # noqa: E402
     structure_intensity,
 )
 
-SIZE = int(os.environ.get("EMC_BENCH_SIZE", 25))
-FRAMES = int(os.environ.get("EMC_BENCH_FRAMES", 2000))
+SIZE = int(os.environ.get("EMC_BENCH_SIZE", 33))
+FRAMES = int(os.environ.get("EMC_BENCH_FRAMES", 3000))
 LEVEL = int(os.environ.get("EMC_BENCH_LEVEL", 4))
 ITERATIONS = int(os.environ.get("EMC_BENCH_ITERATIONS", 20))
 OUT = os.environ.get(
