@@ -211,6 +211,8 @@ def main():
         out[run] = {"abs_spearman_min": min(r["abs_spearman"] for r in recs),
                     "end_cc_min": min(r["end_cc_min"] for r in recs),
                     "cross_cc_max": max(r["cross_cc_max"] for r in recs)}  # fmt: skip
+        if run == "emc":
+            out[run]["orientation_median_deg_max"] = max(r["orientation_median_deg"] for r in recs)
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "volume_vae_pdb.json"), "w") as fh:
         json.dump(out, fh, indent=1)
@@ -235,6 +237,9 @@ def merge_into_emc(out: dict) -> None:
         "volume_vae_cross_cc_max": out[run]["cross_cc_max"],
         "volume_vae_truth_cross_cc": out["truth_cross_cc"],
         "volume_vae_orientations": run,
+        "volume_vae_emc_orientation_median_deg": out.get("emc", {}).get(
+            "orientation_median_deg_max"
+        ),
         "volume_vae_setup": f"4BED stretched 1-{T_MAX}, {SIZE}^3, {FRAMES} frames, "
                             f"{PHOTONS:.0e} photons/frame, per-frame training, seeds {SEEDS}",
     })  # fmt: skip

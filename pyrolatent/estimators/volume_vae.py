@@ -62,10 +62,11 @@ class VolumeVAE(Estimator):
     model_options : dict, optional
         Extra keyword arguments of :class:`VolumeVAEModel` (``sigma``,
         ``n_features``, ``fourier_scale``, ``hidden``, ``depth``, ``base_channels``).
-    encoder : {"points", "cnn"}
-        The guide's encoder (see :class:`VolumeVAEGuide`): ``"points"`` places
-        each pixel at its object-frame ``q``; ``"cnn"`` is a CNN over the image
-        plus the 9 rotation entries.
+    encoder : {"cnn", "points"}
+        The guide's encoder (see :class:`VolumeVAEGuide`): ``"cnn"`` (default)
+        is a CNN over the image plus the 9 rotation entries; ``"points"`` places
+        each pixel at its object-frame ``q`` (on the stretched 4BED neither
+        escaped the ELBO's collapse, see ``method`` of :meth:`fit`).
     encoder_channels : tuple of int
         CNN channels (``encoder="cnn"``).
     encoder_hidden : int
@@ -77,7 +78,7 @@ class VolumeVAE(Estimator):
                  likelihood: str = "poisson", group: str | None = None, mask=None,
                  z_prior=None, fluence_prior=None, seed: int = 0, device=None,
                  model_options: dict | None = None,
-                 encoder: str = "points",
+                 encoder: str = "cnn",
                  encoder_channels: tuple[int, ...] = (16, 32, 64, 64),
                  encoder_hidden: int = 128, model=None, guide=None):  # fmt: skip
 

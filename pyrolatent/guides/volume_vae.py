@@ -88,10 +88,7 @@ class VolumeVAEGuide(PyroModule):
 
     @staticmethod
     def _scale(raw: torch.Tensor) -> torch.Tensor:
-        # starts near 0.05, not softplus(0) = 0.69: a wide initial q(z) drowns the
-        # encoder's first, weak signal in sampling noise and the decoder learns to
-        # ignore z (posterior collapse; seen on a stretched 4BED at 10^4 photons)
-        return F.softplus(raw - 3.0) + 1e-4
+        return F.softplus(raw) + 1e-4
 
     def forward(self, x: torch.Tensor, rotations: torch.Tensor):
         out = self._encode(x, rotations)

@@ -99,3 +99,24 @@ def test_group_none_learns_a_stretch_of_an_asymmetric_cloud(stretched_cloud, tmp
     assert np.allclose(z2, enc["loc"][:16], atol=1e-5)
     with pytest.raises(ValueError, match="other method"):
         vae.fit(s["patterns"][:8], s["rotations"][:8], epochs=1, progress=False)
+
+
+def test_point_set_encoder_is_friedel_invariant_and_trains():
+    from pyrolatent.guides.volume_vae import VolumeVAEGuide
+
+    guide = VolumeVAEGuide(SIZE, latent_dim=1, likelihood="poisson", encoder="points")
+    x = torch.poisson(torch.full((3, SIZE, SIZE), 4.0), generator=torch.Generator().manual_seed(1))
+    x = x + x.flip(-1, -2)  # a centrosymmetric pattern is the same at R and R Rz(pi)
+    rot = random_rotations(3, generator=torch.Generator().manual_seed(2))
+    rz = torch.diag(torch.tensor([-1.0, -1.0, 1.0]))
+    loc, scale = guide.encode(x, rot)
+    loc2, _ = guide.encode(x, rot @ rz)
+    assert torch.allclose(loc, loc2, atol=1e-5) and bool((scale > 0).all())
+    bright = x.clone()
+    bright[:, :5] *= 20  # photons moved to one side: the encoding moves
+    assert float((loc - guide.encode(bright, rot)[0]).abs().min()) > 1e-4
+    with pytest.raises(ValueError, match="encoder"):
+        VolumeVAEGuide(SIZE, encoder="mlp")
+    vae = VolumeVAE(SIZE, encoder="points", model_options={"hidden": 16, "n_features": 8})
+    vae.fit(x, rot, epochs=2, batch_size=3, progress=False)
+    assert np.isfinite(vae.history["loss"][-1]) and vae.encode(x, rot)["z"]["loc"].shape == (3, 1)
