@@ -200,7 +200,10 @@ class VolumeVAE(Estimator):
         stretched 4BED (``benchmarks/volume_vae_pdb.py``, 2,000 frames at 10^4
         photons) collapses with the ELBO (``|Spearman(z, stretch)| < 0.2``: the
         decoder fits the mean first and neither encoder learns to read the
-        stretch from one posed frame) but not on the grid.
+        stretch from one posed frame) but not on the grid: true orientations,
+        seed 0, 8 epochs, decoder 128 features and width 128, ``|Spearman|``
+        0.969, the generated ends' CC 0.959-0.963 with their own truth, 0.878-0.880
+        with the other end's (the two truths: 0.777).
 
         Parameters
         ----------
