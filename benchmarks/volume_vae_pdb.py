@@ -43,8 +43,9 @@ orientations, said in ``volume_vae_orientations``) are merged into
   truths' own cross CC (``truth_cross_cc``) is the floor a VAE that ignored the
   deformation would score.
 * Measured (one thread, shared cores; 2,000 frames at 10^4 photons, 25^3, 8
-  epochs, seed 0): ``true`` ``|Spearman|`` 0.969, ends' own CC 0.963 / 0.959,
-  cross 0.880 / 0.878 (truths 0.777), 421 s of training. ``emc``: EMC
+  epochs): ``true`` seed 0 ``|Spearman|`` 0.969, ends' own CC 0.963 / 0.959,
+  cross 0.880 / 0.878 (truths 0.777), 421 s of training; seed 1 0.974, own
+  0.963 / 0.953, cross 0.880 / 0.884, 404 s. ``emc`` (seed 0 only): EMC
   orientations 10.6 deg median from the truth, ``|Spearman|`` 0.385, own CC
   0.920 / 0.822, cross 0.808 / 0.920 (fails: at 10 deg a pixel at the edge
   moves ~2 voxels, more than the stretch moves it); on all 10^4 photons EMC

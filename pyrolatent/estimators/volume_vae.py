@@ -201,9 +201,9 @@ class VolumeVAE(Estimator):
         photons) collapses with the ELBO (``|Spearman(z, stretch)| < 0.2``: the
         decoder fits the mean first and neither encoder learns to read the
         stretch from one posed frame) but not on the grid: true orientations,
-        seed 0, 8 epochs, decoder 128 features and width 128, ``|Spearman|``
-        0.969, the generated ends' CC 0.959-0.963 with their own truth, 0.878-0.880
-        with the other end's (the two truths: 0.777).
+        seeds 0-1, 8 epochs, decoder 128 features and width 128, ``|Spearman|``
+        0.969-0.974, the generated ends' CC 0.953-0.963 with their own truth,
+        0.878-0.884 with the other end's (the two truths: 0.777).
 
         Parameters
         ----------
