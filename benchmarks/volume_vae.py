@@ -114,7 +114,7 @@ def time_symmetrisation(size: int = 65, batch: int = 64, repeats: int = 2) -> tu
 
 def time_epoch(decoder: str, n_patterns: int, size: int = 65) -> float:
     data = melting_series(n_patterns, size=size, photons=1e4, seed=1, n_levels=5)
-    vae = VolumeVAE(size, latent_dim=1, decoder=decoder, mask=data["mask"], seed=0)
+    vae = VolumeVAE(size, latent_dim=1, decoder=decoder, group="Oh", mask=data["mask"], seed=0)
     # warm-up on a few patterns (allocations, first-call overheads), not timed
     vae.fit(data["patterns"][:64], data["rotations"][:64], epochs=1, batch_size=64, progress=False)
     vae.trainer = None
@@ -129,7 +129,7 @@ def acceptance_run() -> dict:
     # Poisson on the counts: a Gaussian of one width on radially normalised patterns
     # weights the ~0.1-photon high-q pixels like the 500-photon low-q ones, so noise
     # dominates its fit and the sphere end (fine rings at high q) comes out blurred
-    vae = VolumeVAE(33, latent_dim=1, decoder="implicit", likelihood="poisson",
+    vae = VolumeVAE(33, latent_dim=1, decoder="implicit", likelihood="poisson", group="Oh",
                     mask=data["mask"], seed=0)  # fmt: skip
     t0 = time.perf_counter()
     vae.fit(data["patterns"], data["rotations"], epochs=MAX_EPOCHS, batch_size=64, lr=3e-3,

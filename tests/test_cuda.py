@@ -104,7 +104,13 @@ def test_volume_vae_on_cuda_orders_cubes_and_spheres():
 
     s = melting_series(256, size=33, photons=1e5, seed=3, n_levels=2)
     vae = VolumeVAE(
-        33, latent_dim=1, decoder="implicit", likelihood="gaussian", mask=s["mask"], seed=0
+        33,
+        latent_dim=1,
+        decoder="implicit",
+        likelihood="gaussian",
+        group="Oh",
+        mask=s["mask"],
+        seed=0,
     )
     hist = vae.fit(
         s["patterns"], s["rotations"], epochs=5, batch_size=32, lr=5e-3, progress=False

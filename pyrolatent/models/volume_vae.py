@@ -6,15 +6,17 @@ orientation ``R_i``::
     z_i       ~ z_prior                         (default Normal(0, I), dim latent_dim)
     fluence_i ~ fluence_prior                   (Poisson only; default LogNormal(0, 0.2))
     V(. | z)  = decoder(z_i)                    (3D intensity in units of the radial average,
-                                                 point-group symmetric)
+                                                 Friedel- and point-group symmetric)
     m_i       = central slice of V at R_i       (see primitives.volumes.slice_volume)
     x_i       ~ Normal(m_i, sigma)              ("gaussian": radially normalised intensities)
              or Poisson(fluence_i * profile * m_i)   ("poisson": photon counts)
 
 restricted to valid detector pixels (``mask``). Decoders: ``"voxel"`` (3D
 transposed convolutions, symmetrised exactly by averaging the slices at
-``g R`` over the group) and ``"implicit"`` (a coordinate MLP over canonical
-coordinates, exactly O_h-symmetric with no averaging).
+``g R`` over the group) and ``"implicit"`` (a coordinate MLP over random
+Fourier features, exactly Friedel-symmetric, ``I(q) = I(-q)``; with
+``group="Oh"`` over canonical coordinates, exactly O_h-symmetric with no
+averaging). The default ``group=None`` assumes no point group.
 
 Site names: :data:`Z`, :data:`FLUENCE`, :data:`OBS`; plate :data:`PLATE`.
 :class:`VolumeVAEModel` and :class:`~pyrolatent.guides.volume_vae.VolumeVAEGuide`
@@ -54,9 +56,11 @@ class VolumeVAEModel(PyroModule):
     latent_dim : int
     decoder : {"implicit", "voxel"}
     likelihood : {"gaussian", "poisson"}
-    group : str
-        Point group of the particle (``"Oh"`` for cubes). The implicit decoder
-        supports ``"Oh"`` (exact) or ``None``; the voxel decoder any group.
+    group : str, optional
+        Point group of the particle. Default None: no symmetry beyond Friedel's
+        law (a molecule); name one for a symmetric particle (``"Oh"`` for
+        cubes). The implicit decoder supports ``None`` or ``"Oh"`` (exact); the
+        voxel decoder any group.
     mask : array_like, optional
         ``(S, S)`` bool, True = valid detector pixel.
     z_prior : Distribution or callable, optional
@@ -76,7 +80,7 @@ class VolumeVAEModel(PyroModule):
     """
 
     def __init__(self, size: int, latent_dim: int = 1, decoder: str = "implicit",
-                 likelihood: str = "gaussian", group: str | None = "Oh", mask=None,
+                 likelihood: str = "gaussian", group: str | None = None, mask=None,
                  z_prior=None, fluence_prior=None, sigma: float = 0.5,
                  learn_sigma: bool = True, n_features: int = 32,
                  fourier_scale: float = 0.15, hidden: int = 64, depth: int = 3,
@@ -100,7 +104,7 @@ class VolumeVAEModel(PyroModule):
         if decoder == "implicit":
             if group not in ("Oh", None):
                 raise ValueError(
-                    f"group: the implicit decoder is exact for 'Oh' (or None), got {group!r}; "
+                    f"group: the implicit decoder is exact for None or 'Oh', got {group!r}; "
                     "use decoder='voxel' for other groups"
                 )
             self.decoder = ImplicitDecoder(self.latent_dim, self.size, symmetry=group,
@@ -164,6 +168,26 @@ class VolumeVAEModel(PyroModule):
             return self.decoder.volume(z)
         vol = self.decoder(z)
         return vol if self.group is None else symmetrize_volume(vol, self.group)
+
+    def grid_log_likelihood(self, x: torch.Tensor, rotations: torch.Tensor,
+                            z_grid: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """``log p(x | z_k, R)`` ``(B, K)`` at each of ``K`` latents ``z_grid`` ``(K, D)``.
+
+        Poisson only: the per-pattern fluence is profiled out (its maximum
+        likelihood value, ``sum x / sum rate`` over valid pixels, held fixed in
+        the gradient); the ``log x!`` term, the same for every ``z_k``, is left out.
+        """
+        if self.likelihood != "poisson":
+            raise ValueError("grid_log_likelihood: the Poisson likelihood only")
+        b, k = x.shape[0], z_grid.shape[0]
+        z = z_grid.to(x.dtype).repeat(b, 1)
+        mean = self.slices(z, rotations.repeat_interleave(k, dim=0)) * self.profile
+        mean = mean.reshape(b, k, self.size, self.size)
+        m = self.mask.to(x.dtype)
+        xx = (x * m)[:, None]
+        f = xx.sum((-1, -2), keepdim=True) / (mean * m).sum((-1, -2), keepdim=True).clamp_min(1e-8)
+        rate = (mean * f.detach()).clamp_min(1e-8)
+        return ((xx * rate.log() - rate) * m).sum((-1, -2))
 
     def forward(self, x: torch.Tensor, rotations: torch.Tensor):
         """``x`` ``(B, S, S)``, ``rotations`` ``(B, 3, 3)``."""

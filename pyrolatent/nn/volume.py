@@ -3,12 +3,20 @@
 * :class:`PatternEncoder`: a small CNN over a (log) pattern, whose features are
   joined with an orientation descriptor (the 9 entries of the rotation
   canonicalised into the fundamental zone) in an MLP head.
+* :class:`SliceSetEncoder`: the pattern as a set of pixels placed at their
+  object-frame ``q`` (``R p``): a per-pixel MLP of Fourier features of ``R q``
+  weights each pixel's (log) count, the sum over pixels feeds an MLP head. It
+  can represent the log-likelihood-ratio statistics ``sum_p x_p h(R p)`` by
+  which a posed frame tells a deformation of the object, whatever the pose.
 * :class:`VoxelDecoder`: ``z`` -> a ``(S, S, S)`` volume by 3D transposed
   convolutions (sizes ``5 -> 9 -> 17 -> 33 -> 65 -> ...``, cropped to ``S``).
 * :class:`ImplicitDecoder`: a coordinate MLP ``(z, q) -> I(q)`` over random
   Fourier features of the *canonicalised* coordinate. With ``symmetry="Oh"`` the
   coordinate is ``sort(|q|)``, which is invariant under all 48 signed
   permutations, so the intensity is exactly O_h-symmetric with no averaging.
+  With ``symmetry=None`` (no point group) only Friedel's law ``I(q) = I(-q)``,
+  which every diffraction intensity obeys, is imposed (exactly, in the first
+  layer; see :meth:`ImplicitDecoder.forward`).
 
 Intensities are positive (softplus) and are meant in units of the dataset's
 radial average (see :class:`pyrolatent.primitives.radial.RadialNormalizer`).
@@ -27,6 +35,7 @@ from ..primitives.volumes import slice_coordinates, volume_coordinates
 __all__ = [
     "ImplicitDecoder",
     "PatternEncoder",
+    "SliceSetEncoder",
     "VoxelDecoder",
     "canonical_coordinates",
 ]
@@ -83,6 +92,68 @@ class PatternEncoder(nn.Module):
         """``(B, S, S)``, ``(B, F)`` -> ``(B, out_dim)``."""
         h = self.conv(images.unsqueeze(1))
         return self.head(torch.cat([h, orientation], dim=-1))
+
+
+class SliceSetEncoder(nn.Module):
+    """Posed patterns ``(B, S, S)`` as sets of pixels at object-frame ``q`` -> ``(B, out_dim)``.
+
+    Pixel ``p`` of a pattern with orientation ``R`` samples the object at
+    ``q = R p`` (voxels). Its features are Fourier features of ``q`` (cosines only
+    without a point group, so a pixel and its Friedel mate agree; sines and
+    cosines of the canonical coordinate with ``symmetry="Oh"``) and ``|q|``; an
+    MLP maps them to ``(a_p, b_p)`` and the pooled ``mean_p (c_p a_p + b_p)`` over
+    valid pixels (``c_p`` the pixel's input value), joined with ``extra``
+    features, goes through the head MLP.
+
+    Parameters
+    ----------
+    out_dim : int
+    size : int
+        Odd pattern size ``S``.
+    extra_dim : int
+        Width of the per-pattern features joined after pooling.
+    symmetry : {None, "Oh"}
+        See :class:`ImplicitDecoder`.
+    n_features : int
+        Random 3D frequencies.
+    fourier_scale : float
+        Their standard deviation, cycles per voxel.
+    hidden : int
+        Width of the point MLP's output and of the head.
+    seed : int
+        Seed of the fixed random frequencies.
+    """
+
+    def __init__(self, out_dim: int, size: int, extra_dim: int = 1,
+                 symmetry: str | None = None, n_features: int = 64,
+                 fourier_scale: float = 0.15, hidden: int = 128, seed: int = 1):  # fmt: skip
+        super().__init__()
+        if symmetry not in _SYMMETRIES:
+            raise ValueError(f"symmetry: expected one of {_SYMMETRIES}, got {symmetry!r}")
+        self.size, self.symmetry, self.hidden = int(size), symmetry, int(hidden)
+        g = torch.Generator().manual_seed(int(seed))
+        n = int(n_features) * (2 if symmetry is None else 1)  # cosines only: twice as many
+        self.register_buffer("frequencies", torch.randn(3, n, generator=g) * fourier_scale)
+        self.register_buffer("plane", slice_coordinates(self.size).reshape(-1, 3))
+        w = 2 * int(n_features) + 1
+        self.point = nn.Sequential(nn.Linear(w, hidden), nn.SiLU(), nn.Linear(hidden, 2 * hidden))
+        self.head = nn.Sequential(
+            nn.Linear(hidden + int(extra_dim), hidden), nn.SiLU(),
+            nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, out_dim),
+        )  # fmt: skip
+
+    def forward(self, images: torch.Tensor, rotations: torch.Tensor, extra: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """``images`` ``(B, S, S)``, ``rotations`` ``(B, 3, 3)``, ``extra`` ``(B, E)``."""
+        keep = (torch.ones(self.size**2, dtype=torch.bool, device=images.device)
+                if mask is None else mask.reshape(-1).bool())  # fmt: skip
+        q = self.plane[keep] @ rotations.transpose(-1, -2)  # (B, P, 3)
+        phase = 2 * math.pi * canonical_coordinates(q, self.symmetry) @ self.frequencies
+        parts = [phase.cos()] if self.symmetry is None else [phase.sin(), phase.cos()]
+        feats = torch.cat(parts + [q.norm(dim=-1, keepdim=True) / ((self.size - 1) / 2)], -1)
+        a, b = self.point(feats).split(self.hidden, dim=-1)
+        c = images.reshape(images.shape[0], -1)[:, keep, None]
+        return self.head(torch.cat([(c * a + b).mean(1), extra], dim=-1))
 
 
 class VoxelDecoder(nn.Module):
@@ -142,8 +213,10 @@ class ImplicitDecoder(nn.Module):
     latent_dim : int
     size : int
         Odd volume size; coordinates are in voxels from the centre.
-    symmetry : {"Oh", None}
-        Exact symmetry by canonical coordinates (see :func:`canonical_coordinates`).
+    symmetry : {None, "Oh"}
+        ``"Oh"``: exact O_h symmetry by canonical coordinates (see
+        :func:`canonical_coordinates`). ``None`` (default): no point group, only
+        Friedel's law ``I(q) = I(-q)`` (exact).
     n_features : int
         Number of random 3D frequencies (``2 n_features`` sine/cosine features).
     fourier_scale : float
@@ -160,7 +233,7 @@ class ImplicitDecoder(nn.Module):
         Seed of the fixed random frequencies.
     """
 
-    def __init__(self, latent_dim: int, size: int, symmetry: str | None = "Oh",
+    def __init__(self, latent_dim: int, size: int, symmetry: str | None = None,
                  n_features: int = 64, fourier_scale: float = 0.15, n_radial: int = 16,
                  radial_max: float = 0.5, hidden: int = 128, depth: int = 3,
                  seed: int = 0):  # fmt: skip
@@ -198,17 +271,32 @@ class ImplicitDecoder(nn.Module):
         )
 
     def forward(self, z: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        """Intensities at ``points`` ``(B, P, 3)`` (voxels) for latents ``(B, D)`` -> ``(B, P)``."""
+        """Intensities at ``points`` ``(B, P, 3)`` (voxels) for latents ``(B, D)`` -> ``(B, P)``.
+
+        With ``symmetry="Oh"`` every feature is even in ``q`` already. Without
+        (``None``) the sine features are the only odd ones: the first layer is
+        evaluated at ``q`` and ``-q`` (its pre-activation ``a + s`` and
+        ``a - s``, ``s`` the sines' part) and the activations averaged, so the
+        output is exactly Friedel-symmetric for one extra matrix product.
+        """
         feats = self.encode_points(points)
         zz = z[:, None, :].expand(-1, points.shape[1], -1)
-        return F.softplus(self.mlp(torch.cat([feats, zz], dim=-1))).squeeze(-1)
+        h = torch.cat([feats, zz], dim=-1)
+        if self.symmetry is not None:
+            return F.softplus(self.mlp(h)).squeeze(-1)
+        first, act = self.mlp[0], self.mlp[1]
+        n_odd = self.frequencies.shape[1]
+        pre = first(h)
+        odd = feats[..., :n_odd] @ first.weight[:, :n_odd].T
+        h = 0.5 * (act(pre) + act(pre - 2 * odd))
+        return F.softplus(self.mlp[2:](h)).squeeze(-1)
 
     def slice_pixels(self, mask: torch.Tensor | None = None, device=None):
         """Which plane pixels :meth:`slices` evaluates, and where each pixel reads its value.
 
-        With ``symmetry="Oh"`` the intensity is centrosymmetric exactly
-        (``canonical_coordinates(-p) == canonical_coordinates(p)``), so only one
-        pixel of each Friedel pair ``(i, j) <-> (S-1-i, S-1-j)`` is evaluated.
+        The intensity is centrosymmetric exactly (Friedel's law, imposed with
+        or without a point group), so only one pixel of each Friedel pair
+        ``(i, j) <-> (S-1-i, S-1-j)`` is evaluated.
 
         Parameters
         ----------
@@ -234,7 +322,7 @@ class ImplicitDecoder(nn.Module):
             need = (m | m.flip(0, 1)).reshape(-1)
         idx = torch.arange(n, device=device)
         # representative of each pixel: itself, or its Friedel mate n - 1 - k (the smaller index)
-        rep = torch.minimum(idx, n - 1 - idx) if self.symmetry == "Oh" else idx
+        rep = torch.minimum(idx, n - 1 - idx)
         evaluated = torch.unique(rep[need])
         source = torch.full((n,), -1, dtype=torch.long, device=device)
         source[need] = torch.searchsorted(evaluated, rep[need])
@@ -251,9 +339,9 @@ class ImplicitDecoder(nn.Module):
             ``(B, 3, 3)``.
         mask : torch.Tensor, optional
             ``(S, S)`` bool: evaluate only these pixels (and their Friedel
-            mates); the slice is 0 elsewhere. Default: every pixel. With
-            ``symmetry="Oh"`` each Friedel pair is evaluated once either way
-            (see :meth:`slice_pixels`), which halves the cost exactly.
+            mates); the slice is 0 elsewhere. Default: every pixel. Each
+            Friedel pair is evaluated once either way (see
+            :meth:`slice_pixels`), which halves the cost exactly.
         """
         plane = slice_coordinates(self.size, dtype=z.dtype, device=z.device).reshape(-1, 3)
         evaluated, source = self.slice_pixels(mask, device=z.device)

@@ -34,7 +34,8 @@ def test_canonical_coordinates_are_oh_invariant():
 
 
 def test_implicit_decoder_is_exactly_symmetric_and_slices_match_its_volume():
-    dec = ImplicitDecoder(2, 17, n_features=8, hidden=16, depth=2).requires_grad_(False)
+    dec = ImplicitDecoder(2, 17, symmetry="Oh", n_features=8, hidden=16, depth=2)
+    dec.requires_grad_(False)
     z = torch.randn(3, 2)
     vol = dec.volume(z)
     assert vol.shape == (3, 17, 17, 17) and bool((vol > 0).all())
@@ -54,7 +55,8 @@ def test_implicit_decoder_is_exactly_symmetric_and_slices_match_its_volume():
 
 def test_implicit_slices_evaluate_valid_pixels_once_per_friedel_pair():
     size = 17
-    dec = ImplicitDecoder(1, size, n_features=8, hidden=16, depth=2).requires_grad_(False)
+    dec = ImplicitDecoder(1, size, symmetry="Oh", n_features=8, hidden=16, depth=2)
+    dec.requires_grad_(False)
     z, R = torch.randn(4, 1), random_rotations(4, generator=_gen(3))
     plane = slice_coordinates(size).reshape(-1, 3)
     full = dec(z, plane @ R.transpose(-1, -2)).reshape(-1, size, size)  # every pixel directly
@@ -70,9 +72,15 @@ def test_implicit_slices_evaluate_valid_pixels_once_per_friedel_pair():
     assert bool((out[:, ~need] == 0).all())
     evaluated, source = dec.slice_pixels(mask)
     assert evaluated.numel() < int(need.sum()) and bool((source[need.flatten()] >= 0).all())
-    # without O_h there is no Friedel symmetry: every needed pixel is evaluated
-    plain = ImplicitDecoder(1, size, symmetry=None, n_features=8, hidden=16).requires_grad_(False)
-    assert plain.slice_pixels(mask)[0].numel() == int(need.sum())
+    # without a point group (the default) only Friedel's law holds, exactly: I(q) = I(-q),
+    # not the O_h mirrors/permutations, and each pair is still evaluated once
+    plain = ImplicitDecoder(1, size, n_features=8, hidden=16).requires_grad_(False)
+    assert plain.symmetry is None
+    vol = plain.volume(z)
+    assert torch.allclose(vol, vol.flip(1, 2, 3), atol=1e-6)
+    assert float((vol - vol.flip(1)).abs().max()) > 1e-3 * float(vol.abs().max())
+    assert float((vol - vol.transpose(-1, -2)).abs().max()) > 1e-3 * float(vol.abs().max())
+    assert plain.slice_pixels(mask)[0].numel() == evaluated.numel()
     ref = plain(z, plane @ R.transpose(-1, -2)).reshape(-1, size, size)
     assert torch.allclose(plain.slices(z, R, mask=mask)[:, mask], ref[:, mask], atol=1e-6)
     with pytest.raises(ValueError, match="mask"):
@@ -153,7 +161,13 @@ def two_shape_series():
 def test_fast_end_to_end_latent_separates_cubes_from_spheres(two_shape_series, tmp_path):
     s = two_shape_series
     vae = VolumeVAE(
-        33, latent_dim=1, decoder="implicit", likelihood="gaussian", mask=s["mask"], seed=0
+        33,
+        latent_dim=1,
+        decoder="implicit",
+        likelihood="gaussian",
+        group="Oh",
+        mask=s["mask"],
+        seed=0,
     )
     hist = vae.fit(
         s["patterns"], s["rotations"], epochs=5, batch_size=32, lr=5e-3, progress=False

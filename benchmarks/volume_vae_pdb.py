@@ -1,0 +1,269 @@
+"""The volume VAE per frame on a continuously stretched real structure (4BED), issue 18 item 6.
+
+Runs with no arguments on one CPU thread and writes
+``benchmarks/results/volume_vae_pdb.json``; the keys of the run with EMC
+orientations (or, if that run misses the acceptance, of the run with true
+orientations, said in ``volume_vae_orientations``) are merged into
+``benchmarks/results/emc.json`` when that file exists (read, update, write).
+
+* Structure: Dragonfly's bundled ``4BED.pdb`` (55,228 atoms, see
+  :func:`benchmarks.emc._dragonfly_pdb`; ``EMC_BENCH_PDB`` names another copy).
+  The atoms are stretched about their centre along their longest principal axis
+  by ``t`` in ``[1, 1.25]`` on ``LEVELS`` evenly spaced values (every frame draws
+  one at random: 0.005 apart, a continuous deformation at this resolution).
+  ``|F(q)|^2`` by :func:`pyrolatent.spi.emc.structure_intensity` (its FFT path)
+  on ``SIZE^3`` voxels; two weightless atoms at ``+-`` the most stretched radius
+  fix the real-space box, so every ``t`` shares one ``q`` grid (``dq`` and the
+  atom binning), oversampled 2x (Nyquist for ``|F|^2``) at ``t = 1.25``. At 3x
+  the two ends' shell-normalised CC is 0.95 on 25^3 (too alike to score); at 2x
+  it is 0.78 (``truth_cross_cc``).
+* Frames: a flat detector (beamstop radius 2 pixels), one uniformly random
+  orientation per frame, Poisson counts at ``PHOTONS`` per frame (10^4) with 10%
+  fluence jitter (:func:`pyrolatent.spi.emc.simulate_frames`).
+* Runs, per seed (data, EMC and VAE seeded alike): ``true`` trains the
+  :class:`~pyrolatent.VolumeVAE` (its defaults: ``group=None``, Poisson,
+  implicit decoder, here 128 features and width 128; 1D latent) on single
+  frames with the true orientations, by ``fit(method="grid")`` (the decoder by
+  the exact marginal likelihood over 8 latents, ``z`` the exact posterior mean;
+  ``VVAE_PDB_METHOD=elbo`` for the amortised ELBO, which collapses here:
+  ``|Spearman|`` 0.00-0.18 after 20-100 epochs with the CNN or the point-set
+  encoder, with or without a KL warm-up);
+  ``emc`` with orientations from the library: EMC of all frames (thinned to
+  10^3 photons, see :func:`emc_orientations`) from a random start, then the
+  Poisson posterior of each full frame against that reconstruction on the grid
+  two levels finer, refined (as in ``benchmarks/emc.py``).
+* Scores: ``abs_spearman`` ``|Spearman(z, t)|`` over all frames; for each end
+  (the frames at ``t = 1`` and at ``t = 1.25``) the volume generated at the
+  frames' mean ``z`` (rotated into the truth's frame for ``emc``, by the
+  alignment of the EMC reconstruction to the middle truth) against the end's own
+  truth and the other end's: Pearson correlation over the measured voxels
+  (``2 <= |q| <= (SIZE - 1) / 2``) of the intensities divided by their shell
+  means (every resolution counts, not only the bright centre). ``end_cc_min``
+  is the lower own-truth CC, ``cross_cc_max`` the higher other-end CC; the
+  truths' own cross CC (``truth_cross_cc``) is the floor a VAE that ignored the
+  deformation would score.
+* Measured (one thread, shared cores; 2,000 frames at 10^4 photons, 25^3, 8
+  epochs): ``true`` seed 0 ``|Spearman|`` 0.969, ends' own CC 0.963 / 0.959,
+  cross 0.880 / 0.878 (truths 0.777), 421 s of training; seed 1 0.974, own
+  0.963 / 0.953, cross 0.880 / 0.884, 404 s. ``emc`` (seed 0 only): EMC
+  orientations 10.6 deg median from the truth, ``|Spearman|`` 0.385, own CC
+  0.920 / 0.822, cross 0.808 / 0.920 (fails: at 10 deg a pixel at the edge
+  moves ~2 voxels, more than the stretch moves it); on all 10^4 photons EMC
+  gave 24.9 deg and ``|Spearman|`` 0.306.
+* ``VVAE_PDB_SIZE``, ``_FRAMES``, ``_PHOTONS``, ``_EPOCHS``, ``_SEEDS`` (comma
+  separated), ``_RUNS`` (``true,emc``) and ``_METHOD`` change the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+warnings.filterwarnings("ignore", message="Sparse")
+torch.set_num_threads(1)
+sys.path.insert(0, os.path.dirname(__file__))
+
+from emc import _dragonfly_pdb  # noqa: E402
+
+from pyrolatent.estimators.volume_vae import VolumeVAE  # noqa: E402
+from pyrolatent.io.pdb import read_pdb_atoms  # noqa: E402
+from pyrolatent.primitives.so3 import random_rotations  # noqa: E402
+from pyrolatent.primitives.volumes import volume_coordinates  # noqa: E402
+from pyrolatent.spi.emc import (  # noqa: E402
+    PhotonFrames,
+    align_volume,
+    emc,
+    flat_detector,
+    orientation_errors,
+    poisson_orientations,
+    rotate_volume,
+    simulate_frames,
+    structure_intensity,
+)
+
+SIZE = int(os.environ.get("VVAE_PDB_SIZE", 25))
+FRAMES = int(os.environ.get("VVAE_PDB_FRAMES", 2000))
+PHOTONS = float(os.environ.get("VVAE_PDB_PHOTONS", 1e4))
+EPOCHS = int(os.environ.get("VVAE_PDB_EPOCHS", 8))
+METHOD = os.environ.get("VVAE_PDB_METHOD", "grid")
+#: the model's default implicit decoder (32 features, width 64) fits the mean of
+#: 4BED but, given the true stretch as z, reaches only CC 0.93 to the ends in 20
+#: epochs (0.99 with these)
+MODEL_OPTIONS = {"n_features": 128, "hidden": 128}
+SEEDS = [int(s) for s in os.environ.get("VVAE_PDB_SEEDS", "0,1").split(",")]
+RUNS = os.environ.get("VVAE_PDB_RUNS", "true,emc").split(",")
+LEVELS, T_MAX, EMC_LEVEL, EMC_ITERATIONS, EMC_THIN = 51, 1.25, 4, 20, 0.1
+RESULTS = os.path.join(os.path.dirname(__file__), "results")
+
+
+def stretched_intensities(pdb: str, ts: np.ndarray, size: int) -> torch.Tensor:
+    """``(L, S, S, S)`` intensities of the atoms stretched by each ``t`` (one shared q grid)."""
+    pos, z = read_pdb_atoms(pdb)
+    pos = np.asarray(pos, dtype=np.float64)
+    pos = pos - pos.mean(0)
+    axis = np.linalg.eigh(np.cov(pos.T))[1][:, -1]  # longest principal axis
+    along = pos @ axis
+    r_box = 1.001 * max(np.linalg.norm(pos + (t - 1) * along[:, None] * axis, axis=1).max()
+                        for t in (ts.min(), ts.max()))  # fmt: skip
+    ghosts = np.array([[r_box, 0.0, 0.0], [-r_box, 0.0, 0.0]])  # weight 0, fix the box
+    w = np.concatenate([np.asarray(z, dtype=np.float64), [0.0, 0.0]])
+    vols = []
+    for t in ts:
+        p = np.concatenate([pos + (t - 1) * along[:, None] * axis, ghosts])
+        vol, _ = structure_intensity(p, w, size=size, oversampling=2.0, method="fft")
+        vols.append(vol)
+    return torch.stack(vols)
+
+
+def make_frames(vols: torch.Tensor, det, seed: int):
+    """Frames at random levels and orientations: dense ``(N, S, S)`` counts, level, rotations."""
+    gen = torch.Generator().manual_seed(seed)
+    level = torch.randint(0, vols.shape[0], (FRAMES,), generator=gen)
+    rot = random_rotations(FRAMES, generator=gen)
+    counts = torch.zeros(FRAMES, SIZE * SIZE)
+    for k in range(vols.shape[0]):
+        idx = (level == k).nonzero()[:, 0]
+        if idx.numel():
+            fr, _, _ = simulate_frames(vols[k], det, idx.numel(), PHOTONS, generator=gen,
+                                       scale_jitter=0.1, rotations=rot[idx])  # fmt: skip
+            counts[idx] = fr.to_dense()
+    return counts.reshape(-1, SIZE, SIZE), level, rot
+
+
+def shell_normalised(vol: torch.Tensor) -> torch.Tensor:
+    """The measured voxels (``2 <= |q| <= (S-1)/2``) of ``vol`` divided by their shell mean."""
+    r = volume_coordinates(vol.shape[-1], dtype=torch.float64).norm(dim=-1)
+    shell = r.round().long()
+    keep = (r >= 2.0) & (r <= (vol.shape[-1] - 1) / 2)
+    v = vol.double()
+    mean = torch.zeros(int(shell.max()) + 1, dtype=torch.float64)
+    mean.index_add_(0, shell[keep], v[keep])
+    count = torch.bincount(shell[keep], minlength=mean.numel()).clamp_min(1)
+    return v[keep] / (mean / count).clamp_min(1e-30)[shell[keep]]
+
+
+def cc(a: torch.Tensor, b: torch.Tensor) -> float:
+    x, y = shell_normalised(a), shell_normalised(b)
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / (x.norm() * y.norm()))
+
+
+def score(vae, patterns, rot, level, vols, alignment=None) -> dict:
+    z = torch.as_tensor(vae.encode(patterns, rot)["z"]["loc"][:, 0])
+    ends = (0, vols.shape[0] - 1)
+    z_end = torch.stack([z[level == k].mean() for k in ends])[:, None]
+    gen = vae.generate(z_end, normalized=False)
+    if alignment is not None:
+        gen = torch.stack([rotate_volume(g, alignment) for g in gen])
+    own = [cc(gen[i], vols[k]) for i, k in enumerate(ends)]
+    cross = [cc(gen[i], vols[k]) for i, k in enumerate(ends[::-1])]
+    return {"abs_spearman": abs(float(spearmanr(z.numpy(), level.numpy())[0])),
+            "end_cc": own, "cross_cc": cross, "end_cc_min": min(own),
+            "cross_cc_max": max(cross), "z_end": z_end[:, 0].tolist()}  # fmt: skip
+
+
+def emc_orientations(patterns, det, seed: int, vols, rot):
+    frames = PhotonFrames.from_dense(patterns.reshape(FRAMES, -1))
+    # EMC on the frames thinned to 10^3 photons (each photon kept with probability
+    # EMC_THIN): on all 10^4 photons its annealing settles on a poor map of these
+    # heterogeneous frames (seed 0: shell CC to the middle truth 0.67 at 3/4 of the
+    # edge, grid orientations 30 deg median; 40 iterations or a slower anneal
+    # 0.70-0.84, 21-26 deg), thinned 0.88 and 17 deg
+    gen = torch.Generator().manual_seed(seed + 1000)
+    dense = patterns.reshape(FRAMES, -1)
+    thin = torch.binomial(dense, torch.full_like(dense, EMC_THIN), generator=gen)
+    res = emc(PhotonFrames.from_dense(thin), det, size=SIZE, level=EMC_LEVEL,
+              iterations=EMC_ITERATIONS, progress=False, seed=seed)  # fmt: skip
+    final = poisson_orientations(frames, res.volume, det, level=EMC_LEVEL + 2,
+                                 refine_steps=6, refine_samples=48,
+                                 reference_mask=res.measured, seed=seed)  # fmt: skip
+    g, _ = align_volume(res.volume, vols[vols.shape[0] // 2], level=4, r_min=2.0,
+                        r_max=0.75 * (SIZE - 1) / 2)  # fmt: skip
+    err = torch.rad2deg(orientation_errors(final["rotation"], rot, g, fit=True))
+    return final["rotation"], g, float(err.median())
+
+
+def main():
+    t0 = time.perf_counter()
+    ts = np.linspace(1.0, T_MAX, LEVELS)
+    vols = stretched_intensities(_dragonfly_pdb(), ts, SIZE)
+    det = flat_detector(SIZE, beamstop=2.0)
+    mask = det.mask.reshape(SIZE, SIZE)
+    out = {"structure": "4BED (Dragonfly aux), stretched along its longest axis",
+           "size": SIZE, "frames": FRAMES, "photons_per_frame": PHOTONS, "levels": LEVELS,
+           "t_range": [1.0, T_MAX], "epochs": EPOCHS, "seeds": SEEDS, "threads": 1,
+           "method": METHOD, "model_options": MODEL_OPTIONS,
+           "truth_cross_cc": cc(vols[0], vols[-1]),
+           "intensity_s": time.perf_counter() - t0, "runs": {}}  # fmt: skip
+    print(f"truth cross CC {out['truth_cross_cc']:.3f} ({out['intensity_s']:.0f} s)", flush=True)
+    for seed in SEEDS:
+        patterns, level, rot = make_frames(vols, det, seed)
+        for run in RUNS:
+            rec = {}
+            rotations, g = rot, None
+            if run == "emc":
+                t = time.perf_counter()
+                rotations, g, rec["orientation_median_deg"] = emc_orientations(
+                    patterns, det, seed, vols, rot
+                )
+                rec["emc_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            vae = VolumeVAE(SIZE, latent_dim=1, mask=mask, seed=seed, model_options=MODEL_OPTIONS)
+            vae.fit(patterns, rotations, epochs=EPOCHS, batch_size=64, lr=3e-3, progress=False,
+                    method=METHOD)  # fmt: skip
+            rec["train_s"] = time.perf_counter() - t
+            rec.update(score(vae, patterns, rotations, level, vols, alignment=g))
+            rec["final_loss"] = vae.history["loss"][-1]
+            out["runs"][f"{run}_seed{seed}"] = rec
+            print(run, seed, json.dumps(rec), flush=True)
+    for run in RUNS:
+        recs = [out["runs"][f"{run}_seed{s}"] for s in SEEDS]
+        out[run] = {"abs_spearman_min": min(r["abs_spearman"] for r in recs),
+                    "end_cc_min": min(r["end_cc_min"] for r in recs),
+                    "cross_cc_max": max(r["cross_cc_max"] for r in recs)}  # fmt: skip
+        if run == "emc":
+            out[run]["orientation_median_deg_max"] = max(r["orientation_median_deg"] for r in recs)
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "volume_vae_pdb.json"), "w") as fh:
+        json.dump(out, fh, indent=1)
+    merge_into_emc(out)
+    print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=1))
+
+
+def passes(summary: dict) -> bool:
+    return summary["abs_spearman_min"] >= 0.95 and summary["end_cc_min"] >= 0.95
+
+
+def merge_into_emc(out: dict) -> None:
+    path = os.path.join(RESULTS, "emc.json")
+    if not os.path.exists(path) or not any(r in out for r in ("emc", "true")):
+        return
+    run = "emc" if "emc" in out and (passes(out["emc"]) or "true" not in out) else "true"
+    with open(path) as fh:
+        results = json.load(fh)
+    results.update({
+        "volume_vae_abs_spearman": out[run]["abs_spearman_min"],
+        "volume_vae_end_cc_min": out[run]["end_cc_min"],
+        "volume_vae_cross_cc_max": out[run]["cross_cc_max"],
+        "volume_vae_truth_cross_cc": out["truth_cross_cc"],
+        "volume_vae_orientations": run,
+        "volume_vae_emc_orientation_median_deg": out.get("emc", {}).get(
+            "orientation_median_deg_max"
+        ),
+        "volume_vae_setup": f"4BED stretched 1-{T_MAX}, {SIZE}^3, {FRAMES} frames, "
+                            f"{PHOTONS:.0e} photons/frame, per-frame training, seeds {SEEDS}",
+    })  # fmt: skip
+    with open(path + ".tmp", "w") as fh:
+        json.dump(results, fh, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+if __name__ == "__main__":
+    main()
