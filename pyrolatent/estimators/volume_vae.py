@@ -235,6 +235,11 @@ class VolumeVAE(Estimator):
         if (method == "grid") != (self.grid_z is not None) and self.epochs_trained > 0:
             raise ValueError(f"method={method!r}: this model was trained with the other method")
         if method == "grid":
+            unsupported = [name for name, given in (("val_fraction", val_fraction > 0),
+                           ("callbacks", bool(callbacks)), ("checkpoint_path", checkpoint_path
+                           is not None)) if given]  # fmt: skip
+            if unsupported:
+                raise ValueError(f"method='grid' does not support {', '.join(unsupported)}")
             return self._fit_grid(*self.prepare(x, r), epochs, batch_size, lr, n_grid)
         data = self.prepare(x, r)
         val = None

@@ -99,6 +99,9 @@ def test_group_none_learns_a_stretch_of_an_asymmetric_cloud(stretched_cloud, tmp
     assert np.allclose(z2, enc["loc"][:16], atol=1e-5)
     with pytest.raises(ValueError, match="other method"):
         vae.fit(s["patterns"][:8], s["rotations"][:8], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="checkpoint_path"):
+        vae.fit(s["patterns"][:8], s["rotations"][:8], epochs=1, progress=False, method="grid",
+                checkpoint_path=tmp_path / "c.pt")  # fmt: skip
 
 
 def test_point_set_encoder_is_friedel_invariant_and_trains():
