@@ -43,7 +43,8 @@ class RVAEGuide(PyroModule):
         ``"grid"`` pairs the model's rotation grid (``pose="grid"``): no angle
         head (the model sums the grid index exactly), the grid jitter drawn from
         its prior, and ``z`` from a :class:`~pyrolatent.nn.pooled_encoder.RotationPooledEncoder`
-        of the image re-centred by the offset posterior's mean.
+        of the image re-centred by the offset posterior's mean (no gradient flows
+        through the re-centring: the offset head learns from the likelihood).
     pose_grid : int
         ``K`` of the model's grid (``pose="grid"``).
     views : int
