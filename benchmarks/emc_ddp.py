@@ -31,6 +31,9 @@ import torch.distributed as tdist
 warnings.filterwarnings("ignore", message="Sparse")
 torch.set_num_threads(1)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from emc import _dragonfly_pdb  # noqa: E402  (benchmarks/emc.py: Dragonfly's 4BED, installed if missing)
+
 from pyrolatent.io.pdb import read_pdb_atoms  # noqa: E402
 from pyrolatent.spi.emc import (  # noqa: E402
     emc,
@@ -47,16 +50,8 @@ ROUNDS = int(os.environ.get("EMC_DDP_ROUNDS", 3))
 OUT = os.path.join(os.path.dirname(__file__), "results")
 
 
-def _pdb() -> str:
-    if os.environ.get("EMC_BENCH_PDB"):
-        return os.environ["EMC_BENCH_PDB"]
-    import dragonfly  # the benchmark of issue 18 installs dragonfly-spi (see emc.py)
-
-    return os.path.join(os.path.dirname(dragonfly.__file__), "aux", "4BED.pdb")
-
-
 def _data():
-    pos, z = read_pdb_atoms(_pdb())
+    pos, z = read_pdb_atoms(_dragonfly_pdb())
     truth, _ = structure_intensity(pos, z, size=SIZE, oversampling=3.0)
     det = flat_detector(SIZE, beamstop=2.0)
     gen = torch.Generator().manual_seed(0)
