@@ -20,7 +20,9 @@ over 4 px, ``a*_aug_strong`` 2.5 px over 6 px) and ``shape_jitter`` (the
 training cards' own shape variability knob of :func:`make_cards`: every geometric
 constant of a suit scaled by ``U(1 - j, 1 + j)`` per image) and ``label_pose_aug``
 (:func:`pose_labelled`: the labelled cards rotated and shifted like the unlabelled ones,
-afresh each epoch).
+afresh each epoch). ``*_pooled`` adds the rotation-invariant classifier
+(``classifier_views=16``, no pose canonicalisation) and ``*_grid`` also the
+exact grid pose (``pose="grid"``).
 
 Each (setting, seed) run writes ``benchmarks/results/ssrvae_transfer/<setting>_seed<k>.json``
 and is skipped when that file exists, so the script resumes. Every invocation then
@@ -117,6 +119,11 @@ SETTINGS = {
         "label_pose_aug": True,
     },
 }
+# the same recipes with the rotation-invariant classifier (classifier_views, no canonicalisation)
+for _name in ("a60_shape_aug_lpose", "a90_shape_aug_lpose"):
+    SETTINGS[_name + "_pooled"] = {**SETTINGS[_name], "classifier_views": 16}
+    # and with the angle summed over a rotation grid (pose="grid")
+    SETTINGS[_name + "_grid"] = {**SETTINGS[_name], "classifier_views": 16, "pose": "grid"}
 LEVEL_THRESHOLD, LEVEL_CONTRAST = (0.3, 0.7), (1.0, 4.0)  # augmentation: intensity levels
 #: the settings behind the acceptance keys (trained at +-60 and at +-90 deg)
 RECOMMENDED = {"a60": "a60_shape_aug_lpose", "a90": "a90_shape_aug_lpose"}
@@ -211,6 +218,9 @@ def train(setting: dict, seed: int) -> tuple[SSRVAE, float, int]:
         invariances=("rotation", "translation"),
         decoder="warp",
         input_noise=setting["input_noise"],
+        classifier_views=setting.get("classifier_views", 1),
+        canonical_classifier=setting.get("classifier_views", 1) == 1,
+        pose=setting.get("pose", "amortized"),
         seed=seed,
     )
     lab, un = split["labelled"], split["unlabelled"]

@@ -373,6 +373,8 @@ class ImageModelWrapper(Estimator):
 
     #: The widths that the deprecated ``hidden=`` meant in this estimator.
     _old_hidden = "decoder_hidden"
+    #: ``pose`` of checkpoints written before the grid pose existed (None: no ``pose`` keyword).
+    _pose_before_grid: str | None = None
 
     @classmethod
     def _upgrade_config(cls, cfg: dict) -> dict:
@@ -381,6 +383,8 @@ class ImageModelWrapper(Estimator):
             cfg["symmetry"] = cfg.pop("angle_symmetry")
         if "hidden" in cfg:
             cfg[cls._old_hidden] = cfg.pop("hidden")
+        if cls._pose_before_grid is not None and "pose" not in cfg:
+            cfg["pose"] = cls._pose_before_grid
         return cfg
 
     @classmethod

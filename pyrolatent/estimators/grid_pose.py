@@ -24,7 +24,7 @@ ANGLE_CHUNK = 2**25
 
 
 @torch.no_grad()
-def grid_posteriors(model, guide, x: torch.Tensor, refine: int = 8) -> dict:
+def grid_posteriors(model, guide, x: torch.Tensor, refine: int = 8, *given) -> dict:
     """The guide's posteriors with the angle's exact posterior on a ``refine``-times finer grid.
 
     The content code and the offset (and scale) are set at their posterior
@@ -33,13 +33,16 @@ def grid_posteriors(model, guide, x: torch.Tensor, refine: int = 8) -> dict:
 
     Parameters
     ----------
-    model : RVAEModel
+    model : RVAEModel or SSRVAEModel
         With ``angle_grid`` (``pose="grid"``).
-    guide : RVAEGuide
+    guide : RVAEGuide or SSRVAEGuide
     x : torch.Tensor
         ``(B, H, W)`` images.
     refine : int
         The fine grid has ``refine * K`` angles.
+    *given : torch.Tensor
+        What the posteriors are conditioned on besides the image (the ss-rVAE's
+        classes ``(B,)``), passed to ``guide.posteriors`` and ``model.canonical``.
 
     Returns
     -------
@@ -48,13 +51,13 @@ def grid_posteriors(model, guide, x: torch.Tensor, refine: int = 8) -> dict:
         :class:`~pyrolatent.distributions.GridAngle` of batch ``(B,)``.
     """
     grid = model.angle_grid
-    posts = guide.posteriors(x)
+    posts = guide.posteriors(x, *given)
     z = posts[Z].mean
     offset = posts[OFFSET].mean if OFFSET in posts else None
     scale = posts[SCALE].mean if SCALE in posts else None
     k = grid.size * int(refine)
     angles = torch.arange(k, device=x.device, dtype=x.dtype) * (grid.step / int(refine))
-    canonical = canonical_image(model.decoder, z)
+    canonical = model.canonical(z, *given)
     logits = []
     per_angle = max(1, ANGLE_CHUNK // x[0].numel() // max(1, x.shape[0]))
     for start in range(0, k, per_angle):

@@ -101,6 +101,8 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
     >>> enc = rvae.encode(images); enc["angle"]["loc"]                # doctest: +SKIP
     """
 
+    _pose_before_grid = "amortized"
+
     def __init__(
         self,
         image_size: tuple[int, int],

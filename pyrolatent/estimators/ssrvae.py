@@ -18,10 +18,12 @@ from ..guides.ssrvae import SSRVAEGuide
 from ..infer.batches import Batches
 from ..infer.elbo import AuxiliaryTraceEnum_ELBO
 from ..infer.metrics import ValidationAccuracy
+from ..models.pose import parse_invariances
 from ..models.sites import Y, Z
 from ..models.ssrvae import SSRVAEModel, _check_class_prior
 from .base import ImageModelWrapper, numpy, pose_priors
 from .diagnostics import DiagnosticsMixin
+from .grid_pose import grid_posteriors, guide_pose_options, model_pose_options, pose_config
 from .labelled import InterleavedBatches, LabelledMixin
 
 __all__ = ["SSRVAE", "InterleavedBatches"]
@@ -63,15 +65,21 @@ class SSRVAE(DiagnosticsMixin, LabelledMixin, ImageModelWrapper):
         Rotational symmetry order of the objects.
     class_conditioned_pose : bool
         ``q(pose | x, y)`` or ``q(pose | x)`` shared by all classes (default).
-    canonical_classifier : bool
-        Classify images moved back by their inferred pose (default; needs
-        ``class_conditioned_pose=False``).
+    canonical_classifier : bool, optional
+        Classify images moved back by their inferred pose (needs
+        ``class_conditioned_pose=False``; with rotation, ``pose="amortized"``).
+        Default: off for ``pose="grid"`` with rotation, else on.
     identity_pose_init : bool
         Start the pose posteriors concentrated at the identity pose (default;
         see :class:`~pyrolatent.guides.ssrvae.SSRVAEGuide`).
     input_noise : float
         Training-time noise augmentation of the encoders' inputs, image units
         (see :class:`~pyrolatent.guides.ssrvae.SSRVAEGuide`); ``0`` is off.
+    classifier_views : int, optional
+        ``> 1``: a rotation-invariant classifier averaging this many turned
+        copies of each re-centred image, needing no pose estimate (and
+        ``canonical_classifier=False``); ``1``: a plain or canonical classifier.
+        Default: 16 for ``pose="grid"`` with rotation, else 1.
     sigma, learn_sigma
         Gaussian likelihood options.
     compute_dtype : {"float32", "bfloat16"}
@@ -95,6 +103,7 @@ class SSRVAE(DiagnosticsMixin, LabelledMixin, ImageModelWrapper):
     """
 
     _old_hidden = "encoder_hidden"
+    _pose_before_grid = "amortized"
 
     def __init__(
         self,
@@ -121,9 +130,14 @@ class SSRVAE(DiagnosticsMixin, LabelledMixin, ImageModelWrapper):
         learn_sigma: bool = False,
         compute_dtype: str = "float32",
         class_conditioned_pose: bool = False,
-        canonical_classifier: bool = True,
+        canonical_classifier: bool | None = None,
         identity_pose_init: bool = True,
         input_noise: float = 0.0,
+        classifier_views: int | None = None,
+        pose: str = "grid",
+        pose_grid: int = 8,
+        pose_refine: int = 8,
+        views: int = 8,
         device=None,
         seed: int = 0,
         model=None,
@@ -136,6 +150,11 @@ class SSRVAE(DiagnosticsMixin, LabelledMixin, ImageModelWrapper):
         if aux_weight < 0:
             raise ValueError(f"aux_weight must be >= 0, got {aux_weight}")
         custom_angle = not isinstance(angle_prior, str)
+        turns = pose == "grid" and "rotation" in parse_invariances(invariances)
+        if canonical_classifier is None:
+            canonical_classifier = not turns
+        if classifier_views is None:
+            classifier_views = 16 if turns else 1
         probs = _check_class_prior(class_prior, n_classes)
         config = self._image_config(
             image_size, latent_dim, invariances, decoder, likelihood, activation, encoder,
@@ -152,7 +171,9 @@ class SSRVAE(DiagnosticsMixin, LabelledMixin, ImageModelWrapper):
             canonical_classifier=bool(canonical_classifier),
             identity_pose_init=bool(identity_pose_init),
             input_noise=float(input_noise),
+            classifier_views=int(classifier_views),
         )
+        config |= pose_config(pose, pose_grid, pose_refine, views)
         priors = pose_priors(
             angle_prior if custom_angle else None, offset_prior, scale_prior, z_prior
         )
@@ -160,6 +181,7 @@ class SSRVAE(DiagnosticsMixin, LabelledMixin, ImageModelWrapper):
         def make_model():
             return SSRVAEModel(
                 config["image_size"], n_classes, **self._model_options(),
+                **model_pose_options(config),
                 **(priors | {"angle_prior": angle_prior}),
                 angle_prior_scale=angle_prior_scale, class_prior=probs,
             )  # fmt: skip
@@ -170,6 +192,7 @@ class SSRVAE(DiagnosticsMixin, LabelledMixin, ImageModelWrapper):
                 class_conditioned_pose=class_conditioned_pose,
                 canonical_classifier=canonical_classifier,
                 identity_pose_init=identity_pose_init, input_noise=input_noise,
+                classifier_views=config["classifier_views"], **guide_pose_options(config),
             )  # fmt: skip
 
         self._build(config, priors, device, make_model, make_guide, model, guide)
@@ -299,7 +322,13 @@ class SSRVAE(DiagnosticsMixin, LabelledMixin, ImageModelWrapper):
         x = self._images(images)
         probs = self._proba_tensor(x, batch_size)
         y = probs.argmax(-1) if labels is None else self._labels(labels, x.shape[0])
-        result = self._encode(x, self.guide.posteriors, batch_size, y)
+        posteriors = self.guide.posteriors
+        if getattr(self.model, "angle_grid", None) is not None:
+
+            def posteriors(xb, yb):
+                return grid_posteriors(self.model, self.guide, xb, self.config["pose_refine"], yb)
+
+        result = self._encode(x, posteriors, batch_size, y)
         result[Y] = {"probs": numpy(probs), "label": numpy(y)}
         return result
 

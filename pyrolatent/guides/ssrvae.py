@@ -11,10 +11,13 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule
 from torch import nn
 
-from ..models.sites import AUX, Y, Z
+from ..models.pose import parse_invariances
+from ..models.pose_grid import grid_step
+from ..models.sites import ANGLE_JITTER, AUX, OFFSET, Y, Z
 from ..nn.classifier import ImageClassifier, PoseCanonicalClassifier
 from ..nn.encoders import make_encoder
 from ..nn.mlp import make_activation
+from ..nn.pooled_encoder import RotationPooledEncoder, he_init
 from .pose import PoseHeads
 
 __all__ = ["SSRVAEGuide"]
@@ -70,6 +73,24 @@ class SSRVAEGuide(PyroModule):
         (a denoising ELBO). It makes the classifier robust to background
         noise it would otherwise never see. ``0`` (default) is off; evaluation
         mode never corrupts.
+    classifier_views : int
+        ``1`` (default): the classifier sees the image (or, with
+        ``canonical_classifier``, the image moved back by its inferred pose).
+        ``> 1``: a rotation-invariant classifier averaging the features of this
+        many turned copies of the re-centred image (see
+        :class:`~pyrolatent.nn.classifier.ImageClassifier`); it needs
+        ``canonical_classifier=False``.
+    pose : {"amortized", "grid"}
+        ``"grid"`` pairs the model's rotation grid: no angle head, the grid
+        jitter drawn from its prior, and ``z`` from a
+        :class:`~pyrolatent.nn.pooled_encoder.RotationPooledEncoder` of the
+        image re-centred by the offset posterior's mean (as
+        :class:`~pyrolatent.guides.rvae.RVAEGuide`). It needs
+        ``canonical_classifier=False`` and ``class_conditioned_pose=False``.
+    pose_grid : int
+        ``K`` of the model's grid.
+    views : int
+        Turned copies the content encoder averages (``pose="grid"``).
     """
 
     def __init__(
@@ -87,8 +108,25 @@ class SSRVAEGuide(PyroModule):
         canonical_classifier: bool = True,
         identity_pose_init: bool = False,
         input_noise: float = 0.0,
+        classifier_views: int = 1,
+        pose: str = "amortized",
+        pose_grid: int = 8,
+        views: int = 8,
     ):
         super().__init__()
+        invariances = parse_invariances(invariances)
+        grid = pose == "grid" and "rotation" in invariances
+        if grid and (canonical_classifier or class_conditioned_pose):
+            raise ValueError(
+                "pose='grid' has no angle head: pass canonical_classifier=False and "
+                "class_conditioned_pose=False (classifier_views > 1 gives a "
+                "rotation-invariant classifier)"
+            )
+        if canonical_classifier and int(classifier_views) > 1:
+            raise ValueError(
+                "classifier_views > 1 makes the classifier rotation-invariant by itself: "
+                "pass canonical_classifier=False"
+            )
         if not input_noise >= 0:
             raise ValueError(f"input_noise must be >= 0, got {input_noise}")
         self.input_noise = float(input_noise)
@@ -100,9 +138,17 @@ class SSRVAEGuide(PyroModule):
         self.n_classes = int(n_classes)
         self.class_conditioned_pose = bool(class_conditioned_pose)
         self.canonical_classifier = bool(canonical_classifier)
-        self.classifier = ImageClassifier(image_size, n_classes, hidden, activation, encoder)
+        self.classifier = ImageClassifier(
+            image_size, n_classes, hidden, activation, encoder, views=classifier_views
+        )
         self.encoder = make_encoder(encoder, tuple(image_size), hidden, activation)
         width = self.encoder.out_features
+        self.grid_step, self.z_encoder = None, None
+        if grid:
+            self.grid_step = grid_step(pose_grid, angle_symmetry)
+            invariances = tuple(i for i in invariances if i != "rotation")
+            base = he_init(make_encoder(encoder, tuple(image_size), hidden, "relu"))
+            self.z_encoder = RotationPooledEncoder(base, views)
         self.join = nn.Linear(width + n_classes, width)
         self.act = make_activation(activation)
         self.z_head = nn.Linear(width, 2 * latent_dim)
@@ -153,9 +199,16 @@ class SSRVAEGuide(PyroModule):
     def posteriors(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, dist.Distribution]:
         """Posteriors of z and pose given images ``(B, H, W)`` and classes ``y``."""
         h = self.encoder(x)
-        g = self._features(h, y)
+        if self.z_encoder is None:
+            g = self._features(h, y)
+            out = self.pose.posteriors(g if self.class_conditioned_pose else h)
+        else:  # pose="grid": z from the turned copies of the re-centred image
+            out = self.pose.posteriors(h)
+            centre = out[OFFSET].mean.detach() if OFFSET in out else None
+            g = self._features(self.z_encoder(x, centre=centre), y)
+            low = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+            out[ANGLE_JITTER] = dist.Uniform(low, low + self.grid_step)
         loc, raw = self.z_head(g).chunk(2, dim=-1)
-        out = self.pose.posteriors(g if self.class_conditioned_pose else h)
         out[Z] = dist.Normal(loc, F.softplus(raw) + 1e-4).to_event(1)
         return out
 

@@ -73,6 +73,8 @@ CONFIG_LIMITS = {
     "channels": (1, 16_384),
     "width": (1, 16_384),
     "depth": (1, 64),
+    "views": (1, 256),
+    "classifier_views": (1, 256),
 }
 #: Most pixels of one image (``H * W``) and most layers of a width list.
 MAX_PIXELS = 2**22

@@ -27,7 +27,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from ..primitives import pixel_grid, rotation_matrix_2d, warp_copies, warp_images
+from ..primitives import centre_of_mass, rotation_matrix_2d, warp_copies, warp_images
 from .sites import ANGLE_INDEX, ANGLE_JITTER
 
 __all__ = [
@@ -103,20 +103,6 @@ class AngleGrid(nn.Module):
         prior = self.angle_prior
         d = prior if isinstance(prior, dist.Distribution) else prior(n)
         return d.log_prob(angles.unsqueeze(-1).expand(-1, n))
-
-
-def centre_of_mass(images: torch.Tensor) -> torch.Tensor:
-    """``(n, 2)`` weighted centre ``(x, y)`` of images ``(n, H, W)``, pixels from the centre.
-
-    The weights are the squared images above their minimum: a constant
-    background has no pull, and a faint haze (a decoder's low background
-    probabilities over many pixels) little.
-    """
-    n, h, w = images.shape
-    weights = (images - images.flatten(1).amin(1).reshape(n, 1, 1)) ** 2
-    weights = weights / weights.sum((1, 2), keepdim=True).clamp_min(1e-12)
-    grid = pixel_grid(h, w, dtype=images.dtype, device=images.device)
-    return torch.einsum("nhw,hwc->nc", weights, grid)
 
 
 def render_posed(canonical: torch.Tensor, angle=None, offset=None, scale=None,

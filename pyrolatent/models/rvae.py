@@ -136,6 +136,10 @@ class RVAEModel(PyroModule):
             return dist.Normal(loc, torch.ones_like(loc)).to_event(1)
         return expand_prior(self.z_prior, n, (self.latent_dim,), Z)
 
+    def canonical(self, z: torch.Tensor) -> torch.Tensor:
+        """Unposed images ``(B, H, W)`` of codes ``z (B, D)``, in mean space."""
+        return canonical_image(self.decoder, z)
+
     def render(self, z, angle=None, offset=None, scale=None) -> torch.Tensor:
         """Mean images ``(B, H, W)``; ``(..., B, H, W)`` for angles ``(..., B)``."""
         if self.angle_grid is None:

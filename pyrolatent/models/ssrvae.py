@@ -39,6 +39,7 @@ from ..distributions import ProjectedNormalAngle, VonMises
 from ..nn.decoders import make_decoder
 from .likelihoods import make_likelihood
 from .pose import PosePrior, expand_prior, parse_invariances
+from .pose_grid import canonical_image, make_angle_grid, render_posed
 from .sites import ANGLE, AUX, OBS, OFFSET, SCALE, Y, Z  # noqa: F401 - re-exported
 
 __all__ = [
@@ -103,6 +104,17 @@ class SSRVAEModel(PyroModule):
         Precision of the spatial decoder's hidden-layer products (see
         :class:`~pyrolatent.nn.decoders.SpatialDecoder`); the warp decoder
         stays float32.
+    pose : {"amortized", "grid"}
+        A continuous ``angle`` site, or the angle summed exactly over a
+        rotation grid of ``pose_grid`` angles (as in
+        :class:`~pyrolatent.models.rvae.RVAEModel`; the grid index is
+        enumerated beside the class, so each item costs ``n_classes *
+        pose_grid`` warps of ``n_classes`` canonical images). The grid's index
+        probabilities follow ``angle_prior``.
+    pose_grid : int
+        ``K``, angles of the grid (``pose="grid"``).
+    symmetry : int
+        Rotational symmetry order: the grid covers ``[0, 2 pi / symmetry)``.
     """
 
     def __init__(
@@ -125,6 +137,9 @@ class SSRVAEModel(PyroModule):
         sigma: float = 0.1,
         learn_sigma: bool = False,
         compute_dtype: str = "float32",
+        pose: str = "amortized",
+        pose_grid: int = 8,
+        symmetry: int = 1,
     ):
         super().__init__()
         n_classes = check_count(n_classes, "n_classes", low=2, high=100_000)
@@ -158,6 +173,9 @@ class SSRVAEModel(PyroModule):
             offset_prior_scale,
         )
         self.z_prior = z_prior
+        self.angle_grid = make_angle_grid(
+            pose, self.invariances, pose_grid, symmetry, self.pose_prior.angle_prior
+        )
 
     # ----------------------------------------------------------- priors
     def _angle_prior(self, prior):
@@ -200,7 +218,10 @@ class SSRVAEModel(PyroModule):
         ``z (..., D)``, ``y (...)`` integer classes and the pose tensors
         (``angle (...)``, ``offset (..., 2)``, ``scale (...)``) broadcast against
         each other; under enumeration ``y`` is ``(K, 1)`` and the batch shape
-        ``(K, B)``. The decoder runs once on all flattened codes.
+        ``(K, B)``. The decoder runs once on all flattened codes; with
+        ``pose="grid"`` it draws the canonical image once per code and the warp
+        poses it at every angle (angles may carry more leading dimensions, e.g.
+        ``(K_angle, 1, 1)`` under enumeration, giving ``(K_angle, K, B, H, W)``).
 
         Returns
         -------
@@ -218,6 +239,8 @@ class SSRVAEModel(PyroModule):
         def flat(t, tail=()):
             return None if t is None else t.expand(*batch, *tail).reshape(-1, *tail)
 
+        if self.angle_grid is not None:
+            return self._render_grid(code, batch, angle, flat(offset, (2,)), flat(scale))
         mean = self.decoder(
             code.reshape(-1, code.shape[-1]),
             angle=flat(angle),
@@ -225,6 +248,23 @@ class SSRVAEModel(PyroModule):
             scale=flat(scale),
         )
         return mean.reshape(*batch, *self.image_size)
+
+    def canonical(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Unposed images ``(B, H, W)`` of codes ``z (B, D)`` and classes ``y (B,)``."""
+        code = torch.cat([z, F.one_hot(y.long(), self.n_classes).to(z.dtype)], dim=-1)
+        return canonical_image(self.decoder, code)
+
+    def _render_grid(self, code, batch, angle, offset, scale) -> torch.Tensor:
+        """Canonical images of ``code (*batch, D + K)``, posed by angles ``(..., *batch)``."""
+        canonical = canonical_image(self.decoder, code.reshape(-1, code.shape[-1]))
+        if angle is None:
+            posed = render_posed(canonical, None, offset, scale)
+            return posed.reshape(*batch, *self.image_size)
+        full = torch.broadcast_shapes(angle.shape, batch)
+        lead = full[: len(full) - len(batch)]
+        flat_angle = angle.expand(full).reshape(*lead, canonical.shape[0])
+        posed = render_posed(canonical, flat_angle, offset, scale)
+        return posed.reshape(*lead, *batch, *self.image_size)
 
     def forward(
         self,
@@ -239,7 +279,7 @@ class SSRVAEModel(PyroModule):
         with pyro.plate("data", n):
             yv = pyro.sample(Y, self.y_dist(n), obs=y)
             z = pyro.sample(Z, self.z_dist(n))
-            pose = self.pose_prior.sample(n)
+            pose = self.pose_prior.sample(n, angle_grid=self.angle_grid)
             mean = self.render(z, yv, **pose)
             return pyro.sample(OBS, self.likelihood.dist(mean), obs=x)
 

@@ -17,13 +17,12 @@ y-encoder of :class:`~pyrolatent.guides.ssrvae.SSRVAEGuide`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
 from ..primitives import rotation_matrix_2d, warp_images
 from .encoders import make_encoder
+from .image_classifier import KIND, ImageClassifier
 
 __all__ = [
     "ImageClassifier",
@@ -32,97 +31,6 @@ __all__ = [
     "export_classifier",
     "load_classifier",
 ]
-
-KIND = "ImageClassifier"
-
-
-class ImageClassifier(nn.Module):
-    """Images ``(B, H, W)`` -> class logits ``(B, n_classes)``.
-
-    Parameters
-    ----------
-    image_size : (int, int)
-    n_classes : int
-    hidden : sequence of int
-        Encoder widths.
-    activation : str
-    encoder : {"mlp", "conv"}
-    """
-
-    def __init__(
-        self,
-        image_size: tuple[int, int],
-        n_classes: int,
-        hidden: Sequence[int] = (128, 128),
-        activation: str = "tanh",
-        encoder: str = "mlp",
-    ):
-        super().__init__()
-        if n_classes < 2:
-            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
-        self.config = {
-            "image_size": [int(s) for s in image_size],
-            "n_classes": int(n_classes),
-            "hidden": [int(h) for h in hidden],
-            "activation": activation,
-            "encoder": encoder,
-        }
-        self.encoder = make_encoder(encoder, tuple(image_size), hidden, activation)
-        self.head = nn.Linear(self.encoder.out_features, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, n_classes)`` for images ``(B, H, W)``."""
-        return self.head(self.encoder(x))
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """Class probabilities ``(B, n_classes)``."""
-        return torch.softmax(self(x), dim=-1)
-
-    @torch.no_grad()
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Most probable class ``(B,)`` int64."""
-        return self(x).argmax(-1)
-
-    def export_config(self) -> dict:
-        """The JSON-safe constructor arguments (see :func:`export_classifier`)."""
-        return dict(self.config)
-
-    @classmethod
-    def from_config(cls, config: dict) -> ImageClassifier:
-        """A new (untrained) classifier from :meth:`export_config` output."""
-        return cls(
-            image_size=tuple(config["image_size"]),
-            n_classes=config["n_classes"],
-            hidden=config["hidden"],
-            activation=config["activation"],
-            encoder=config["encoder"],
-        )
-
-    def export_state(self) -> dict:
-        """Architecture and weights as plain containers (for ``save_checkpoint``)."""
-        return {
-            "kind": KIND,
-            "config": dict(self.config),
-            "state_dict": {k: v.detach().cpu().clone() for k, v in self.state_dict().items()},
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> ImageClassifier:
-        """Rebuild a classifier from :meth:`export_state` output."""
-        if not isinstance(state, dict) or state.get("kind") != KIND:
-            raise ValueError(f"state does not describe an {KIND} (kind={state.get('kind')!r})")
-        cfg = state["config"]
-        model = cls(
-            image_size=tuple(cfg["image_size"]),
-            n_classes=cfg["n_classes"],
-            hidden=cfg["hidden"],
-            activation=cfg["activation"],
-            encoder=cfg["encoder"],
-        )
-        model.load_state_dict(state["state_dict"])
-        model.eval()
-        return model
 
 
 class PoseMean(nn.Module):

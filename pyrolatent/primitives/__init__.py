@@ -2,6 +2,7 @@
 
 from .angles import wrap_angle
 from .grids import (
+    centre_of_mass,
     normalized_to_pixel,
     pixel_grid,
     pixel_to_normalized,
@@ -16,6 +17,7 @@ from .warp import affine_theta, turn_copies, warp_copies, warp_images
 __all__ = [
     "affine_theta",
     "canonicalize",
+    "centre_of_mass",
     "matrix_to_quaternion",
     "misorientation",
     "orientation_grid",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 __all__ = [
+    "centre_of_mass",
     "pixel_grid",
     "rotation_matrix_2d",
     "transform_points",
@@ -45,6 +46,20 @@ def pixel_grid(
     xs = torch.arange(width, dtype=dtype, device=device) - (width - 1) / 2
     yy, xx = torch.meshgrid(ys, xs, indexing="ij")
     return torch.stack([xx, yy], dim=-1)
+
+
+def centre_of_mass(images: torch.Tensor) -> torch.Tensor:
+    """``(n, 2)`` weighted centre ``(x, y)`` of images ``(n, H, W)``, pixels from the centre.
+
+    The weights are the squared images above their minimum: a constant
+    background has no pull, and a faint haze (a decoder's low background
+    probabilities over many pixels) little.
+    """
+    n, h, w = images.shape
+    weights = (images - images.flatten(1).amin(1).reshape(n, 1, 1)) ** 2
+    weights = weights / weights.sum((1, 2), keepdim=True).clamp_min(1e-12)
+    grid = pixel_grid(h, w, dtype=images.dtype, device=images.device)
+    return torch.einsum("nhw,hwc->nc", weights, grid)
 
 
 def rotation_matrix_2d(angle: torch.Tensor) -> torch.Tensor:

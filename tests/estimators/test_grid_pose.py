@@ -164,3 +164,22 @@ def test_inference_data_draws_the_grid_angle_from_its_posterior():
     gap = np.angle(np.exp(1j * (draws - enc["angle"]["loc"])))
     assert float(np.median(np.abs(gap))) < 0.45
     assert idata.log_likelihood["obs"].shape == (1, 5, 40)
+
+
+@pytest.mark.parametrize("kind", ["RVAE", "SSRVAE"])
+def test_checkpoints_from_before_the_grid_load_as_amortized(kind, tmp_path):
+    """A saved config without ``pose`` (written before ``pose="grid"`` became the default)
+    rebuilds the amortised model it was trained as."""
+    from pyrolatent.estimators.ssrvae import SSRVAE
+    from pyrolatent.io.checkpoint import load_checkpoint, save_checkpoint
+
+    cls, args = (RVAE, ((12, 12),)) if kind == "RVAE" else (SSRVAE, ((12, 12), 3))
+    old = cls(*args, pose="amortized", encoder_hidden=(8,), decoder_hidden=(8,), seed=0)
+    old.save(tmp_path / "new.pt")
+    state = load_checkpoint(tmp_path / "new.pt")
+    del state["config"]["pose"]
+    save_checkpoint(state, tmp_path / "old.pt")
+    again = cls.load(tmp_path / "old.pt")
+    assert again.config["pose"] == "amortized"
+    x = np.random.default_rng(0).random((4, 12, 12), dtype=np.float32)
+    np.testing.assert_array_equal(again.encode(x)["z"]["loc"], old.encode(x)["z"]["loc"])
