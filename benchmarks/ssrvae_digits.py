@@ -14,7 +14,7 @@ Each seed writes ``benchmarks/results/ssrvae_transfer/digits_seed<k>.json``
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/ssrvae_digits.py [--seeds 0,1,2] [--input-noise 0.1]
-        [--label-pose-aug]
+        [--label-pose-aug] [--pose grid|amortized]
 
 ``--label-pose-aug`` rotates the labelled digits afresh each epoch, uniformly in
 +-90 deg (``warp_images``): the labels do not depend on the angle.
@@ -76,15 +76,16 @@ def digits_split(seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def run(seed: int, input_noise: float, label_pose_aug: bool = False) -> dict:
+def run(seed: int, input_noise: float, label_pose_aug: bool = False, pose: str = "grid") -> dict:
     tag = ("" if input_noise == 0 else f"_noise{input_noise:g}") + (
         "_lpose" if label_pose_aug else ""
     )
+    tag += "_grid" if pose == "grid" else ""  # the runs without a suffix are "amortized"
     path = RUNS / f"digits{tag}_seed{seed}.json"
     if path.exists():
         return json.loads(path.read_text())
     data = digits_split(seed)
-    model = SSRVAE((SIZE, SIZE), 10, decoder="warp", input_noise=input_noise, seed=seed)
+    model = SSRVAE((SIZE, SIZE), 10, decoder="warp", input_noise=input_noise, pose=pose, seed=seed)
     rng = np.random.default_rng([seed, 23])
     t0, epochs, history = time.perf_counter(), 0, []
     while epochs < MAX_EPOCHS:
@@ -117,6 +118,7 @@ def run(seed: int, input_noise: float, label_pose_aug: bool = False) -> dict:
         "seed": seed,
         "input_noise": input_noise,
         "label_pose_aug": label_pose_aug,
+        "pose": pose,
         "epochs": epochs,
         "train_s": train_s,
         "accuracy_unlabelled": accuracy(pred, data["unlabelled_labels"]),
@@ -154,10 +156,11 @@ def main() -> None:
     parser.add_argument(
         "--label-pose-aug", action="store_true", help="rotate the labelled digits +-90 deg"
     )
+    parser.add_argument("--pose", default="grid", choices=("grid", "amortized"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     for seed in (int(s) for s in args.seeds.split(",")):
-        run(seed, args.input_noise, args.label_pose_aug)
+        run(seed, args.input_noise, args.label_pose_aug, args.pose)
 
 
 if __name__ == "__main__":

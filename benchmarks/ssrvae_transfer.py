@@ -364,7 +364,7 @@ def collect() -> dict:
             target[key] = per[name][f"{acc}_min"] if name in per else None
             target[f"{key}_n_seeds"] = len(per[name]["seeds"]) if name in per else 0
     # benchmarks/ssrvae_digits.py: 10 labels per class on load_digits
-    for tag in ("", "_noise0.1", "_lpose"):
+    for tag in ("", "_noise0.1", "_lpose", "_grid", "_lpose_grid"):
         digits = [json.loads(p.read_text()) for p in sorted(RUNS.glob(f"digits{tag}_seed*.json"))]
         if digits:
             key = f"ssrvae_digits_10labels{tag.replace('.', '')}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..primitives import turn_copies, warp_images
@@ -71,4 +72,8 @@ class RotationPooledEncoder(nn.Module):
             x = warp_images(x, offset=-centre)
         copies = turn_copies(x, turns)  # (v, b, H, W): one sampling grid per turn
         feats = self.base(copies.reshape(v * b, *x.shape[1:])).reshape(v, b, -1).mean(0)
+        if self.training and b == 1:  # no batch statistics of one item: the running ones
+            n = self.norm
+            return F.batch_norm(feats, n.running_mean, n.running_var, n.weight, n.bias,
+                                training=False, eps=n.eps)  # fmt: skip
         return self.norm(feats)

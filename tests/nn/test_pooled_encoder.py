@@ -46,3 +46,25 @@ def test_copies_are_the_recentred_image_turned():
     turned = enc(torch.rot90(x, 1, dims=(-2, -1)), centre=None)
     assert torch.allclose(turned, enc(x, centre=None), atol=1e-4)
     assert math.isfinite(float(feats.sum()))
+
+
+def test_a_batch_of_one_trains():
+    """The last mini-batch may hold one image: it is normalised by the running statistics."""
+    from pyrolatent.data.synthetic.cards import make_cards
+    from pyrolatent.estimators.rvae import RVAE
+    from pyrolatent.estimators.ssrvae import SSRVAE
+    from pyrolatent.nn.encoders import make_encoder
+    from pyrolatent.nn.pooled_encoder import RotationPooledEncoder
+
+    enc = RotationPooledEncoder(make_encoder("mlp", (8, 8), (16,), "relu"), views=4).train()
+    enc(torch.rand(5, 8, 8))
+    one = enc(torch.rand(1, 8, 8))
+    assert one.shape == (1, 16) and torch.isfinite(one).all()
+    x = make_cards(3, image_size=12, seed=0)  # 12 images: batches of 11 and 1
+    RVAE((12, 12), encoder_hidden=(8,), decoder_hidden=(8,), seed=0).fit(
+        x["images"], epochs=1, batch_size=11, progress=False, diagnose=False
+    )
+    SSRVAE((12, 12), 4, encoder_hidden=(8,), decoder_hidden=(8,), seed=0).fit(
+        x["images"], x["images"][:5], x["labels"][:5], epochs=1, batch_size=11,
+        labelled_batch_size=4, progress=False, diagnose=False,
+    )  # fmt: skip
