@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..primitives import centre_of_mass
+from ..primitives import particle_centre
 from .encoders import make_encoder
 from .pooled_encoder import RotationPooledEncoder, he_init
 
@@ -32,8 +32,9 @@ class ImageClassifier(nn.Module):
     encoder : {"mlp", "conv"}
     views : int
         ``1`` (default): the encoder sees the image as it is. ``> 1``: a
-        rotation-invariant classifier: each image is re-centred on its centre of
-        mass (:func:`~pyrolatent.primitives.centre_of_mass`) and the features of
+        rotation-invariant classifier: each image is re-centred on its particle
+        (:func:`~pyrolatent.primitives.particle_centre`, robust to background
+        noise) and the features of
         ``views`` copies turned by ``2 pi j / views`` are averaged
         (:class:`~pyrolatent.nn.pooled_encoder.RotationPooledEncoder`, ReLU with
         He initialisation, ``activation`` ignored). It needs no pose estimate, so
@@ -77,7 +78,7 @@ class ImageClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, n_classes)`` for images ``(B, H, W)``."""
         if self.views > 1:
-            return self.head(self.encoder(x, centre=centre_of_mass(x.detach())))
+            return self.head(self.encoder(x, centre=particle_centre(x.detach())))
         return self.head(self.encoder(x))
 
     @torch.no_grad()

@@ -4,6 +4,7 @@ from .angles import wrap_angle
 from .grids import (
     centre_of_mass,
     normalized_to_pixel,
+    particle_centre,
     pixel_grid,
     pixel_to_normalized,
     rotation_matrix_2d,
@@ -18,6 +19,7 @@ __all__ = [
     "affine_theta",
     "canonicalize",
     "centre_of_mass",
+    "particle_centre",
     "matrix_to_quaternion",
     "misorientation",
     "orientation_grid",

@@ -19,6 +19,7 @@ import torch
 
 __all__ = [
     "centre_of_mass",
+    "particle_centre",
     "pixel_grid",
     "rotation_matrix_2d",
     "transform_points",
@@ -60,6 +61,19 @@ def centre_of_mass(images: torch.Tensor) -> torch.Tensor:
     weights = weights / weights.sum((1, 2), keepdim=True).clamp_min(1e-12)
     grid = pixel_grid(h, w, dtype=images.dtype, device=images.device)
     return torch.einsum("nhw,hwc->nc", weights, grid)
+
+
+def particle_centre(images: torch.Tensor) -> torch.Tensor:
+    """``(n, 2)`` centre ``(x, y)`` of the particle in images ``(n, H, W)``, robust to noise.
+
+    :func:`centre_of_mass` of the images smoothed by a 3x3 box filter, with
+    weights counted only above each smoothed image's median: background noise
+    (zero-mean or not) then pulls the centre little towards the image centre.
+    Pixels from the image centre.
+    """
+    smooth = torch.nn.functional.avg_pool2d(images.unsqueeze(1), 3, 1, 1).squeeze(1)
+    median = smooth.flatten(1).median(1).values.reshape(-1, 1, 1)
+    return centre_of_mass((smooth - median).clamp_min(0))
 
 
 def rotation_matrix_2d(angle: torch.Tensor) -> torch.Tensor:

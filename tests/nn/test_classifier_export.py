@@ -114,7 +114,7 @@ def test_rotation_pooled_classifier_is_invariant_and_round_trips(tmp_path):
     plain = ImageClassifier((32, 32), 4, hidden=(32, 32)).eval()
     moved = (clf(turned) - clf(x)).abs().max() / clf(x).abs().max()
     moved_plain = (plain(turned) - plain(x)).abs().max() / plain(x).abs().max()
-    # measured 0.02 pooled vs 1.1 plain (views=16: the residual is interpolation and the
+    # measured 0.03 pooled vs 1.1 plain (views=16: the residual is interpolation and the
     # turns between the 16 copies)
     assert moved < 0.2 and moved < 0.3 * moved_plain, (moved, moved_plain)
     again = load_classifier(export_classifier(clf, tmp_path / "p.safetensors"))
