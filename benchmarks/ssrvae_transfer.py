@@ -130,7 +130,8 @@ for _name in ("a60_shape_aug_lpose", "a90_shape_aug_lpose"):
     SETTINGS[_name + "_grid"] = {**SETTINGS[_name], "classifier_views": 16, "pose": "grid"}
 # the same as a90_shape_aug_lpose_grid, rerun after the pooled classifier's re-centring became
 # robust to background noise (particle_centre instead of centre_of_mass, 2026-12-06)
-SETTINGS["a90_shape_aug_lpose_grid_v2"] = dict(SETTINGS["a90_shape_aug_lpose_grid"])
+for _name in ("a60_shape_aug_lpose_grid", "a90_shape_aug_lpose_grid"):
+    SETTINGS[_name + "_v2"] = dict(SETTINGS[_name])
 LEVEL_THRESHOLD, LEVEL_CONTRAST = (0.3, 0.7), (1.0, 4.0)  # augmentation: intensity levels
 #: the settings behind the acceptance keys (trained at +-60 and at +-90 deg): the defaults
 #: (pose="grid", rotation-pooled classifier) with the recommended training data
