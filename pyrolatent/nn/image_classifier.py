@@ -34,10 +34,9 @@ class ImageClassifier(nn.Module):
         ``1`` (default): the encoder sees the image as it is. ``> 1``: a
         rotation-invariant classifier: each image is re-centred on its particle
         (:func:`~pyrolatent.primitives.particle_centre`, robust to background
-        noise) and the features of
-        ``views`` copies turned by ``2 pi j / views`` are averaged
-        (:class:`~pyrolatent.nn.pooled_encoder.RotationPooledEncoder`, ReLU with
-        He initialisation, ``activation`` ignored). It needs no pose estimate, so
+        noise) and the features of ``views`` copies turned by ``2 pi j / views``
+        are averaged (:class:`~pyrolatent.nn.pooled_encoder.RotationPooledEncoder`,
+        ReLU with He initialisation, ``activation`` ignored). It needs no pose estimate, so
         it cannot inherit a pose encoder's errors on images unlike its training set.
     """
 
