@@ -4,6 +4,7 @@ from .anneal import anneal_start
 from .emc import EMCResult, emc
 from .estep import emc_model, log_likelihood_block, posterior_summary
 from .frames import Detector, PhotonFrames, check_detector_mask, flat_detector
+from .local import LocalEMCResult, local_emc, local_offsets
 from .metrics import align_volume, orientation_errors, rotate_volume, shell_correlation
 from .posterior import fill_unmeasured, poisson_orientations, refine_orientations
 from .quaternions import grid_size, quaternion_grid
@@ -13,6 +14,7 @@ from .slicing import expand, merge
 __all__ = [
     "Detector",
     "EMCResult",
+    "LocalEMCResult",
     "PhotonFrames",
     "align_volume",
     "anneal_start",
@@ -23,6 +25,8 @@ __all__ = [
     "fill_unmeasured",
     "flat_detector",
     "grid_size",
+    "local_emc",
+    "local_offsets",
     "log_likelihood_block",
     "merge",
     "orientation_errors",

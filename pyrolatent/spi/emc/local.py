@@ -1,0 +1,298 @@
+"""Local EMC: refine a reconstruction and each frame's orientation on a grid that follows the frame.
+
+Global EMC (:func:`~pyrolatent.spi.emc.emc`) scores each frame at every
+orientation of one fixed quaternion grid, whose spacing (``0.944 / n`` rad:
+13.5 deg at level 4, 6.8 deg at level 8) is far coarser than the orientation a
+10^3-photon frame can pin down. The intensity that best explains the frames on
+such a grid is a blurred one (each frame merged at the nearest grid point), and
+orientations found against it are poor in turn. Measured on 3,000 frames of 4BED
+at 10^3 photons (33^3, oversampling 3): after 20 iterations at level 4 and 16
+more at level 6 (or 3 at level 8) the orientations stay 6.3-8.3 deg from the
+truth (median), while the true intensity gives 2.6 deg on the same frames.
+
+Here frame ``n`` carries its own orientation ``R_n`` and its candidates are
+``R_n D_k``, with ``D_k`` the rotations whose rotation vectors lie on a cubic
+grid of step ``spacing`` inside a ball of radius ``radius`` (``K`` of them,
+uniform prior: near-uniform on SO(3) for small radii). Each iteration:
+
+1. **E-step**, exact over the ``K`` candidates: ``P_nk`` proportional to
+   ``L_nk = prod_t Poisson(K_nt | phi_n c_t I(R_n D_k q_t))``.
+2. **Scales** ``phi_n = sum_t K_nt / sum_k P_nk sum_t c_t I_nkt``.
+3. **M-step**: :func:`~pyrolatent.spi.emc.emc`'s exact update
+   ``I <- I A' / B`` (Richardson-Lucy on the trilinear model), candidates with
+   ``P_nk < min_probability`` dropped.
+4. ``R_n`` moves to its most probable candidate, so the search follows the frame
+   (by up to ``radius`` per iteration).
+
+The orientation reported is the posterior mean (rotation vectors averaged about
+``R_n``), with its RMS spread. The cost per iteration is ``O(N K P)``
+trilinear samples (3,000 frames, ``K = 257``, 800 pixels: about 45 s on one
+CPU thread).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from ...device import resolve_device
+from ...io.checkpoint import load_checkpoint, save_checkpoint
+from ...primitives.so3 import axis_angle_to_matrix, check_rotations
+from ...primitives.volumes import check_volume, symmetrize_volume
+from .emc import EMCResult, _all_reduce, _check_frames
+from .frames import Detector
+from .slicing import expand, merge
+
+__all__ = ["LocalEMCResult", "local_emc", "local_offsets"]
+
+
+@dataclass
+class LocalEMCResult:
+    """Output of :func:`local_emc` (tensors on the CPU).
+
+    Attributes
+    ----------
+    volume : torch.Tensor
+        ``(S, S, S)`` intensity (as :attr:`EMCResult.volume`).
+    measured : torch.Tensor
+        ``(S, S, S)`` bool, voxels that received data.
+    rotation : torch.Tensor
+        ``(N, 3, 3)`` posterior-mean orientation of each frame (last E-step).
+    best_rotation : torch.Tensor
+        ``(N, 3, 3)`` its most probable candidate, the centre of the next search.
+    spread : torch.Tensor
+        ``(N,)`` posterior RMS angle about the mean (radians).
+    scales : torch.Tensor
+        ``(N,)`` per-frame scales (mean 1).
+    log_likelihood : list of float
+        Mean per-frame log marginal likelihood over the candidates (full Poisson,
+        uniform prior over the ``K`` candidates) at each iteration.
+    iterations : int
+        Iterations done in total (including resumed ones).
+    """
+
+    volume: torch.Tensor
+    measured: torch.Tensor
+    rotation: torch.Tensor
+    best_rotation: torch.Tensor
+    spread: torch.Tensor
+    scales: torch.Tensor
+    log_likelihood: list = field(default_factory=list)
+    iterations: int = 0
+
+
+def local_offsets(radius: float, spacing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The local search ball: rotations whose rotation vectors are on a cubic grid.
+
+    Parameters
+    ----------
+    radius : float
+        Largest rotation angle (radians).
+    spacing : float
+        Grid step of the rotation vectors (radians).
+
+    Returns
+    -------
+    rotations : torch.Tensor
+        ``(K, 3, 3)``, the identity first.
+    vectors : torch.Tensor
+        ``(K, 3)`` their rotation vectors (radians).
+    """
+    if not (radius > 0 and spacing > 0 and spacing <= radius):
+        raise ValueError(f"expected 0 < spacing <= radius, got spacing {spacing}, radius {radius}")
+    n = int(math.floor(radius / spacing + 1e-9))
+    g = torch.arange(-n, n + 1, dtype=torch.float64) * spacing
+    vec = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    vec = vec[vec.norm(dim=1) <= radius + 1e-9]
+    vec = vec[torch.argsort(vec.norm(dim=1), stable=True)]
+    angle = vec.norm(dim=1)
+    axis = torch.where(angle[:, None] > 0, vec / angle.clamp_min(1e-30)[:, None],
+                       torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))  # fmt: skip
+    return axis_angle_to_matrix(axis, angle).float(), vec.float()
+
+
+def _start(init, frames, n):
+    """Volume, orientations and scales from an :class:`EMCResult` or a tuple."""
+    if isinstance(init, (EMCResult, LocalEMCResult)):
+        rot = init.best_rotation
+        return init.volume, rot, init.scales
+    if not isinstance(init, (tuple, list)) or len(init) not in (2, 3):
+        raise ValueError("init: expected an EMCResult, a LocalEMCResult or "
+                         "(volume, rotations[, scales])")  # fmt: skip
+    volume, rot = init[0], init[1]
+    scales = init[2] if len(init) == 3 else None
+    return volume, rot, scales
+
+
+def local_emc(
+    frames,
+    detector: Detector,
+    init,
+    iterations: int = 8,
+    radius: float = 0.12,
+    spacing: float = 0.03,
+    min_probability: float = 1e-3,
+    group: str | None = None,
+    frame_chunk: int = 64,
+    checkpoint: str | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    device=None,
+) -> LocalEMCResult:
+    """Refine an EMC reconstruction with a per-frame local orientation search.
+
+    Parameters
+    ----------
+    frames : PhotonFrames or frame source
+        ``N`` frames (under ``torch.distributed``: this rank's shard; the sums of
+        the M-step are all-reduced).
+    detector : Detector
+        Pixel geometry.
+    init : EMCResult, LocalEMCResult or tuple
+        The start: a global :func:`~pyrolatent.spi.emc.emc` result (its volume,
+        best grid orientations and scales), an earlier local result, or
+        ``(volume, rotations)`` / ``(volume, rotations, scales)`` with shapes
+        ``(S, S, S)``, ``(N, 3, 3)``, ``(N,)``.
+    iterations : int
+        Iterations to run (more after a resume).
+    radius, spacing : float
+        The search ball about each frame's orientation and its grid step
+        (radians); defaults 0.12 (6.9 deg) and 0.03 (1.7 deg), 257 candidates.
+        Start with ``radius`` about the spacing of the global grid it follows
+        (``0.944 / level``) or larger.
+    min_probability : float
+        Candidates below this posterior probability are left out of the M-step.
+    group : str, optional
+        Point group to symmetrise the intensity with; default None.
+    frame_chunk : int
+        Frames per block (memory ``O(frame_chunk K P)``).
+    checkpoint : str, optional
+        File for the state after each iteration (written atomically).
+    resume : bool
+        Continue from ``checkpoint`` when it exists.
+    progress : bool
+        Show a progress bar.
+    device : str or torch.device, optional
+        See :func:`pyrolatent.device.resolve_device`.
+
+    Returns
+    -------
+    LocalEMCResult
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes, an even volume, a bad radius/spacing, or a checkpoint
+        made with other settings.
+    """
+    _check_frames(frames, detector)
+    dev = resolve_device(device)
+    n = len(frames)
+    volume, rot, scales = _start(init, frames, n)
+    volume = check_volume(volume, name="init volume").float()
+    size = volume.shape[-1]
+    rot = check_rotations(torch.as_tensor(rot, dtype=torch.float32), name="init rotations")
+    if rot.shape[0] != n:
+        raise ValueError(f"init: {rot.shape[0]} rotations for {n} frames")
+    offsets, vectors = local_offsets(float(radius), float(spacing))
+    offsets, vectors = offsets.to(dev), vectors.to(dev)
+    k = offsets.shape[0]
+    valid = detector.mask
+    pixel_map = torch.full((detector.num_pixels,), -1, dtype=torch.long)
+    pixel_map[valid] = torch.arange(int(valid.sum()))
+    coords = detector.coords[valid].float().to(dev)
+    corr = detector.correction[valid].float().to(dev)
+    config = {"size": size, "num_frames": n, "radius": float(radius), "spacing": float(spacing)}
+    if checkpoint is not None and torch.distributed.is_initialized():
+        checkpoint = f"{checkpoint}.rank{torch.distributed.get_rank()}"
+    history, done = [], 0
+    if checkpoint is not None and resume and os.path.exists(checkpoint):
+        state = load_checkpoint(checkpoint)
+        if state["config"] != config:
+            raise ValueError(f"checkpoint {checkpoint}: made with {state['config']}, not {config}")
+        volume, rot, scales = state["volume"], state["best_rotation"], state["scales"]
+        history, done = list(state["log_likelihood"]), int(state["iteration"])
+    if scales is None:
+        probe = expand(volume.to(dev), rot[: min(n, 256)].to(dev), coords) * corr
+        level = float(probe.sum(1).mean())
+        scales = torch.cat([frames.block(a, a + frame_chunk).photons_per_frame()
+                            for a in range(0, n, frame_chunk)]).float() / level  # fmt: skip
+    scales = torch.as_tensor(scales, dtype=torch.float32).to(dev).clone()
+    if scales.shape != (n,):
+        raise ValueError(f"init scales: expected ({n},), got {tuple(scales.shape)}")
+    vol, rot = volume.to(dev), rot.to(dev).clone()
+    mean_rot = rot.clone()
+    spread = torch.zeros(n, device=dev)
+    measured = torch.ones(size, size, size, dtype=torch.bool)
+    bar = tqdm(range(done, done + int(iterations)), disable=not progress, desc="local EMC",
+               unit="it")  # fmt: skip
+    for it in bar:
+        base = vol.clamp_min(1e-6 * float(vol.mean()))
+        num = torch.zeros_like(base)
+        den = torch.zeros_like(base)
+        stats = torch.zeros(2, dtype=torch.float64, device=dev)  # loglik, frames
+        for a in range(0, n, frame_chunk):
+            blk = frames.block(a, a + frame_chunk)
+            m = len(blk)
+            counts = blk.to_dense().reshape(m, -1)[:, valid].to(dev)
+            cand = rot[a : a + m, None] @ offsets[None]  # (m, K, 3, 3)
+            slices = expand(base, cand.reshape(-1, 3, 3), coords).reshape(m, k, -1) * corr
+            sums = slices.sum(-1)
+            logs = torch.einsum("mp,mkp->mk", counts, slices.clamp_min(1e-12).log())
+            k_tot = counts.sum(1)
+            prob = torch.softmax(logs - scales[a : a + m, None] * sums, dim=1)
+            phi = k_tot / (prob * sums).sum(1).clamp_min(1e-30)
+            ll = logs - phi[:, None] * sums
+            prob = torch.softmax(ll, dim=1)
+            lgam = torch.lgamma(counts.double() + 1).sum(1)
+            marg = torch.logsumexp(ll.double(), 1) - math.log(k) - lgam
+            stats[0] += (marg + k_tot.double() * phi.double().clamp_min(1e-30).log()).sum()
+            stats[1] += m
+            scales[a : a + m] = phi
+            # posterior mean and spread of the rotation vector about R_n, and the new centre
+            mean_vec = prob @ vectors
+            spread[a : a + m] = (
+                (prob * (vectors[None] - mean_vec[:, None]).pow(2).sum(-1)).sum(1).sqrt()
+            )
+            ang = mean_vec.norm(dim=1)
+            axis = mean_vec / ang.clamp_min(1e-12)[:, None]
+            mean_rot[a : a + m] = rot[a : a + m] @ axis_angle_to_matrix(axis, ang)
+            best = prob.argmax(1)
+            # M-step sums over the candidates that carry posterior mass
+            keep = prob >= float(min_probability)
+            keep[torch.arange(m, device=dev), best] = True
+            w = torch.where(keep, prob, torch.zeros_like(prob))
+            w = w / w.sum(1, keepdim=True)
+            fi, ki = torch.nonzero(keep, as_tuple=True)
+            wk = w[fi, ki]
+            merge(wk[:, None] * counts[fi] / slices[fi, ki].clamp_min(1e-30), cand[fi, ki],
+                  coords, size, out=num)  # fmt: skip
+            merge((wk * phi[fi])[:, None] * corr[None], cand[fi, ki], coords, size, out=den)
+            rot[a : a + m] = cand[torch.arange(m, device=dev), best]
+        num = num * base
+        _all_reduce(num, den, stats)
+        if group is not None:
+            num, den = symmetrize_volume(num, group), symmetrize_volume(den, group)
+        seen = den > 1e-12 * float(den.max())
+        vol = torch.where(seen, num / den.clamp_min(1e-30), torch.zeros_like(num))
+        measured = seen.cpu()
+        tot = torch.stack([scales.double().sum(), torch.tensor(float(n), device=dev).double()])
+        _all_reduce(tot)
+        mean_phi = float(tot[0] / tot[1])
+        scales, vol = scales / mean_phi, vol * mean_phi
+        history.append(float(stats[0] / stats[1]))
+        done = it + 1
+        bar.set_postfix(loglik=f"{history[-1]:.1f}",
+                        spread=f"{math.degrees(float(spread.median())):.2f}deg")  # fmt: skip
+        if checkpoint is not None:
+            save_checkpoint({"config": config, "iteration": done, "volume": vol.cpu(),
+                             "best_rotation": rot.cpu(), "scales": scales.cpu(),
+                             "log_likelihood": history}, checkpoint)  # fmt: skip
+    return LocalEMCResult(
+        volume=vol.cpu(), measured=measured, rotation=mean_rot.cpu(), best_rotation=rot.cpu(),
+        spread=spread.cpu(), scales=scales.cpu(), log_likelihood=history, iterations=done,
+    )  # fmt: skip
