@@ -7,6 +7,13 @@ mask). Outputs in ``--out``: ``intensity.mrc`` (the 3D intensity),
 best quaternion, rotation, probability, spread, scale), ``emc.json`` (settings,
 per-iteration log-likelihood, mutual information and beta) and ``state.pt``
 (the resumable state; ``--resume`` continues from it).
+
+After the global EMC, ``--local-iterations`` (default 4) iterations of
+:func:`~pyrolatent.spi.emc.local_emc` refine the intensity and each frame's
+orientation on a grid that follows the frame (``--local-radius``,
+``--local-spacing``, radians); the outputs are then the local result (orientations
+the posterior mean, ``spread`` about it; no grid ``probability``) and its state is
+``state_local.pt``. ``--local-iterations 0`` keeps the global result.
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ def add_parser(subparsers):
     p.add_argument("--orientation-chunk", type=int, default=256)
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--local-iterations", type=int, default=4,
+                   help="local EMC iterations after the global ones (0: none)")  # fmt: skip
+    p.add_argument("--local-radius", type=float, default=0.12, help="local search radius (rad)")
+    p.add_argument("--local-spacing", type=float, default=0.03, help="local grid step (rad)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -76,33 +87,48 @@ def _load(args):
 def run(args) -> dict:
     """Run EMC as described by parsed ``args``; returns the summary written to ``emc.json``."""
     from ..io.mrc import write_mrc
-    from ..spi.emc import emc
+    from ..primitives.so3 import matrix_to_quaternion
+    from ..spi.emc import emc, local_emc
 
     frames, det = _load(args)
     os.makedirs(args.out, exist_ok=True)
     beta = args.beta if args.beta == "anneal" else float(args.beta)
+    if args.local_iterations < 0:
+        raise ValueError(f"--local-iterations: expected >= 0, got {args.local_iterations}")
     state = os.path.join(args.out, "state.pt")
-    if not args.resume and os.path.exists(state):
-        os.remove(state)
+    state_local = os.path.join(args.out, "state_local.pt")
+    for path in (state, state_local):
+        if not args.resume and os.path.exists(path):
+            os.remove(path)
     res = emc(
         frames, det, size=args.size, level=args.level, iterations=args.iterations, beta=beta,
         scaling=not args.no_scaling, group=args.group, frame_chunk=args.frame_chunk,
         orientation_chunk=args.orientation_chunk, checkpoint=state, resume=args.resume,
         progress=not args.quiet, seed=args.seed, device=args.device,
     )  # fmt: skip
-    write_mrc(os.path.join(args.out, "intensity.mrc"), res.volume.numpy())
-    write_mrc(os.path.join(args.out, "measured.mrc"), res.measured.numpy().astype(np.int16))
-    np.savez(
-        os.path.join(args.out, "orientations.npz"),
-        quaternion=res.quaternions[res.best_index].numpy(), rotation=res.best_rotation.numpy(),
-        probability=res.best_probability.numpy(), spread=res.spread.numpy(),
-        scale=res.scales.numpy(),
-    )  # fmt: skip
+    out = res
+    if args.local_iterations > 0:
+        out = local_emc(
+            frames, det, res, iterations=args.local_iterations, radius=args.local_radius,
+            spacing=args.local_spacing, group=args.group, checkpoint=state_local,
+            resume=args.resume, progress=not args.quiet, device=args.device,
+        )  # fmt: skip
+        orientations = {"quaternion": matrix_to_quaternion(out.rotation).numpy(),
+                        "rotation": out.rotation.numpy()}  # fmt: skip
+    else:
+        orientations = {"quaternion": res.quaternions[res.best_index].numpy(),
+                        "rotation": res.best_rotation.numpy(),
+                        "probability": res.best_probability.numpy()}  # fmt: skip
+    write_mrc(os.path.join(args.out, "intensity.mrc"), out.volume.numpy())
+    write_mrc(os.path.join(args.out, "measured.mrc"), out.measured.numpy().astype(np.int16))
+    np.savez(os.path.join(args.out, "orientations.npz"), **orientations,
+             spread=out.spread.numpy(), scale=out.scales.numpy())  # fmt: skip
     summary = {
         "photons": args.photons, "frames": len(frames), "level": args.level,
         "iterations": res.iterations, "size": int(res.volume.shape[0]), "group": args.group,
         "log_likelihood": res.log_likelihood, "mutual_information": res.mutual_information,
-        "beta": res.beta,
+        "beta": res.beta, "local_iterations": args.local_iterations,
+        "local_log_likelihood": out.log_likelihood if out is not res else [],
     }  # fmt: skip
     with open(os.path.join(args.out, "emc.json"), "w") as fh:
         json.dump(summary, fh, indent=1)

@@ -44,7 +44,10 @@ def test_emc_command_on_emc_and_cxi(data, tmp_path):
     vol = read_mrc(str(out / "intensity.mrc"))["data"]
     assert vol.shape == (summary["size"],) * 3 and np.isfinite(vol).all()
     ori = np.load(out / "orientations.npz")
-    assert ori["rotation"].shape == (40, 3, 3)
+    assert ori["rotation"].shape == (40, 3, 3) and ori["quaternion"].shape == (40, 4)
+    # the default local EMC stage: its log-likelihood, orientations with their spread
+    assert summary["local_iterations"] == 4 and len(summary["local_log_likelihood"]) == 4
+    assert "probability" not in ori and np.isfinite(ori["spread"]).all()
     assert json.loads((out / "emc.json").read_text())["frames"] == 40
     resumed = _parse(["emc", str(tmp_path / "p.emc"), "--detector", str(tmp_path / "det.h5"),
                       "--out", str(out), "--level", "1", "--iterations", "1", "--quiet",
@@ -53,8 +56,13 @@ def test_emc_command_on_emc_and_cxi(data, tmp_path):
     write_cxi(str(tmp_path / "p.cxi"), frames.to_dense().reshape(40, 15, 15).int().numpy(),
               mask=det.mask.reshape(15, 15).numpy())  # fmt: skip
     args = _parse(["emc", str(tmp_path / "p.cxi"), "--out", str(tmp_path / "o2"), "--level", "1",
-                   "--iterations", "1", "--quiet"])  # fmt: skip
+                   "--iterations", "1", "--quiet", "--local-iterations", "0"])  # fmt: skip
     assert args.func(args)["frames"] == 40
+    assert np.load(tmp_path / "o2" / "orientations.npz")["probability"].shape == (40,)
+    bad = _parse(["emc", str(tmp_path / "p.cxi"), "--out", str(tmp_path / "o5"),
+                  "--local-iterations", "-1", "--quiet"])  # fmt: skip
+    with pytest.raises(ValueError, match="local-iterations"):
+        bad.func(bad)
     bad = _parse(["emc", str(tmp_path / "p.emc"), "--out", str(tmp_path / "o3")])
     with pytest.raises(ValueError, match="--detector"):
         bad.func(bad)
