@@ -115,11 +115,10 @@ def local_offsets(radius: float, spacing: float) -> tuple[torch.Tensor, torch.Te
     return axis_angle_to_matrix(axis, angle).float(), vec.float()
 
 
-def _start(init, frames, n):
+def _start(init):
     """Volume, orientations and scales from an :class:`EMCResult` or a tuple."""
     if isinstance(init, (EMCResult, LocalEMCResult)):
-        rot = init.best_rotation
-        return init.volume, rot, init.scales
+        return init.volume, init.best_rotation, init.scales
     if not isinstance(init, (tuple, list)) or len(init) not in (2, 3):
         raise ValueError("init: expected an EMCResult, a LocalEMCResult or "
                          "(volume, rotations[, scales])")  # fmt: skip
@@ -192,7 +191,7 @@ def local_emc(
     _check_frames(frames, detector)
     dev = resolve_device(device)
     n = len(frames)
-    volume, rot, scales = _start(init, frames, n)
+    volume, rot, scales = _start(init)
     volume = check_volume(volume, name="init volume").float()
     size = volume.shape[-1]
     rot = check_rotations(torch.as_tensor(rot, dtype=torch.float32), name="init rotations")
@@ -202,8 +201,6 @@ def local_emc(
     offsets, vectors = offsets.to(dev), vectors.to(dev)
     k = offsets.shape[0]
     valid = detector.mask
-    pixel_map = torch.full((detector.num_pixels,), -1, dtype=torch.long)
-    pixel_map[valid] = torch.arange(int(valid.sum()))
     coords = detector.coords[valid].float().to(dev)
     corr = detector.correction[valid].float().to(dev)
     config = {"size": size, "num_frames": n, "radius": float(radius), "spacing": float(spacing)}
