@@ -51,7 +51,8 @@ orientations, said in ``volume_vae_orientations``) are merged into
   0.920 / 0.822, cross 0.808 / 0.920 (fails: at 10 deg a pixel at the edge
   moves ~2 voxels, more than the stretch moves it); on all 10^4 photons EMC
   gave 24.9 deg and ``|Spearman|`` 0.306. With the local EMC stage: 5.7 deg,
-  ``|Spearman|`` 0.465, own CC 0.935 / 0.897, cross 0.894 / 0.935 (still fails:
+  ``|Spearman|`` 0.465, own CC 0.935 / 0.897, cross 0.894 / 0.935 (seed 1: 3.9 deg,
+  0.511, own 0.938 / 0.915, cross 0.910 / 0.937; still fails:
   one consensus intensity for frames stretched by up to 25%, so the orientations
   of the ends stay biased; against the true intensity of each frame's own
   stretch they would be about 1 deg).
