@@ -232,6 +232,11 @@ def emc(
     ValueError
         Pixel counts of frames and detector differ, even ``size``, level < 1, an
         unknown ``m_step``, or a checkpoint made with other settings.
+
+    See Also
+    --------
+    pyrolatent.spi.emc.local_emc : refines the result with a per-frame search finer than
+        the grid (the orientations of a level-4 grid are several degrees off).
     """
     _check_frames(frames, detector)
     if m_step not in ("auto", "exact", "merge"):
