@@ -33,7 +33,7 @@ Runs with no arguments on one CPU thread and writes ``benchmarks/results/emc.jso
   (the same search) or 1.9 (level 6); with oversampling 3 (edge at ``D / 5.3``)
   8.0, 5.4 and 3.6 / 2.6-2.9 deg: there the floor itself is near 3 deg.
 * ``EMC_BENCH_SIZE``, ``_OVERSAMPLING``, ``_FRAMES``, ``_LEVEL``, ``_ITERATIONS``,
-  ``_LOCAL_ITERATIONS`` change the run.
+  ``_LOCAL_ITERATIONS``, ``_SEED`` (frames and EMC start, default 0) change the run.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ FRAMES = int(os.environ.get("EMC_BENCH_FRAMES", 3000))
 LEVEL = int(os.environ.get("EMC_BENCH_LEVEL", 4))
 ITERATIONS = int(os.environ.get("EMC_BENCH_ITERATIONS", 20))
 LOCAL_ITERATIONS = int(os.environ.get("EMC_BENCH_LOCAL_ITERATIONS", 8))
+SEED = int(os.environ.get("EMC_BENCH_SEED", 0))  # the frames' (and EMC's random start's) seed
 OVERSAMPLING = float(os.environ.get("EMC_BENCH_OVERSAMPLING", 2.0))
 OUT = os.environ.get(
     "EMC_BENCH_OUT", os.path.join(os.path.dirname(__file__), "results", "emc.json")
@@ -166,11 +167,12 @@ def run_dragonfly(frames, det, folder, schedule=""):
 def main():
     results = {"size": SIZE, "oversampling": OVERSAMPLING, "frames": FRAMES, "level": LEVEL,
                "iterations": ITERATIONS, "local_iterations": LOCAL_ITERATIONS, "threads": 1,
+               "seed": SEED,
                "structure": "4BED (Dragonfly aux)"}  # fmt: skip
     pos, z = read_pdb_atoms(_dragonfly_pdb())
     truth, dq = structure_intensity(pos, z, size=SIZE, oversampling=OVERSAMPLING)
     det = flat_detector(SIZE, beamstop=2.0)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(SEED)
     # orientation against the known reference: Poisson posterior vs CC search
     search = OrientationSearch(truth, n_orientations=10860, refine_steps=3)
     for photons, key in ((1e4, "1e4"), (1e3, "1e3"), (1e2, "1e2")):
@@ -178,7 +180,7 @@ def main():
         pois = poisson_orientations(fr, truth, det, level=LEVEL)
         err_p = torch.rad2deg(orientation_errors(pois["rotation"], rot))
         dense = fr.to_dense().reshape(-1, SIZE, SIZE)
-        cc = search.search(dense, quiet=True)
+        cc = search.search(dense, progress=False)
         err_c = torch.rad2deg(orientation_errors(cc["rotation"], rot))
         results[f"reference_orientation_median_deg_poisson_{key}"] = float(err_p.median())
         results[f"reference_orientation_median_deg_cc_{key}"] = float(err_c.median())
@@ -186,7 +188,7 @@ def main():
     # EMC at 10^3 photons from a random start
     fr, rot, scales = simulate_frames(truth, det, FRAMES, 1e3, generator=gen, scale_jitter=0.1)
     t, cpu = time.perf_counter(), time.process_time()
-    res = emc(fr, det, size=SIZE, level=LEVEL, iterations=ITERATIONS, progress=False)
+    res = emc(fr, det, size=SIZE, level=LEVEL, iterations=ITERATIONS, progress=False, seed=SEED)
     results["s_per_iteration"] = (time.perf_counter() - t) / ITERATIONS
     # CPU seconds: a fair one-thread measure when other processes share the cores
     results["cpu_s_per_iteration"] = (time.process_time() - cpu) / ITERATIONS
