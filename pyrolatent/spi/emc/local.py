@@ -49,6 +49,9 @@ from .slicing import expand, merge
 
 __all__ = ["LocalEMCResult", "local_emc", "local_offsets"]
 
+#: most float32 values in one block's ``(frames, K, P)`` slices (128 MB)
+SLICE_BUDGET = 2**25
+
 
 @dataclass
 class LocalEMCResult:
@@ -168,7 +171,8 @@ def local_emc(
     group : str, optional
         Point group to symmetrise the intensity with; default None.
     frame_chunk : int
-        Frames per block (memory ``O(frame_chunk K P)``).
+        Most frames per block; fewer when ``K P`` is large, so that a block's
+        ``(frames, K, P)`` slices stay under ``SLICE_BUDGET`` floats (128 MB).
     checkpoint : str, optional
         File for the state after each iteration (written atomically).
     resume : bool
@@ -200,6 +204,7 @@ def local_emc(
     offsets, vectors = local_offsets(float(radius), float(spacing))
     offsets, vectors = offsets.to(dev), vectors.to(dev)
     k = offsets.shape[0]
+    chunk = max(1, min(int(frame_chunk), SLICE_BUDGET // (k * int(detector.mask.sum()))))
     valid = detector.mask
     coords = detector.coords[valid].float().to(dev)
     corr = detector.correction[valid].float().to(dev)
@@ -232,8 +237,8 @@ def local_emc(
         num = torch.zeros_like(base)
         den = torch.zeros_like(base)
         stats = torch.zeros(2, dtype=torch.float64, device=dev)  # loglik, frames
-        for a in range(0, n, frame_chunk):
-            blk = frames.block(a, a + frame_chunk)
+        for a in range(0, n, chunk):
+            blk = frames.block(a, a + chunk)
             m = len(blk)
             counts = blk.to_dense().reshape(m, -1)[:, valid].to(dev)
             cand = rot[a : a + m, None] @ offsets[None]  # (m, K, 3, 3)
