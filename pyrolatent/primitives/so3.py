@@ -37,6 +37,8 @@ __all__ = [
     "rotation_angle",
     "axis_angle_to_matrix",
     "in_plane_rotations",
+    "local_offsets",
+    "offset_posterior_mean",
 ]
 
 
@@ -178,6 +180,68 @@ def axis_angle_to_matrix(axis, angle) -> torch.Tensor:
     half = angle.unsqueeze(-1) / 2
     q = torch.cat([half.cos(), axis * half.sin()], dim=-1)
     return quaternion_to_matrix(q)
+
+
+def local_offsets(radius: float, spacing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ball of small rotations: rotation vectors on a cubic grid.
+
+    The candidates of a local orientation search about ``R`` are ``R D_k``
+    (used by :func:`pyrolatent.spi.emc.local_emc` and the volume VAE's
+    ``pose_radius``).
+
+    Parameters
+    ----------
+    radius : float
+        Largest rotation angle (radians).
+    spacing : float
+        Grid step of the rotation vectors (radians).
+
+    Returns
+    -------
+    rotations : torch.Tensor
+        ``(K, 3, 3)`` float32, the identity first.
+    vectors : torch.Tensor
+        ``(K, 3)`` their rotation vectors (radians).
+    """
+    if not (radius > 0 and spacing > 0 and spacing <= radius):
+        raise ValueError(f"expected 0 < spacing <= radius, got spacing {spacing}, radius {radius}")
+    n = int(math.floor(radius / spacing + 1e-9))
+    g = torch.arange(-n, n + 1, dtype=torch.float64) * spacing
+    vec = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    vec = vec[vec.norm(dim=1) <= radius + 1e-9]
+    vec = vec[torch.argsort(vec.norm(dim=1), stable=True)]
+    angle = vec.norm(dim=1)
+    axis = torch.where(angle[:, None] > 0, vec / angle.clamp_min(1e-30)[:, None],
+                       torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))  # fmt: skip
+    return axis_angle_to_matrix(axis, angle).float(), vec.float()
+
+
+def offset_posterior_mean(
+    centres: torch.Tensor, prob: torch.Tensor, vectors: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior-mean rotations over a ball of offsets, and their RMS spread.
+
+    Parameters
+    ----------
+    centres : torch.Tensor
+        ``(N, 3, 3)`` the rotations ``R_n`` the candidates ``R_n D_k`` are about.
+    prob : torch.Tensor
+        ``(N, K)`` posterior probabilities of the candidates (rows sum to 1).
+    vectors : torch.Tensor
+        ``(K, 3)`` rotation vectors of the offsets ``D_k`` (see :func:`local_offsets`).
+
+    Returns
+    -------
+    rotation : torch.Tensor
+        ``(N, 3, 3)``: ``R_n`` turned by the mean rotation vector.
+    spread : torch.Tensor
+        ``(N,)`` RMS distance of the rotation vectors from their mean (radians).
+    """
+    mean_vec = prob @ vectors
+    spread = (prob * (vectors[None] - mean_vec[:, None]).pow(2).sum(-1)).sum(1).sqrt()
+    ang = mean_vec.norm(dim=1)
+    axis = mean_vec / ang.clamp_min(1e-12)[:, None]
+    return centres @ axis_angle_to_matrix(axis, ang).to(centres.dtype), spread
 
 
 def in_plane_rotations(angle) -> torch.Tensor:

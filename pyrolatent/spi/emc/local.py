@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from ...device import resolve_device
 from ...io.checkpoint import load_checkpoint, save_checkpoint
-from ...primitives.so3 import axis_angle_to_matrix, check_rotations
+from ...primitives.so3 import check_rotations, local_offsets, offset_posterior_mean
 from ...primitives.volumes import check_volume, symmetrize_volume
 from .emc import EMCResult, _all_reduce, _check_frames
 from .frames import Detector
@@ -86,36 +86,6 @@ class LocalEMCResult:
     scales: torch.Tensor
     log_likelihood: list = field(default_factory=list)
     iterations: int = 0
-
-
-def local_offsets(radius: float, spacing: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The local search ball: rotations whose rotation vectors are on a cubic grid.
-
-    Parameters
-    ----------
-    radius : float
-        Largest rotation angle (radians).
-    spacing : float
-        Grid step of the rotation vectors (radians).
-
-    Returns
-    -------
-    rotations : torch.Tensor
-        ``(K, 3, 3)``, the identity first.
-    vectors : torch.Tensor
-        ``(K, 3)`` their rotation vectors (radians).
-    """
-    if not (radius > 0 and spacing > 0 and spacing <= radius):
-        raise ValueError(f"expected 0 < spacing <= radius, got spacing {spacing}, radius {radius}")
-    n = int(math.floor(radius / spacing + 1e-9))
-    g = torch.arange(-n, n + 1, dtype=torch.float64) * spacing
-    vec = torch.stack(torch.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-    vec = vec[vec.norm(dim=1) <= radius + 1e-9]
-    vec = vec[torch.argsort(vec.norm(dim=1), stable=True)]
-    angle = vec.norm(dim=1)
-    axis = torch.where(angle[:, None] > 0, vec / angle.clamp_min(1e-30)[:, None],
-                       torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))  # fmt: skip
-    return axis_angle_to_matrix(axis, angle).float(), vec.float()
 
 
 def _start(init):
@@ -256,13 +226,9 @@ def local_emc(
             stats[1] += m
             scales[a : a + m] = phi
             # posterior mean and spread of the rotation vector about R_n, and the new centre
-            mean_vec = prob @ vectors
-            spread[a : a + m] = (
-                (prob * (vectors[None] - mean_vec[:, None]).pow(2).sum(-1)).sum(1).sqrt()
+            mean_rot[a : a + m], spread[a : a + m] = offset_posterior_mean(
+                rot[a : a + m], prob, vectors
             )
-            ang = mean_vec.norm(dim=1)
-            axis = mean_vec / ang.clamp_min(1e-12)[:, None]
-            mean_rot[a : a + m] = rot[a : a + m] @ axis_angle_to_matrix(axis, ang)
             best = prob.argmax(1)
             # M-step sums over the candidates that carry posterior mass
             keep = prob >= float(min_probability)
