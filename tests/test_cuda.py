@@ -124,6 +124,24 @@ def test_volume_vae_on_cuda_orders_cubes_and_spheres():
     assert vae.generate(z[:1]).device.type == "cpu"
 
 
+def test_volume_vae_pose_ball_on_cuda_matches_the_cpu():
+    from pyrolatent.estimators.volume_vae import VolumeVAE
+    from pyrolatent.primitives.so3 import random_rotations
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.poisson(torch.full((16, 15, 15), 3.0), generator=gen)
+    rot = random_rotations(16, generator=gen)
+    out = {}
+    for device in ("cpu", "cuda"):
+        vae = VolumeVAE(15, model_options={"hidden": 16, "n_features": 8}, device=device)
+        vae.fit(x, rot, epochs=1, batch_size=16, progress=False, method="grid",
+                pose_radius=0.08, pose_spacing=0.04)  # fmt: skip
+        out[device] = vae.encode(x, rot)
+    assert isinstance(out["cuda"]["rotation"], np.ndarray)
+    assert np.allclose(out["cuda"]["z"]["loc"], out["cpu"]["z"]["loc"], atol=1e-3)
+    assert np.allclose(out["cuda"]["rotation"], out["cpu"]["rotation"], atol=1e-3)
+
+
 def test_segmentation_on_cuda_learns_the_movie():
     from pyrolatent.data.synthetic.self_assembly import make_self_assembly_movie
     from pyrolatent.segmentation import locate, train_ensemble

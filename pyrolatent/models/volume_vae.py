@@ -36,7 +36,12 @@ from pyro.nn import PyroModule, PyroParam
 from .._deprecated import forward
 from ..checks import check_count, check_observed
 from ..nn.volume import ImplicitDecoder, VoxelDecoder
-from ..primitives.volumes import symmetrize_volume, symmetrized_slices
+from ..primitives.volumes import (
+    sample_volumes,
+    slice_coordinates,
+    symmetrize_volume,
+    symmetrized_slices,
+)
 from .pose import expand_prior
 from .sites import FLUENCE, OBS, PLATE, Z
 
@@ -188,6 +193,42 @@ class VolumeVAEModel(PyroModule):
         f = xx.sum((-1, -2), keepdim=True) / (mean * m).sum((-1, -2), keepdim=True).clamp_min(1e-8)
         rate = (mean * f.detach()).clamp_min(1e-8)
         return ((xx * rate.log() - rate) * m).sum((-1, -2))
+
+    def posed_grid_log_likelihood(
+        self, x: torch.Tensor, rotations: torch.Tensor, z_grid: torch.Tensor, offsets: torch.Tensor
+    ) -> torch.Tensor:
+        """``log p(x | z_k, R D_j)`` ``(B, K, J)``: every latent at every turned orientation.
+
+        As :meth:`grid_log_likelihood`, with each pattern's orientation ``R``
+        replaced by the ``J`` candidates ``R D_j`` (``offsets`` ``(J, 3, 3)``,
+        e.g. :func:`~pyrolatent.primitives.so3.local_offsets`). The ``K``
+        volumes are generated once and sliced by trilinear interpolation
+        (:func:`~pyrolatent.primitives.volumes.sample_volumes`), so the cost
+        is one volume per latent plus ``B J K P`` samples (``P`` valid pixels).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(B, S, S)`` photon counts.
+        rotations : torch.Tensor
+            ``(B, 3, 3)`` centres of the searches.
+        z_grid : torch.Tensor
+            ``(K, D)``.
+        offsets : torch.Tensor
+            ``(J, 3, 3)``.
+        """
+        if self.likelihood != "poisson":
+            raise ValueError("posed_grid_log_likelihood: the Poisson likelihood only")
+        valid = self.mask.reshape(-1)
+        plane = slice_coordinates(self.size, dtype=x.dtype, device=x.device).reshape(-1, 3)
+        cand = rotations.to(x.dtype)[:, None] @ offsets.to(x.dtype)[None]  # (B, J, 3, 3)
+        pts = torch.einsum("bjac,pc->bjpa", cand, plane[valid])  # (B, J, P, 3)
+        vols = self.generate(z_grid.to(x.dtype))  # (K, S, S, S)
+        mean = sample_volumes(vols, pts) * self.profile.reshape(-1)[valid]  # (K, B, J, P)
+        xx = x.reshape(x.shape[0], -1)[:, valid][None, :, None]  # (1, B, 1, P)
+        f = xx.sum(-1, keepdim=True) / mean.sum(-1, keepdim=True).clamp_min(1e-8)
+        rate = (mean * f.detach()).clamp_min(1e-8)
+        return (xx * rate.log() - rate).sum(-1).permute(1, 0, 2)
 
     def forward(self, x: torch.Tensor, rotations: torch.Tensor):
         """``x`` ``(B, S, S)``, ``rotations`` ``(B, 3, 3)``."""

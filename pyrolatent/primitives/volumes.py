@@ -30,6 +30,7 @@ from .so3 import check_rotations
 __all__ = [
     "center_volume",
     "check_volume",
+    "sample_volumes",
     "slice_coordinates",
     "slice_volume",
     "symmetrize_volume",
@@ -99,6 +100,28 @@ def _sample(volume: torch.Tensor, points: torch.Tensor, shared: bool) -> torch.T
     g = grid.reshape(n, 1, -1, 1, 3)
     out = F.grid_sample(volume[:, None], g, mode="bilinear", align_corners=False)
     return out.reshape((n,) + tuple(rest))
+
+
+def sample_volumes(volumes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Trilinear samples of ``K`` volumes at the same points (differentiable).
+
+    Parameters
+    ----------
+    volumes : torch.Tensor
+        ``(K, S, S, S)`` indexed ``[z, y, x]``.
+    points : torch.Tensor
+        ``(..., 3)`` positions ``(x, y, z)`` in voxels about the centre (as
+        :func:`slice_coordinates`); outside the volume the value is 0.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(K, ...)``.
+    """
+    size = volumes.shape[-1]
+    grid = (points * (2.0 / size)).to(volumes.dtype).reshape(1, 1, -1, 1, 3)
+    out = F.grid_sample(volumes[None], grid, mode="bilinear", align_corners=False)
+    return out.reshape((volumes.shape[0],) + tuple(points.shape[:-1]))
 
 
 def _slice(

@@ -1,0 +1,124 @@
+"""``VolumeVAE.fit(method="grid")``: the decoder by an exact marginal likelihood on a grid.
+
+Each pattern's latent ``z`` (one dimension) is summed out exactly over ``K``
+values evenly spaced on ``[-1.75, 1.75]`` (weighted by the prior) and, when
+``pose_radius > 0``, its orientation over the ``J`` rotations ``R D_j`` of a
+ball about the given ``R`` (:func:`~pyrolatent.primitives.so3.local_offsets`,
+uniform prior). The per-pattern fluence is profiled out. There is no guide:
+the posterior over the grid is exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm.auto import tqdm
+
+from ..primitives.groups import _equivalents, canonicalize
+from ..primitives.so3 import local_offsets, offset_posterior_mean
+
+__all__ = ["GridMarginal", "to_given_frame"]
+
+
+def to_given_frame(rotation: torch.Tensor, given: torch.Tensor, group) -> torch.Tensor:
+    """Express rotations found about the canonical form of ``given`` about ``given`` itself.
+
+    ``canonicalize(given) = g given h`` (``g`` in the group, ``h`` in ``{I, Rz(pi)}``);
+    ``rotation`` ``(N, 3, 3)`` near it is returned as ``g^T rotation h^T``, the
+    same slice, near ``given``.
+    """
+    _, idx = canonicalize(given, group, friedel=True, return_index=True)
+    left, right = _equivalents(group, True, given.dtype, given.device)
+    n_right = right.shape[0]
+    g, h = left[idx // n_right], right[idx % n_right]
+    return g.transpose(-1, -2) @ rotation.to(given.dtype) @ h.transpose(-1, -2)
+
+
+class GridMarginal:
+    """State of the grid method: the latent grid, the pose ball, the optimizer, the history.
+
+    Parameters
+    ----------
+    n_grid : int
+        Latent values ``K`` (``>= 2``).
+    pose_radius : float
+        Radius of the orientation ball (radians); 0 takes the orientations as given.
+    pose_spacing : float
+        Step of the ball's rotation-vector grid (radians).
+    device : torch.device
+    """
+
+    def __init__(self, n_grid: int, pose_radius: float, pose_spacing: float, device):
+        if isinstance(n_grid, bool) or int(n_grid) != n_grid or n_grid < 2:
+            raise ValueError(f"n_grid: expected an integer >= 2, got {n_grid!r}")
+        if not (math.isfinite(pose_radius) and pose_radius >= 0):
+            raise ValueError(f"pose_radius: expected a finite angle >= 0, got {pose_radius!r}")
+        self.z = torch.linspace(-1.75, 1.75, int(n_grid), device=device)[:, None]
+        self.pose_radius, self.pose_spacing = float(pose_radius), float(pose_spacing)
+        self.offsets = self.vectors = None
+        if self.pose_radius > 0:
+            off, vec = local_offsets(self.pose_radius, self.pose_spacing)
+            self.offsets, self.vectors = off.to(device), vec.to(device)
+        self.optimizer = None
+        self.history: dict[str, list] = {"epoch": [], "loss": []}
+
+    @property
+    def settings(self) -> dict:
+        return {"n_grid": int(self.z.shape[0]), "pose_radius": self.pose_radius,
+                "pose_spacing": self.pose_spacing}  # fmt: skip
+
+    def log_joint(self, model, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """``log p(x, z_k, D_j)`` ``(B, K, J)`` (``J = 1`` without a pose ball)."""
+        lp = torch.log_softmax(model.z_dist(self.z.shape[0]).log_prob(self.z), dim=0)
+        if self.offsets is None:
+            ll = model.grid_log_likelihood(x, r, self.z)[..., None]
+        else:
+            ll = model.posed_grid_log_likelihood(x, r, self.z, self.offsets)
+        return ll + lp[:, None] - math.log(ll.shape[-1])
+
+    def fit(self, model, x, r, epochs: int, batch_size: int, lr: float, seed: int,
+            progress: bool) -> None:  # fmt: skip
+        """Adam on the negative mean log marginal likelihood, ``epochs`` passes over ``x``."""
+        if self.optimizer is None:
+            self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        gen = torch.Generator().manual_seed(int(seed) + len(self.history["epoch"]))
+        model.train()
+        bar = tqdm(range(int(epochs)), desc="volume VAE (grid)", disable=not progress)
+        for _ in bar:
+            perm, total = torch.randperm(x.shape[0], generator=gen).to(x.device), 0.0
+            for i in range(0, x.shape[0], batch_size):
+                idx = perm[i : i + batch_size]
+                loss = -torch.logsumexp(self.log_joint(model, x[idx], r[idx]).flatten(1), 1).mean()
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                total += float(loss.detach()) * idx.numel()
+            self.history["epoch"].append(len(self.history["epoch"]))
+            self.history["loss"].append(total / x.shape[0])
+            bar.set_postfix(loss=f"{self.history['loss'][-1]:.1f}")
+
+    @torch.no_grad()
+    def posterior(self, model, x: torch.Tensor, r: torch.Tensor) -> dict:
+        """Posterior mean and sd of ``z`` ``(B, 1)``; with a pose ball, the mean rotation too."""
+        post = torch.softmax(self.log_joint(model, x, r).flatten(1), 1)
+        post = post.reshape(x.shape[0], self.z.shape[0], -1)
+        pz = post.sum(2)
+        loc = pz @ self.z
+        out = {"loc": loc, "scale": (pz @ self.z**2 - loc**2).clamp_min(0).sqrt()}
+        if self.offsets is not None:
+            out["rotation"], out["spread"] = offset_posterior_mean(r, post.sum(1), self.vectors)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"z": self.z.cpu(), "history": self.history, **self.settings}
+
+    @classmethod
+    def from_state(cls, state: dict, device) -> GridMarginal:
+        grid = cls(int(state["z"].shape[0]), float(state.get("pose_radius", 0.0)),
+                   float(state.get("pose_spacing", 0.04)), device)  # fmt: skip
+        grid.z = torch.as_tensor(state["z"]).to(device)
+        grid.history = {k: list(v) for k, v in state["history"].items()}
+        return grid
