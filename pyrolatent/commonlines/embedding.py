@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..device import resolve_device
-from .profiles import as_patterns, check_radii, line_profiles
+from .profiles import profiles_of
 from .similarity import profile_similarity
 
 __all__ = ["CommonLinePCA", "EMBEDDING_METHODS", "embed_similarity"]
@@ -196,9 +196,10 @@ class CommonLinePCA:
         self.device = resolve_device(device)
         self._profiles = None
 
-    def _profiles_of(self, x: torch.Tensor) -> torch.Tensor:
-        return line_profiles(
+    def _profiles_of(self, x, **check) -> tuple[torch.Tensor, int]:
+        return profiles_of(
             x,
+            **check,
             n_angles=self.n_angles,
             mask_radius=self.mask_radius,
             max_radius=self.max_radius,
@@ -210,20 +211,21 @@ class CommonLinePCA:
         )
 
     def fit(self, patterns) -> CommonLinePCA:
-        """Compute the similarity matrix of ``patterns`` ``(N, S, S)`` and embed it."""
+        """Compute the similarity matrix of ``patterns`` and embed it.
+
+        ``patterns``: ``(N, S, S)``, or a frame source of square frames read from
+        disk block by block (``EMCFile``, ``CXIFrames``; see
+        :func:`~pyrolatent.commonlines.profiles.profiles_of`).
+        """
         self.fit_transform(patterns)
         return self
 
     def fit_transform(self, patterns) -> np.ndarray:
         """Fit and return the ``(N, n_components)`` training embedding."""
-        x = as_patterns(patterns, min_count=2, device=self.device)
-        check_radii(x.shape[-1], self.mask_radius, self.max_radius)
-        if self.n_components > x.shape[0]:
-            raise ValueError(
-                f"n_components={self.n_components} exceeds the number of patterns {x.shape[0]}"
-            )
-        self.size_ = x.shape[-1]
-        self._profiles = self._profiles_of(x)
+        self._profiles, self.size_ = self._profiles_of(patterns, min_count=2)
+        n = self._profiles.shape[0]
+        if self.n_components > n:
+            raise ValueError(f"n_components={self.n_components} exceeds the number of patterns {n}")
         self.similarity_ = profile_similarity(
             self._profiles, block_size=self.block_size, progress=self.progress
         )
@@ -237,7 +239,7 @@ class CommonLinePCA:
 
             self._isomap = Isomap(
                 n_components=self.n_components,
-                n_neighbors=min(self.n_neighbors, x.shape[0] - 1),
+                n_neighbors=min(self.n_neighbors, n - 1),
             )
             self.embedding_ = self._isomap.fit_transform(self.similarity_.cpu().numpy())
         else:
@@ -253,10 +255,8 @@ class CommonLinePCA:
         """``(M, N)`` common-line similarity of new patterns to the training set."""
         if self._profiles is None:
             raise RuntimeError("CommonLinePCA is not fitted; call fit(patterns) first")
-        x = as_patterns(patterns, size=self.size_, device=self.device)
-        return profile_similarity(
-            self._profiles_of(x), self._profiles, block_size=self.block_size, progress=False
-        )
+        prof, _ = self._profiles_of(patterns, size=self.size_)
+        return profile_similarity(prof, self._profiles, block_size=self.block_size, progress=False)
 
     def transform(self, patterns) -> np.ndarray:
         """Project new patterns ``(M, S, S)`` into the fitted embedding.

@@ -20,7 +20,14 @@ from ..checks import as_images, check_count, check_nonnegative, check_number
 from ..device import resolve_device
 from ..primitives.grids import pixel_to_normalized, transform_points
 
-__all__ = ["as_patterns", "line_angles", "line_radii", "line_profiles", "normalize_profiles"]
+__all__ = [
+    "as_patterns",
+    "line_angles",
+    "line_radii",
+    "line_profiles",
+    "normalize_profiles",
+    "profiles_of",
+]
 
 
 def as_patterns(
@@ -194,3 +201,51 @@ def normalize_profiles(profiles: torch.Tensor) -> torch.Tensor:
     centred = profiles - profiles.mean(dim=-1, keepdim=True)
     norm = centred.norm(dim=-1, keepdim=True)
     return torch.where(norm > 1e-12, centred / norm.clamp_min(1e-12), torch.zeros_like(centred))
+
+
+def profiles_of(
+    patterns,
+    name: str = "patterns",
+    min_count: int = 1,
+    size: int | None = None,
+    block_size: int = 4096,
+    **options,
+) -> tuple[torch.Tensor, int]:
+    """:func:`line_profiles` of an array, or of a frame source read block by block.
+
+    Parameters
+    ----------
+    patterns : array_like or frame source
+        ``(N, S, S)`` patterns, or a frame source (``EMCFile``, ``CXIFrames``,
+        ``PhotonFrames``; see :mod:`pyrolatent.io.frame_source`) of ``S x S``
+        frames: only ``block_size`` frames are dense at a time, and the
+        profiles (``N L P`` floats) are what stays in memory.
+    name, min_count, size
+        As :func:`as_patterns`.
+    block_size : int
+        Frames per block read from a frame source.
+    **options
+        Keyword arguments of :func:`line_profiles`.
+
+    Returns
+    -------
+    profiles : torch.Tensor
+        ``(N, L, P)``.
+    size : int
+        The patterns' side ``S``.
+    """
+    from ..io.frame_source import image_blocks, is_frame_source, source_image_size
+
+    if not is_frame_source(patterns):
+        x = as_patterns(patterns, name=name, min_count=min_count, size=size,
+                        device=options.get("device"))  # fmt: skip
+        check_radii(x.shape[-1], options.get("mask_radius", 2.0), options.get("max_radius"))
+        return line_profiles(x, **options), int(x.shape[-1])
+    s = source_image_size(patterns, name)
+    if size is not None and s != size:
+        raise ValueError(f"{name}: patterns are {s} x {s} but {size} x {size} was expected")
+    if len(patterns) < min_count:
+        raise ValueError(f"{name}: needs at least {min_count} patterns, got {len(patterns)}")
+    check_radii(s, options.get("mask_radius", 2.0), options.get("max_radius"))
+    blocks = [line_profiles(x, **options) for _, x in image_blocks(patterns, block_size)]
+    return torch.cat(blocks), s

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
-from .profiles import as_patterns, line_angles, line_profiles
+from .profiles import line_angles, profiles_of
 
 __all__ = ["CommonLineSimilarity", "profile_similarity", "similarity_matrix"]
 
@@ -171,9 +171,11 @@ def similarity_matrix(
 
     Parameters
     ----------
-    patterns : array_like
-        ``(N, S, S)`` patterns, ``N >= 2`` unless ``other`` is given.
-    other : array_like, optional
+    patterns : array_like or frame source
+        ``(N, S, S)`` patterns, ``N >= 2`` unless ``other`` is given; or frames
+        read from disk block by block (an ``EMCFile``, ``CXIFrames`` or
+        ``PhotonFrames`` of square frames, see :func:`~.profiles.profiles_of`).
+    other : array_like or frame source, optional
         ``(M, S, S)`` second set; the result is then the ``(N, M)`` cross
         similarity (used for out-of-sample projection).
     n_angles : int
@@ -198,14 +200,14 @@ def similarity_matrix(
         plus the best line angles of each pair.
     """
     device = resolve_device(device)
-    x = as_patterns(patterns, min_count=1 if other is not None else 2, device=device)
-    y = None if other is None else as_patterns(other, name="other", size=x.shape[-1], device=device)
     opts = dict(
         n_angles=n_angles, mask_radius=mask_radius, max_radius=max_radius,
         log=log, log_floor=log_floor, normalize=True, friedel=friedel, device=device,
     )  # fmt: skip
-    prof = line_profiles(x, **opts)
-    prof_other = None if y is None else line_profiles(y, **opts)
+    prof, size = profiles_of(patterns, min_count=1 if other is not None else 2, **opts)
+    prof_other = None
+    if other is not None:
+        prof_other, _ = profiles_of(other, name="other", size=size, **opts)
     sim, ia, ib = profile_similarity(
         prof, prof_other, block_size=block_size, return_indices=True, progress=progress
     )
