@@ -77,27 +77,37 @@ class GridMarginal:
             ll = model.posed_grid_log_likelihood(x, r, self.z, self.offsets)
         return ll + lp[:, None] - math.log(ll.shape[-1])
 
-    def fit(self, model, x, r, epochs: int, batch_size: int, lr: float, seed: int,
+    def fit(self, model, data, transform, epochs: int, batch_size: int, lr: float, seed: int,
             progress: bool) -> None:  # fmt: skip
-        """Adam on the negative mean log marginal likelihood, ``epochs`` passes over ``x``."""
+        """Adam on the negative mean log marginal likelihood, ``epochs`` passes over the data.
+
+        ``data`` is a :class:`~pyrolatent.estimators.volume_data.PosedPatterns`;
+        ``transform(x, r)`` gives the model's ``(x, r)`` of a block (once for
+        data in memory, on every read for frames streamed from disk).
+        """
         if self.optimizer is None:
             self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         gen = torch.Generator().manual_seed(int(seed) + len(self.history["epoch"]))
+        prepared = None if data.streamed else [transform(data.x, data.r)]
         model.train()
         bar = tqdm(range(int(epochs)), desc="volume VAE (grid)", disable=not progress)
         for _ in bar:
-            perm, total = torch.randperm(x.shape[0], generator=gen).to(x.device), 0.0
-            for i in range(0, x.shape[0], batch_size):
-                idx = perm[i : i + batch_size]
-                loss = -torch.logsumexp(self.log_joint(model, x[idx], r[idx]).flatten(1), 1).mean()
-                self.optimizer.zero_grad()
-                loss.backward()
-                self.optimizer.step()
-                total += float(loss.detach()) * idx.numel()
+            total = 0.0
+            blocks = prepared or (transform(x, r) for x, r in data.blocks(gen))
+            for x, r in blocks:
+                perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
+                for i in range(0, x.shape[0], batch_size):
+                    idx = perm[i : i + batch_size]
+                    ll = self.log_joint(model, x[idx], r[idx]).flatten(1)
+                    loss = -torch.logsumexp(ll, 1).mean()
+                    self.optimizer.zero_grad()
+                    loss.backward()
+                    self.optimizer.step()
+                    total += float(loss.detach()) * idx.numel()
             self.history["epoch"].append(len(self.history["epoch"]))
-            self.history["loss"].append(total / x.shape[0])
+            self.history["loss"].append(total / len(data))
             bar.set_postfix(loss=f"{self.history['loss'][-1]:.1f}")
 
     @torch.no_grad()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..checks import as_images, as_tensor, check_nonnegative
+from ..checks import as_tensor
 from ..device import resolve_device
 from ..guides.volume_vae import VolumeVAEGuide
 from ..io.checkpoint import (
@@ -27,6 +27,7 @@ from ..primitives.radial import RadialNormalizer
 from ..primitives.so3 import check_rotations
 from .base import Estimator, build_from_checkpoint, numpy
 from .priors import prior_specs, rebuild_priors
+from .volume_data import PosedPatterns
 from .volume_grid import GridMarginal, to_given_frame
 
 __all__ = ["VolumeVAE"]
@@ -130,23 +131,15 @@ class VolumeVAE(Estimator):
         return self.model.mask
 
     # ------------------------------------------------------------ preprocessing
+    def _data(self, patterns, rotations, block_size: int = 4096) -> PosedPatterns:
+        return PosedPatterns(patterns, rotations, self.size, self.model.likelihood == "poisson",
+                             block_size, self.device)  # fmt: skip
+
     def _check(self, patterns, rotations):
-        x = as_images(patterns, name="patterns", device=self.device)
-        if tuple(x.shape[-2:]) != (self.size, self.size):
-            raise ValueError(
-                f"patterns: size {tuple(x.shape[-2:])} does not match the model's volume "
-                f"({self.size}, {self.size})"
-            )
-        check_nonnegative(x, "patterns", why="diffraction intensities/photon counts")
-        if self.model.likelihood == "poisson" and not bool((x == x.round()).all()):
-            raise ValueError(
-                "patterns: the Poisson likelihood (the default) needs photon counts (whole "
-                "numbers); pass likelihood='gaussian' for intensities that are not counts"
-            )
-        r = check_rotations(rotations, name="rotations", proper=True).to(self.device)
-        if r.shape != (x.shape[0], 3, 3):
-            raise ValueError(f"rotations: expected ({x.shape[0]}, 3, 3), got {tuple(r.shape)}")
-        return x, r
+        data = self._data(patterns, rotations)
+        if data.streamed:
+            raise ValueError("patterns: frames on disk are read by fit and encode (method='grid')")
+        return data.x, data.r
 
     def canonical_rotations(self, rotations) -> torch.Tensor:
         """Rotations canonicalised into the group's (Friedel-reduced) fundamental zone."""
@@ -154,12 +147,9 @@ class VolumeVAE(Estimator):
         group = self.model.group or "C1"
         return canonicalize(r, group, friedel=True)
 
-    def _fit_preprocessing(self, x: torch.Tensor) -> None:
-        m = self.mask.to(x.dtype)
-        totals = (x * m).sum(dim=(-1, -2))
-        self.mean_total = float(totals.mean())
-        rel = (totals / self.mean_total).clamp_min(1e-6)
-        self.normalizer.fit(x / rel[:, None, None], mask=self.mask)
+    def _fit_preprocessing(self, data: PosedPatterns) -> None:
+        mean, self.mean_total = data.mean_and_total(self.mask)
+        self.normalizer.fit(mean[None], mask=self.mask)
         prof = self.normalizer.profile_map(device=self.device).to(torch.float32)
         self.model.profile.copy_(prof)
         self.guide.mean_total.fill_(self.mean_total)
@@ -174,7 +164,9 @@ class VolumeVAE(Estimator):
         """
         if self.mean_total is None:
             raise ValueError("VolumeVAE: call fit() first (it fits the radial normalisation)")
-        x, r = self._check(patterns, rotations)
+        return self._transform(*self._check(patterns, rotations))
+
+    def _transform(self, x: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x * self.mask
         if self.model.likelihood == "gaussian":
             totals = (x * self.mask).sum(dim=(-1, -2))
@@ -187,7 +179,8 @@ class VolumeVAE(Estimator):
             lr: float = 1e-3, val_fraction: float = 0.0, callbacks=(),
             checkpoint_path=None, progress: bool = True,
             quiet: bool | None = None, method: str = "elbo", n_grid: int = 8,
-            pose_radius: float = 0.0, pose_spacing: float = 0.04) -> VolumeVAE:  # fmt: skip
+            pose_radius: float = 0.0, pose_spacing: float = 0.04,
+            block_size: int = 4096) -> VolumeVAE:  # fmt: skip
         """Train ``epochs`` more epochs with :class:`pyrolatent.infer.trainer.Trainer`.
 
         ``method="elbo"`` (default) fits the model and the amortised guide by
@@ -208,18 +201,20 @@ class VolumeVAE(Estimator):
         centres of a search: each pattern's orientation is summed out exactly
         over the rotations ``R D_j`` of a ball (``pose_radius``, rotation
         vectors on a grid of step ``pose_spacing``, radians; 0.08 / 0.04 gives
-        33 candidates), jointly with ``z``. Use it when the orientations come
-        from EMC: measured on the same 4BED frames with EMC orientations
-        (3.9-5.7 deg median from the truth) ``|Spearman|`` went from 0.47-0.51
-        (as given) to ... (see ``benchmarks/volume_vae_pdb.py``).
+        33 candidates), jointly with ``z``: for orientations from EMC (see
+        ``benchmarks/volume_vae_pdb.py``).
 
         Parameters
         ----------
-        patterns : array_like
-            ``(N, S, S)`` photon counts (or intensities), non-negative.
+        patterns : array_like or frame source
+            ``(N, S, S)`` photon counts (or intensities), non-negative; or
+            (``method="grid"``) frames on disk, an ``EMCFile`` or ``CXIFrames``
+            of ``S x S`` frames, read ``block_size`` at a time (each epoch
+            visits the blocks in a random order and shuffles inside each).
         rotations : array_like
             ``(N, 3, 3)`` orientations (e.g. from
-            :class:`~pyrolatent.spi.orientation.OrientationSearch`).
+            :class:`~pyrolatent.spi.orientation.OrientationSearch` or
+            :func:`~pyrolatent.spi.emc.local_emc`).
         epochs, batch_size, lr
             Epochs to add to those already trained, mini-batch size, Adam rate.
         val_fraction : float
@@ -233,6 +228,8 @@ class VolumeVAE(Estimator):
             Latent values of the grid method.
         pose_radius, pose_spacing : float
             The orientation ball of the grid method (radians); see above.
+        block_size : int
+            Frames per block read from a frame source.
 
         Returns
         -------
@@ -240,11 +237,13 @@ class VolumeVAE(Estimator):
             ``self``; the per-epoch losses are in :attr:`history`.
         """
 
-        x, r = self._check(patterns, rotations)
-        if self.mean_total is None:
-            self._fit_preprocessing(x * self.mask)
         if method not in ("elbo", "grid"):
             raise ValueError(f"method: expected 'elbo' or 'grid', got {method!r}")
+        data = self._data(patterns, rotations, block_size)
+        if data.streamed and method != "grid":
+            raise ValueError("patterns: frames on disk (a frame source) need method='grid'")
+        if self.mean_total is None:
+            self._fit_preprocessing(data)
         if (method == "grid") != (self.grid is not None) and self.epochs_trained > 0:
             raise ValueError(f"method={method!r}: this model was trained with the other method")
         if method != "grid" and pose_radius:
@@ -255,15 +254,16 @@ class VolumeVAE(Estimator):
                            is not None)) if given]  # fmt: skip
             if unsupported:
                 raise ValueError(f"method='grid' does not support {', '.join(unsupported)}")
-            return self._fit_grid(x, r, epochs, batch_size, lr, progress, quiet,
+            return self._fit_grid(data, epochs, batch_size, lr, progress, quiet,
                                   dict(n_grid=n_grid, pose_radius=float(pose_radius),
                                        pose_spacing=float(pose_spacing)))  # fmt: skip
-        data = self.prepare(x, r)
+        n = len(data)
+        data = self._transform(data.x, data.r)
         val = None
         if val_fraction > 0:
-            n_val = max(1, int(round(val_fraction * x.shape[0])))
+            n_val = max(1, int(round(val_fraction * n)))
             g = torch.Generator().manual_seed(self.config["seed"])
-            perm = torch.randperm(x.shape[0], generator=g).to(self.device)
+            perm = torch.randperm(n, generator=g).to(self.device)
             val = tuple(t[perm[:n_val]] for t in data)
             data = tuple(t[perm[n_val:]] for t in data)
         trainer = self._trainer(lr=lr, callbacks=callbacks, checkpoint_path=checkpoint_path,
@@ -271,7 +271,7 @@ class VolumeVAE(Estimator):
         trainer.fit(data, epochs=epochs, batch_size=batch_size, val_data=val)
         return self
 
-    def _fit_grid(self, x, r, epochs, batch_size, lr, progress, quiet, settings) -> VolumeVAE:
+    def _fit_grid(self, data, epochs, batch_size, lr, progress, quiet, settings) -> VolumeVAE:
         if self.model.likelihood != "poisson" or self.model.latent_dim != 1:
             raise ValueError("method='grid': the Poisson likelihood and latent_dim=1 only")
         if self.grid is None:
@@ -280,13 +280,13 @@ class VolumeVAE(Estimator):
             raise ValueError(f"method='grid': this model was trained with {self.grid.settings}, "
                              f"got {settings}")  # fmt: skip
         show = self._progress(progress, quiet)
-        self.grid.fit(self.model, *self.prepare(x, r), epochs, batch_size, lr,
+        self.grid.fit(self.model, data, self._transform, epochs, batch_size, lr,
                       seed=self.config["seed"], progress=show)  # fmt: skip
         return self
 
     # --------------------------------------------------------------- analysis
     @torch.no_grad()
-    def encode(self, patterns, rotations, batch_size: int = 256) -> dict:
+    def encode(self, patterns, rotations, batch_size: int = 256, block_size: int = 4096) -> dict:
         """Posterior of ``z`` for each pattern: ``{"z": {"loc", "scale"}}``, numpy ``(N, D)``.
 
         From the guide, or (after ``fit(method="grid")``) the exact posterior
@@ -294,26 +294,32 @@ class VolumeVAE(Estimator):
         ``pose_radius > 0`` also ``"rotation"`` ``(N, 3, 3)``, the
         posterior-mean orientation (about the given one), and
         ``"rotation_spread"`` ``(N,)``, its RMS spread in radians.
+
+        ``patterns`` may be a frame source (see :meth:`fit`) after a grid fit.
         """
-        x, r = self.prepare(patterns, rotations)
+        if self.mean_total is None:
+            raise ValueError("VolumeVAE: call fit() first (it fits the radial normalisation)")
+        data = self._data(patterns, rotations, block_size)
+        if data.streamed and self.grid is None:
+            raise ValueError("patterns: frames on disk (a frame source) need a grid fit")
         self.guide.eval()
         parts: dict[str, list] = {}
-        for i in range(0, x.shape[0], batch_size):
-            xb, rb = x[i : i + batch_size], r[i : i + batch_size]
-            if self.grid is None:
-                loc, scale = self.guide.encode(xb, rb)
-                out = {"loc": loc, "scale": scale}
-            else:
-                out = self.grid.posterior(self.model, xb, rb)
-            for k, v in out.items():
-                parts.setdefault(k, []).append(v)
-        res = {k: numpy(torch.cat(v)) for k, v in parts.items()}
-        enc = {Z: {"loc": res["loc"], "scale": res["scale"]}}
+        for x_blk, r_blk in data.blocks():
+            x, r = self._transform(x_blk, r_blk)
+            for i in range(0, x.shape[0], batch_size):
+                xb, rb = x[i : i + batch_size], r[i : i + batch_size]
+                if self.grid is None:
+                    loc, scale = self.guide.encode(xb, rb)
+                    out = {"loc": loc, "scale": scale}
+                else:
+                    out = self.grid.posterior(self.model, xb, rb)
+                for k, v in out.items():
+                    parts.setdefault(k, []).append(v)
+        res = {k: torch.cat(v) for k, v in parts.items()}
+        enc = {Z: {"loc": numpy(res["loc"]), "scale": numpy(res["scale"])}}
         if "rotation" in res:  # found about the canonical rotations: back to the given ones
-            given = self._check(patterns, rotations)[1]
-            rot = to_given_frame(torch.as_tensor(res["rotation"]).to(self.device), given,
-                                 self.model.group or "C1")  # fmt: skip
-            enc["rotation"], enc["rotation_spread"] = numpy(rot), res["spread"]
+            rot = to_given_frame(res["rotation"], data.r, self.model.group or "C1")
+            enc["rotation"], enc["rotation_spread"] = numpy(rot), numpy(res["spread"])
         return enc
 
     @torch.no_grad()
