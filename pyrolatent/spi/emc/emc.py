@@ -249,11 +249,7 @@ def emc(
     rot = quaternion_to_matrix(quats).to(dtype=dtype, device=dev)
     quats, weights = quats.to(dtype=dtype, device=dev), weights.to(dtype=dtype, device=dev)
     log_w = weights.log()
-    valid = detector.mask
-    pixel_map = torch.full((detector.num_pixels,), -1, dtype=torch.long)
-    pixel_map[valid] = torch.arange(int(valid.sum()))
-    coords = detector.coords[valid].to(dtype=dtype, device=dev)
-    corr = detector.correction[valid].to(dtype=dtype, device=dev)
+    pixel_map, coords, corr = detector.measured(dtype, dev)
     n = len(frames)
     gen = torch.Generator().manual_seed(int(seed))
     config = {"size": size, "level": int(level), "num_frames": n, "num_pixels": frames.num_pixels}

@@ -118,6 +118,23 @@ class Detector:
         """Smallest odd volume size holding every measured ``q`` (``2 ceil(q_max) + 3``)."""
         return 2 * int(np.ceil(self.q_max())) + 3
 
+    def measured(self, dtype=torch.float32, device=None):
+        """The measured pixels as EMC uses them.
+
+        Returns
+        -------
+        pixel_map : torch.Tensor
+            ``(P,)`` long (CPU): each pixel's index among the measured ones, -1 if unmeasured.
+        coords : torch.Tensor
+            ``(M, 3)`` their ``q`` vectors.
+        correction : torch.Tensor
+            ``(M,)`` their correction factors.
+        """
+        pixel_map = torch.full((self.num_pixels,), -1, dtype=torch.long)
+        pixel_map[self.mask] = torch.arange(int(self.mask.sum()))
+        coords = self.coords[self.mask].to(dtype=dtype, device=device)
+        return pixel_map, coords, self.correction[self.mask].to(dtype=dtype, device=device)
+
 
 def flat_detector(size: int, beamstop: float = 2.0, radius: float | None = None) -> Detector:
     """An ideal flat ``size x size`` detector: the central slice of a ``size^3`` volume.

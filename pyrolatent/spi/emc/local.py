@@ -176,8 +176,7 @@ def local_emc(
     k = offsets.shape[0]
     chunk = max(1, min(int(frame_chunk), SLICE_BUDGET // (k * int(detector.mask.sum()))))
     valid = detector.mask
-    coords = detector.coords[valid].float().to(dev)
-    corr = detector.correction[valid].float().to(dev)
+    _, coords, corr = detector.measured(torch.float32, dev)
     config = {"size": size, "num_frames": n, "radius": float(radius), "spacing": float(spacing)}
     if checkpoint is not None and torch.distributed.is_initialized():
         checkpoint = f"{checkpoint}.rank{torch.distributed.get_rank()}"

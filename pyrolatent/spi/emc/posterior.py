@@ -109,11 +109,7 @@ def refine_orientations(
     """
     dev = resolve_device(device)
     vol = check_volume(volume, name="volume").float().to(dev)
-    valid = detector.mask
-    pixel_map = torch.full((detector.num_pixels,), -1, dtype=torch.long)
-    pixel_map[valid] = torch.arange(int(valid.sum()))
-    coords = detector.coords[valid].float().to(dev)
-    corr = detector.correction[valid].float().to(dev)
+    pixel_map, coords, corr = detector.measured(torch.float32, dev)
     rot = torch.as_tensor(rotations, dtype=torch.float32).to(dev).clone()
     n = len(frames)
     if scales is None:
@@ -206,11 +202,7 @@ def poisson_orientations(
     quats, weights = quaternion_grid(level, dtype=torch.float64)
     grid = quaternion_to_matrix(quats).float().to(dev)
     quats, weights = quats.float().to(dev), weights.float().to(dev)
-    valid = detector.mask
-    pixel_map = torch.full((detector.num_pixels,), -1, dtype=torch.long)
-    pixel_map[valid] = torch.arange(int(valid.sum()))
-    coords = detector.coords[valid].float().to(dev)
-    corr = detector.correction[valid].float().to(dev)
+    pixel_map, coords, corr = detector.measured(torch.float32, dev)
     n = len(frames)
     out = {k: [] for k in ("grid_index", "probability", "spread", "scale")}
     for a in range(0, n, frame_chunk):
