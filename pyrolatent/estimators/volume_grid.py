@@ -52,16 +52,20 @@ class GridMarginal:
     def __init__(self, n_grid: int, pose_radius: float, pose_spacing: float, device):
         if isinstance(n_grid, bool) or int(n_grid) != n_grid or n_grid < 2:
             raise ValueError(f"n_grid: expected an integer >= 2, got {n_grid!r}")
+        self.z = torch.linspace(-1.75, 1.75, int(n_grid), device=device)[:, None]
+        self.set_pose(pose_radius, pose_spacing)
+        self.optimizer = None
+        self.history: dict[str, list] = {"epoch": [], "loss": []}
+
+    def set_pose(self, pose_radius: float, pose_spacing: float) -> None:
+        """Use the ball of this radius and step (radians; radius 0: the orientations as given)."""
         if not (math.isfinite(pose_radius) and pose_radius >= 0):
             raise ValueError(f"pose_radius: expected a finite angle >= 0, got {pose_radius!r}")
-        self.z = torch.linspace(-1.75, 1.75, int(n_grid), device=device)[:, None]
         self.pose_radius, self.pose_spacing = float(pose_radius), float(pose_spacing)
         self.offsets = self.vectors = None
         if self.pose_radius > 0:
             off, vec = local_offsets(self.pose_radius, self.pose_spacing)
-            self.offsets, self.vectors = off.to(device), vec.to(device)
-        self.optimizer = None
-        self.history: dict[str, list] = {"epoch": [], "loss": []}
+            self.offsets, self.vectors = off.to(self.z.device), vec.to(self.z.device)
 
     @property
     def settings(self) -> dict:

@@ -201,8 +201,8 @@ class VolumeVAE(Estimator):
         centres of a search: each pattern's orientation is summed out exactly
         over the rotations ``R D_j`` of a ball (``pose_radius``, rotation
         vectors on a grid of step ``pose_spacing``, radians; 0.08 / 0.04 gives
-        33 candidates), jointly with ``z``: for orientations from EMC (see
-        ``benchmarks/volume_vae_pdb.py``).
+        33 candidates), jointly with ``z``. The ball may change between calls;
+        :meth:`encode` uses the last one.
 
         Parameters
         ----------
@@ -276,9 +276,10 @@ class VolumeVAE(Estimator):
             raise ValueError("method='grid': the Poisson likelihood and latent_dim=1 only")
         if self.grid is None:
             self.grid = GridMarginal(device=self.device, **settings)
-        elif self.grid.settings != settings:
-            raise ValueError(f"method='grid': this model was trained with {self.grid.settings}, "
-                             f"got {settings}")  # fmt: skip
+        elif self.grid.settings["n_grid"] != settings["n_grid"]:
+            raise ValueError(f"n_grid: this model was trained with {self.grid.settings['n_grid']}")
+        else:  # the pose ball may change between calls (e.g. fixed orientations first)
+            self.grid.set_pose(settings["pose_radius"], settings["pose_spacing"])
         show = self._progress(progress, quiet)
         self.grid.fit(self.model, data, self._transform, epochs, batch_size, lr,
                       seed=self.config["seed"], progress=show)  # fmt: skip
