@@ -106,6 +106,11 @@ class GridMarginal:
                     idx = perm[i : i + batch_size]
                     ll = self.log_joint(model, x[idx], r[idx]).flatten(1)
                     loss = -torch.logsumexp(ll, 1).mean()
+                    if not bool(torch.isfinite(loss)):
+                        raise FloatingPointError(
+                            f"volume VAE (grid): the loss is {float(loss.detach())} at epoch "
+                            f"{len(self.history['epoch'])}; try a lower learning rate"
+                        )
                     self.optimizer.zero_grad()
                     loss.backward()
                     self.optimizer.step()

@@ -199,6 +199,9 @@ def test_grid_checkpoint_from_before_the_pose_ball_loads(tmp_path):
     back = VolumeVAE.load(tmp_path / "old.pt")
     assert back.grid.settings == {"n_grid": 8, "pose_radius": 0.0, "pose_spacing": 0.04}
     assert np.allclose(back.encode(x, rot)["z"]["loc"], vae.encode(x, rot)["z"]["loc"], atol=1e-5)
+    with pytest.raises(FloatingPointError, match="lower learning rate"):
+        VolumeVAE(SIZE, model_options={"hidden": 16, "n_features": 8}).fit(
+            x, rot, epochs=3, batch_size=6, lr=1e9, progress=False, method="grid")  # fmt: skip
 
 
 def test_grid_fit_streams_frames_from_an_emc_file(stretched_cloud, tmp_path):
