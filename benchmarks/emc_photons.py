@@ -15,6 +15,14 @@ errors modulo Friedel with the alignment refined from the orientations).
   ``EMC_PHOTONS_FRAMES_1E2``), global EMC as above, then ``LOCAL_1E2`` local
   iterations (default 3, each about 10x the 10^3 run's).
 * ``EMC_PHOTONS_RUNS`` (``1e4,1e2``) picks the runs.
+* Measured (seed 0, one thread, AMD EPYC): 10^4, global EMC lowest shell CC 0.939,
+  grid orientations 10.4 deg, after local EMC 0.984 and 1.61 deg (quartiles 1.1 /
+  2.1; 28 s per local iteration). 10^2 (30,000 frames), global 0.694 and 33.6
+  deg (12.7 s per iteration), after local EMC 0.756 and 31.2 deg (quartiles 13 /
+  110; 1,308 s per local iteration: the posteriors are broad, so most of the
+  257 candidates enter the merge). The true intensity gives 7.8 deg at 10^2
+  (``emc.py``): the frames fix their orientations against a good intensity,
+  but EMC does not reach one from them.
 """
 
 from __future__ import annotations
