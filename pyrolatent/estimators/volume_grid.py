@@ -55,6 +55,7 @@ class GridMarginal:
         self.z = torch.linspace(-1.75, 1.75, int(n_grid), device=device)[:, None]
         self.set_pose(pose_radius, pose_spacing)
         self.optimizer = None
+        self._optimizer_state = None  # from a checkpoint, loaded when the optimizer is made
         self.history: dict[str, list] = {"epoch": [], "loss": []}
 
     def set_pose(self, pose_radius: float, pose_spacing: float) -> None:
@@ -82,23 +83,28 @@ class GridMarginal:
         return ll + lp[:, None] - math.log(ll.shape[-1])
 
     def fit(self, model, data, transform, epochs: int, batch_size: int, lr: float, seed: int,
-            progress: bool) -> None:  # fmt: skip
+            progress: bool, on_epoch=None) -> None:  # fmt: skip
         """Adam on the negative mean log marginal likelihood, ``epochs`` passes over the data.
 
         ``data`` is a :class:`~pyrolatent.estimators.volume_data.PosedPatterns`;
         ``transform(x, r)`` gives the model's ``(x, r)`` of a block (once for
-        data in memory, on every read for frames streamed from disk).
+        data in memory, on every read for frames streamed from disk). Epoch
+        ``e`` shuffles with seed ``seed + e``, so a run resumed from a
+        checkpoint (``on_epoch``, called after every epoch) continues exactly.
         """
         if self.optimizer is None:
             self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+            if self._optimizer_state is not None:
+                self.optimizer.load_state_dict(self._optimizer_state)
+                self._optimizer_state = None
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        gen = torch.Generator().manual_seed(int(seed) + len(self.history["epoch"]))
         prepared = None if data.streamed else [transform(data.x, data.r)]
         model.train()
         bar = tqdm(range(int(epochs)), desc="volume VAE (grid)", disable=not progress)
         for _ in bar:
             total = 0.0
+            gen = torch.Generator().manual_seed(int(seed) + len(self.history["epoch"]))
             blocks = prepared or (transform(x, r) for x, r in data.blocks(gen))
             for x, r in blocks:
                 perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
@@ -118,6 +124,8 @@ class GridMarginal:
             self.history["epoch"].append(len(self.history["epoch"]))
             self.history["loss"].append(total / len(data))
             bar.set_postfix(loss=f"{self.history['loss'][-1]:.1f}")
+            if on_epoch is not None:
+                on_epoch()
 
     @torch.no_grad()
     def posterior(self, model, x: torch.Tensor, r: torch.Tensor) -> dict:
@@ -132,7 +140,10 @@ class GridMarginal:
         return out
 
     def state_dict(self) -> dict:
-        return {"z": self.z.cpu(), "history": self.history, **self.settings}
+        state = {"z": self.z.cpu(), "history": self.history, **self.settings}
+        if self.optimizer is not None:
+            state["optimizer"] = self.optimizer.state_dict()
+        return state
 
     @classmethod
     def from_state(cls, state: dict, device) -> GridMarginal:
@@ -140,4 +151,5 @@ class GridMarginal:
                    float(state.get("pose_spacing", 0.04)), device)  # fmt: skip
         grid.z = torch.as_tensor(state["z"]).to(device)
         grid.history = {k: list(v) for k, v in state["history"].items()}
+        grid._optimizer_state = state.get("optimizer")
         return grid

@@ -220,7 +220,8 @@ class VolumeVAE(Estimator):
         val_fraction : float
             Fraction of patterns held out for the validation loss.
         callbacks, checkpoint_path
-            Passed to the Trainer.
+            Passed to the Trainer. With ``method="grid"`` the estimator is saved to
+            ``checkpoint_path`` after every epoch; ``load`` it and ``fit`` to go on.
         progress : bool
             Show the progress bar (``quiet=`` is a deprecated alias).
         method : {"elbo", "grid"}
@@ -236,7 +237,6 @@ class VolumeVAE(Estimator):
         VolumeVAE
             ``self``; the per-epoch losses are in :attr:`history`.
         """
-
         if method not in ("elbo", "grid"):
             raise ValueError(f"method: expected 'elbo' or 'grid', got {method!r}")
         data = self._data(patterns, rotations, block_size)
@@ -250,13 +250,13 @@ class VolumeVAE(Estimator):
             raise ValueError("pose_radius: only with method='grid'")
         if method == "grid":
             unsupported = [name for name, given in (("val_fraction", val_fraction > 0),
-                           ("callbacks", bool(callbacks)), ("checkpoint_path", checkpoint_path
-                           is not None)) if given]  # fmt: skip
+                           ("callbacks", bool(callbacks))) if given]  # fmt: skip
             if unsupported:
                 raise ValueError(f"method='grid' does not support {', '.join(unsupported)}")
-            return self._fit_grid(data, epochs, batch_size, lr, progress, quiet,
-                                  dict(n_grid=n_grid, pose_radius=float(pose_radius),
-                                       pose_spacing=float(pose_spacing)))  # fmt: skip
+            settings = dict(n_grid=n_grid, pose_radius=float(pose_radius),
+                            pose_spacing=float(pose_spacing))  # fmt: skip
+            return self._fit_grid(data, epochs, batch_size, lr, self._progress(progress, quiet),
+                                  settings, checkpoint_path)  # fmt: skip
         n = len(data)
         data = self._transform(data.x, data.r)
         val = None
@@ -271,7 +271,7 @@ class VolumeVAE(Estimator):
         trainer.fit(data, epochs=epochs, batch_size=batch_size, val_data=val)
         return self
 
-    def _fit_grid(self, data, epochs, batch_size, lr, progress, quiet, settings) -> VolumeVAE:
+    def _fit_grid(self, data, epochs, batch_size, lr, show, settings, path) -> VolumeVAE:
         if self.model.likelihood != "poisson" or self.model.latent_dim != 1:
             raise ValueError("method='grid': the Poisson likelihood and latent_dim=1 only")
         if self.grid is None:
@@ -280,9 +280,9 @@ class VolumeVAE(Estimator):
             raise ValueError(f"n_grid: this model was trained with {self.grid.settings['n_grid']}")
         else:  # the pose ball may change between calls (e.g. fixed orientations first)
             self.grid.set_pose(settings["pose_radius"], settings["pose_spacing"])
-        show = self._progress(progress, quiet)
         self.grid.fit(self.model, data, self._transform, epochs, batch_size, lr,
-                      seed=self.config["seed"], progress=show)  # fmt: skip
+                      seed=self.config["seed"], progress=show,
+                      on_epoch=None if path is None else lambda: self.save(path))  # fmt: skip
         return self
 
     # --------------------------------------------------------------- analysis

@@ -85,7 +85,8 @@ def test_group_none_learns_a_stretch_of_an_asymmetric_cloud(stretched_cloud, tmp
     own = [_shell_normalised_cc(gen[0], vols[0]), _shell_normalised_cc(gen[1], vols[-1])]
     cross = [_shell_normalised_cc(gen[0], vols[-1]), _shell_normalised_cc(gen[1], vols[0])]
     truth_cross = _shell_normalised_cc(vols[0], vols[-1])
-    # seeds 0-2 (30 epochs): |Spearman| 0.925-0.935, own CC >= 0.971, own - cross >= 0.145
+    # seeds 0-2 (30 epochs): |Spearman| 0.922-0.932 (each epoch seeded since resumable
+    # checkpoints; 0.925-0.935 before), own CC >= 0.971, own - cross >= 0.145
     # with the ends' own CC 0.727 (0.5 of the gap 1 - 0.727 is 0.137)
     assert rho > 0.88, rho
     assert min(own) > 0.93, (own, truth_cross)
@@ -99,9 +100,9 @@ def test_group_none_learns_a_stretch_of_an_asymmetric_cloud(stretched_cloud, tmp
     assert np.allclose(z2, enc["loc"][:16], atol=1e-5)
     with pytest.raises(ValueError, match="other method"):
         vae.fit(s["patterns"][:8], s["rotations"][:8], epochs=1, progress=False)
-    with pytest.raises(ValueError, match="checkpoint_path"):
+    with pytest.raises(ValueError, match="callbacks"):
         vae.fit(s["patterns"][:8], s["rotations"][:8], epochs=1, progress=False, method="grid",
-                checkpoint_path=tmp_path / "c.pt")  # fmt: skip
+                callbacks=[lambda *a: None])  # fmt: skip
 
 
 def test_point_set_encoder_is_friedel_invariant_and_trains():
@@ -159,8 +160,8 @@ def test_pose_ball_recovers_the_stretch_from_perturbed_orientations(stretched_cl
     rho = abs(float(spearmanr(enc["z"]["loc"][:, 0], s["level"].numpy())[0]))
     refined = torch.as_tensor(enc["rotation"])
     err = float(torch.rad2deg(orientation_errors(refined, s["rotations"])).median())
-    # seeds 0-2 (VAE and perturbation): |Spearman| 0.895-0.901 with the ball, 0.59-0.65
-    # with the perturbed orientations as given (0.93 with the true ones); the refined
+    # seeds 0-2 (VAE and perturbation): |Spearman| 0.894-0.898 with the ball, 0.59-0.65
+    # with the perturbed orientations as given (0.92-0.93 with the true ones); the refined
     # orientations 3.1-3.2 deg from the truth (the ball reaches 4.6 deg of the 6)
     assert rho > 0.85, rho
     assert err < 4.0, err
@@ -223,8 +224,28 @@ def test_grid_fit_streams_frames_from_an_emc_file(stretched_cloud, tmp_path):
     enc = vae.encode(source, s["rotations"], block_size=64)["z"]["loc"]
     assert np.allclose(enc, vae.encode(s["patterns"], s["rotations"])["z"]["loc"], atol=1e-5)
     rho = abs(float(spearmanr(enc[:, 0], s["level"].numpy())[0]))
-    assert rho > 0.88, rho  # seeds 0-2 streamed: 0.923-0.929 (in memory 0.925-0.935)
+    assert rho > 0.88, rho  # seeds 0-2 streamed: 0.926-0.931 (in memory 0.922-0.932)
     with pytest.raises(ValueError, match="need method='grid'"):
         VolumeVAE(SIZE, mask=s["mask"]).fit(source, s["rotations"], epochs=1, progress=False)
     with pytest.raises(ValueError, match=r"expected \(480, 3, 3\)"):
         vae.fit(source, s["rotations"][:5], epochs=1, progress=False, method="grid")
+
+
+def test_grid_fit_checkpoints_every_epoch_and_resumes_exactly(tmp_path):
+    """Nothing lost on a crash: 2 epochs, reload, 1 more == 3 epochs in one go (pose ball on)."""
+    x = torch.poisson(torch.full((20, SIZE, SIZE), 3.0), generator=torch.Generator().manual_seed(6))
+    rot = random_rotations(20, generator=torch.Generator().manual_seed(7))
+    opts = dict(batch_size=8, lr=3e-3, progress=False, method="grid", pose_radius=0.05,
+                pose_spacing=0.05)  # fmt: skip
+    small = {"hidden": 16, "n_features": 8}
+    straight = VolumeVAE(SIZE, model_options=small).fit(x, rot, epochs=3, **opts)
+    path = tmp_path / "grid.pt"
+    VolumeVAE(SIZE, model_options=small).fit(x, rot, epochs=2, checkpoint_path=path, **opts)
+    resumed = VolumeVAE.load(path)
+    assert resumed.epochs_trained == 2
+    resumed.fit(x, rot, epochs=1, checkpoint_path=path, **opts)
+    assert np.allclose(resumed.history["loss"], straight.history["loss"], rtol=1e-5)
+    a, b = resumed.encode(x, rot), straight.encode(x, rot)
+    assert np.allclose(a["z"]["loc"], b["z"]["loc"], atol=1e-5)
+    assert np.allclose(a["rotation"], b["rotation"], atol=1e-5)
+    assert VolumeVAE.load(path).epochs_trained == 3
