@@ -14,6 +14,13 @@ orientation on a grid that follows the frame (``--local-radius``,
 ``--local-spacing``, radians); the outputs are then the local result (orientations
 the posterior mean, ``spread`` about it; no grid ``probability``) and its state is
 ``state_local.pt``. ``--local-iterations 0`` keeps the global result.
+
+``--classes C`` (default 1) then classifies the frames into ``C`` intensities
+(3D classification, ``local_emc(classes=C)``, ``--class-iterations`` iterations,
+default 20, search radius half of ``--local-radius``, state
+``state_classes.pt``): ``intensity_class<c>.mrc`` per class, ``intensity.mrc``
+the most populated one, and ``class_probability`` ``(N, C)`` in
+``orientations.npz``; ``emc.json`` gets the class weights.
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ def add_parser(subparsers):
                    help="local EMC iterations after the global ones (0: none)")  # fmt: skip
     p.add_argument("--local-radius", type=float, default=0.12, help="local search radius (rad)")
     p.add_argument("--local-spacing", type=float, default=0.03, help="local grid step (rad)")
+    p.add_argument("--classes", type=int, default=1,
+                   help="3D classes after local EMC (default 1: no classification)")  # fmt: skip
+    p.add_argument("--class-iterations", type=int, default=20,
+                   help="iterations of the classification (>= 15: its annealing)")  # fmt: skip
     p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -96,8 +107,12 @@ def run(args) -> dict:
     if args.local_iterations < 0:
         raise ValueError(f"--local-iterations: expected >= 0, got {args.local_iterations}")
     state = os.path.join(args.out, "state.pt")
+    if args.classes < 1 or (args.classes > 1 and args.local_iterations < 1):
+        raise ValueError(f"--classes: expected >= 1 (and > 1 only after --local-iterations "
+                         f">= 1), got {args.classes}")  # fmt: skip
     state_local = os.path.join(args.out, "state_local.pt")
-    for path in (state, state_local):
+    state_classes = os.path.join(args.out, "state_classes.pt")
+    for path in (state, state_local, state_classes):
         if not args.resume and os.path.exists(path):
             os.remove(path)
     res = emc(
@@ -113,14 +128,29 @@ def run(args) -> dict:
             spacing=args.local_spacing, group=args.group, checkpoint=state_local,
             resume=args.resume, progress=not args.quiet, device=args.device,
         )  # fmt: skip
+    if args.classes > 1:
+        out = local_emc(
+            frames, det, out, iterations=args.class_iterations, radius=args.local_radius / 2,
+            spacing=args.local_spacing, classes=args.classes, group=args.group,
+            checkpoint=state_classes, resume=args.resume, progress=not args.quiet,
+            seed=args.seed, device=args.device,
+        )  # fmt: skip
+    if out is not res:
         orientations = {"quaternion": matrix_to_quaternion(out.rotation).numpy(),
                         "rotation": out.rotation.numpy()}  # fmt: skip
     else:
         orientations = {"quaternion": res.quaternions[res.best_index].numpy(),
                         "rotation": res.best_rotation.numpy(),
                         "probability": res.best_probability.numpy()}  # fmt: skip
-    write_mrc(os.path.join(args.out, "intensity.mrc"), out.volume.numpy())
-    write_mrc(os.path.join(args.out, "measured.mrc"), out.measured.numpy().astype(np.int16))
+    volume, measured = out.volume, out.measured
+    if args.classes > 1:
+        orientations["class_probability"] = out.class_probability.numpy()
+        for c, v in enumerate(volume):
+            write_mrc(os.path.join(args.out, f"intensity_class{c}.mrc"), v.numpy())
+        top = int(out.class_weights.argmax())
+        volume, measured = volume[top], measured[top]
+    write_mrc(os.path.join(args.out, "intensity.mrc"), volume.numpy())
+    write_mrc(os.path.join(args.out, "measured.mrc"), measured.numpy().astype(np.int16))
     np.savez(os.path.join(args.out, "orientations.npz"), **orientations,
              spread=out.spread.numpy(), scale=out.scales.numpy())  # fmt: skip
     summary = {
@@ -129,6 +159,8 @@ def run(args) -> dict:
         "log_likelihood": res.log_likelihood, "mutual_information": res.mutual_information,
         "beta": res.beta, "local_iterations": args.local_iterations,
         "local_log_likelihood": out.log_likelihood if out is not res else [],
+        "classes": args.classes,
+        "class_weights": out.class_weights.tolist() if args.classes > 1 else [1.0],
     }  # fmt: skip
     with open(os.path.join(args.out, "emc.json"), "w") as fh:
         json.dump(summary, fh, indent=1)

@@ -59,6 +59,18 @@ def test_emc_command_on_emc_and_cxi(data, tmp_path):
                    "--iterations", "1", "--quiet", "--local-iterations", "0"])  # fmt: skip
     assert args.func(args)["frames"] == 40
     assert np.load(tmp_path / "o2" / "orientations.npz")["probability"].shape == (40,)
+    args = _parse(["emc", str(tmp_path / "p.cxi"), "--out", str(tmp_path / "o6"), "--level", "1",
+                   "--iterations", "1", "--quiet", "--local-iterations", "1", "--classes", "2",
+                   "--class-iterations", "15"])  # fmt: skip
+    summary = args.func(args)
+    assert summary["classes"] == 2 and abs(sum(summary["class_weights"]) - 1) < 1e-5
+    assert np.load(tmp_path / "o6" / "orientations.npz")["class_probability"].shape == (40, 2)
+    cls = read_mrc(str(tmp_path / "o6" / "intensity_class1.mrc"))["data"]
+    assert cls.shape == (summary["size"],) * 3 and np.isfinite(cls).all()
+    bad = _parse(["emc", str(tmp_path / "p.cxi"), "--out", str(tmp_path / "o7"), "--quiet",
+                  "--local-iterations", "0", "--classes", "2"])  # fmt: skip
+    with pytest.raises(ValueError, match="classes"):
+        bad.func(bad)
     bad = _parse(["emc", str(tmp_path / "p.cxi"), "--out", str(tmp_path / "o5"),
                   "--local-iterations", "-1", "--quiet"])  # fmt: skip
     with pytest.raises(ValueError, match="local-iterations"):
