@@ -71,17 +71,25 @@ class PosedPatterns:
     def streamed(self) -> bool:
         return self.source is not None
 
-    def blocks(self, generator: torch.Generator | None = None) -> Iterator[tuple]:
+    @property
+    def num_blocks(self) -> int:
+        """Blocks :meth:`blocks` yields (1 for patterns in memory)."""
+        return 1 if self.source is None else -(-len(self) // self.block_size)
+
+    def blocks(self, generator: torch.Generator | None = None, order=None) -> Iterator[tuple]:
         """``(x, r)`` blocks: ``(n, S, S)`` float32 patterns on the device and their rotations.
 
-        With a ``generator``, a frame source's blocks come in a random order
-        (the frames inside a block keep theirs; the caller shuffles them).
+        With a ``generator``, a frame source's blocks come in a random order;
+        ``order`` (block indices) gives the order instead (the frames inside a
+        block keep theirs; the caller shuffles them).
         """
         if self.source is None:
             yield self.x, self.r
             return
         starts = torch.arange(0, len(self), self.block_size)
-        if generator is not None:
+        if order is not None:
+            starts = starts[torch.as_tensor(order, dtype=torch.long).cpu()]
+        elif generator is not None:
             starts = starts[torch.randperm(starts.numel(), generator=generator)]
         for a in starts.tolist():
             _, x = next(image_blocks(self.source, self.block_size, start=a,

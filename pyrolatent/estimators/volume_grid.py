@@ -6,19 +6,30 @@ values evenly spaced on ``[-1.75, 1.75]`` (weighted by the prior) and, when
 ball about the given ``R`` (:func:`~pyrolatent.primitives.so3.local_offsets`,
 uniform prior). The per-pattern fluence is profiled out. There is no guide:
 the posterior over the grid is exact.
+
+Training runs on the shared :class:`~pyrolatent.infer.trainer.Trainer`:
+:class:`GridModel` is a Pyro model with one enumerated site, the pattern's
+(latent, orientation) cell, and a :class:`GridGuide` without latent sites, so
+``TraceEnum_ELBO`` sums the cell out exactly and its loss is the negative log
+marginal likelihood (the objective of an EM on the grid). Frames on disk come
+through :class:`StreamedBatches`, one block at a time.
 """
 
 from __future__ import annotations
 
 import math
 
+import pyro
+import pyro.distributions as dist
 import torch
-from tqdm.auto import tqdm
+from pyro.infer import TraceEnum_ELBO
 
+from ..infer.batches import Batches
+from ..infer.trainer import Trainer
 from ..primitives.groups import _equivalents, canonicalize
 from ..primitives.so3 import local_offsets, offset_posterior_mean
 
-__all__ = ["GridMarginal", "to_given_frame"]
+__all__ = ["GridGuide", "GridMarginal", "GridModel", "StreamedBatches", "to_given_frame"]
 
 
 def to_given_frame(rotation: torch.Tensor, given: torch.Tensor, group) -> torch.Tensor:
@@ -35,8 +46,91 @@ def to_given_frame(rotation: torch.Tensor, given: torch.Tensor, group) -> torch.
     return g.transpose(-1, -2) @ rotation.to(given.dtype) @ h.transpose(-1, -2)
 
 
+class GridModel(torch.nn.Module):
+    """Pyro model of the grid method: ``cell ~ Categorical(prior)``, enumerated; the frame.
+
+    ``cell`` indexes the ``K x J`` (latent value, ball rotation) pairs, with prior
+    ``p(z_k) / J``; the frame's log-likelihood at each cell is
+    :meth:`GridMarginal.log_likelihood` (Poisson, fluence profiled out), added
+    with ``pyro.factor``. Called as ``model(x, r)`` with ``(B, S, S)`` patterns
+    and ``(B, 3, 3)`` canonical rotations.
+    """
+
+    def __init__(self, vae_model, grid: GridMarginal):
+        super().__init__()
+        self.vae_model = vae_model
+        self.grid = grid  # plain attribute: the grid holds no parameters
+
+    def forward(self, x: torch.Tensor, r: torch.Tensor) -> None:
+        prior = self.grid.log_prior(self.vae_model).flatten()  # (K J,)
+        lik = self.grid.log_likelihood(self.vae_model, x, r).flatten(1)  # (B, K J)
+        if not bool(torch.isfinite(lik).all()):
+            raise FloatingPointError("volume VAE (grid): the log-likelihood is not finite; "
+                                     "try a lower learning rate")  # fmt: skip
+        with pyro.plate("patterns", x.shape[0]):
+            cell = pyro.sample("cell", dist.Categorical(logits=prior),
+                               infer={"enumerate": "parallel"})  # fmt: skip
+            if cell.dim() == 1:  # drawn (not enumerated): one cell per pattern
+                value = lik.gather(1, cell[:, None])[:, 0]
+            else:  # enumerated: (K J, 1)
+                value = lik.T[cell.reshape(-1)]
+            pyro.factor("frames", value)
+
+
+class GridGuide(torch.nn.Module):
+    """The guide of :class:`GridModel`: no latent sites (the cell is enumerated in the model)."""
+
+    def forward(self, x: torch.Tensor, r: torch.Tensor) -> None:
+        return None
+
+
+class StreamedBatches:
+    """Trainer batch source over patterns read from disk block by block.
+
+    Each epoch visits the blocks in the Trainer's seeded order and shuffles the
+    frames inside each block; ``transform(x, r)`` makes the model's input of a
+    block as it is read. One process only (not sharded under ``torchrun``).
+    """
+
+    def __init__(self, data, transform, batch_size: int):
+        self.data, self.transform, self.batch_size = data, transform, int(batch_size)
+
+    def prepare(self, device) -> StreamedBatches:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            raise ValueError("frames on disk: the grid fit reads them in one process only")
+        return self
+
+    def first(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, r = next(self.data.blocks())
+        return self.transform(x[: self.batch_size], r[: self.batch_size])
+
+    def epoch(self, order) -> _StreamedEpoch:
+        return _StreamedEpoch(self, order)
+
+
+class _StreamedEpoch:
+    """The steps of one streamed epoch, read lazily (``len`` and iteration)."""
+
+    def __init__(self, source: StreamedBatches, order):
+        self.source, self.order = source, order
+
+    def __len__(self) -> int:
+        n, b, bs = len(self.source.data), self.source.data.block_size, self.source.batch_size
+        full, rest = divmod(n, b)
+        return full * -(-b // bs) + (-(-rest // bs) if rest else 0)
+
+    def __iter__(self):
+        src = self.source
+        for i, (x, r) in enumerate(src.data.blocks(order=self.order(src.data.num_blocks, 0))):
+            x, r = src.transform(x, r)
+            perm = self.order(x.shape[0], 1 + i).to(x.device)
+            for a in range(0, x.shape[0], src.batch_size):
+                idx = perm[a : a + src.batch_size]
+                yield [(x[idx], r[idx])]
+
+
 class GridMarginal:
-    """State of the grid method: the latent grid, the pose ball, the optimizer, the history.
+    """State of the grid method: the latent grid, the pose ball and the Trainer.
 
     Parameters
     ----------
@@ -52,11 +146,11 @@ class GridMarginal:
     def __init__(self, n_grid: int, pose_radius: float, pose_spacing: float, device):
         if isinstance(n_grid, bool) or int(n_grid) != n_grid or n_grid < 2:
             raise ValueError(f"n_grid: expected an integer >= 2, got {n_grid!r}")
+        self.device = device
         self.z = torch.linspace(-1.75, 1.75, int(n_grid), device=device)[:, None]
         self.set_pose(pose_radius, pose_spacing)
-        self.optimizer = None
-        self._optimizer_state = None  # from a checkpoint, loaded when the optimizer is made
-        self.history: dict[str, list] = {"epoch": [], "loss": []}
+        self.trainer: Trainer | None = None
+        self._pending: dict | None = None  # a Trainer state from a checkpoint, loaded on fit
 
     def set_pose(self, pose_radius: float, pose_spacing: float) -> None:
         """Use the ball of this radius and step (radians; radius 0: the orientations as given)."""
@@ -73,59 +167,70 @@ class GridMarginal:
         return {"n_grid": int(self.z.shape[0]), "pose_radius": self.pose_radius,
                 "pose_spacing": self.pose_spacing}  # fmt: skip
 
-    def log_joint(self, model, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        """``log p(x, z_k, D_j)`` ``(B, K, J)`` (``J = 1`` without a pose ball)."""
+    @property
+    def history(self) -> dict[str, list]:
+        if self.trainer is not None:
+            return self.trainer.history
+        if self._pending is not None:
+            return self._pending["history"]
+        return {"epoch": [], "loss": []}
+
+    def log_prior(self, model) -> torch.Tensor:
+        """``log p(z_k) - log J`` ``(K, J)``: the prior of the (latent, ball rotation) cells."""
+        j = 1 if self.offsets is None else self.offsets.shape[0]
         lp = torch.log_softmax(model.z_dist(self.z.shape[0]).log_prob(self.z), dim=0)
+        return (lp[:, None] - math.log(j)).expand(-1, j)
+
+    def log_likelihood(self, model, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """``log p(x | z_k, R D_j)`` ``(B, K, J)`` (``J = 1`` without a pose ball)."""
         if self.offsets is None:
-            ll = model.grid_log_likelihood(x, r, self.z)[..., None]
-        else:
-            ll = model.posed_grid_log_likelihood(x, r, self.z, self.offsets)
-        return ll + lp[:, None] - math.log(ll.shape[-1])
+            return model.grid_log_likelihood(x, r, self.z)[..., None]
+        return model.posed_grid_log_likelihood(x, r, self.z, self.offsets)
+
+    def log_joint(self, model, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """``log p(x, z_k, D_j)`` ``(B, K, J)``."""
+        return self.log_likelihood(model, x, r) + self.log_prior(model)
 
     def fit(self, model, data, transform, epochs: int, batch_size: int, lr: float, seed: int,
             progress: bool, on_epoch=None) -> None:  # fmt: skip
-        """Adam on the negative mean log marginal likelihood, ``epochs`` passes over the data.
+        """``epochs`` more epochs of the Trainer on ``GridModel`` (Adam, exact marginal).
 
         ``data`` is a :class:`~pyrolatent.estimators.volume_data.PosedPatterns`;
         ``transform(x, r)`` gives the model's ``(x, r)`` of a block (once for
-        data in memory, on every read for frames streamed from disk). Epoch
-        ``e`` shuffles with seed ``seed + e``, so a run resumed from a
-        checkpoint (``on_epoch``, called after every epoch) continues exactly.
+        data in memory, on every read for frames streamed from disk). The
+        Trainer shuffles each epoch with its seeded stream, so a run resumed from
+        a checkpoint (``on_epoch``, called after every epoch) continues exactly.
         """
-        if self.optimizer is None:
-            self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-            if self._optimizer_state is not None:
-                self.optimizer.load_state_dict(self._optimizer_state)
-                self._optimizer_state = None
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        prepared = None if data.streamed else [transform(data.x, data.r)]
-        model.train()
-        bar = tqdm(range(int(epochs)), desc="volume VAE (grid)", disable=not progress)
-        for _ in bar:
-            total = 0.0
-            gen = torch.Generator().manual_seed(int(seed) + len(self.history["epoch"]))
-            blocks = prepared or (transform(x, r) for x, r in data.blocks(gen))
-            for x, r in blocks:
-                perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
-                for i in range(0, x.shape[0], batch_size):
-                    idx = perm[i : i + batch_size]
-                    ll = self.log_joint(model, x[idx], r[idx]).flatten(1)
-                    loss = -torch.logsumexp(ll, 1).mean()
-                    if not bool(torch.isfinite(loss)):
-                        raise FloatingPointError(
-                            f"volume VAE (grid): the loss is {float(loss.detach())} at epoch "
-                            f"{len(self.history['epoch'])}; try a lower learning rate"
-                        )
-                    self.optimizer.zero_grad()
-                    loss.backward()
-                    self.optimizer.step()
-                    total += float(loss.detach()) * idx.numel()
-            self.history["epoch"].append(len(self.history["epoch"]))
-            self.history["loss"].append(total / len(data))
-            bar.set_postfix(loss=f"{self.history['loss'][-1]:.1f}")
+        source = (StreamedBatches(data, transform, batch_size) if data.streamed
+                  else Batches(transform(data.x, data.r), batch_size))  # fmt: skip
+        if self.trainer is None:
+            self.trainer = Trainer(GridModel(model, self), GridGuide(),
+                                   loss=TraceEnum_ELBO(max_plate_nesting=1), lr=lr, seed=seed,
+                                   device=self.device, progress=progress)  # fmt: skip
+        t = self.trainer
+        t.lr, t.progress = float(lr), bool(progress)
+        if t.optimizer is None:
+            t._setup(source.prepare(self.device).first())
+        if self._pending is not None:
+            self._restore(self._pending)
+        for group in t.optimizer.param_groups:
+            group["lr"] = float(lr)
+        for _ in range(int(epochs)):
+            t.fit(source, epochs=1)
             if on_epoch is not None:
                 on_epoch()
+
+    def _restore(self, state: dict) -> None:
+        """Load a checkpoint's Trainer state (or, from before the Trainer, its history and
+        optimizer) into the Trainer, whose optimizer exists."""
+        t, self._pending = self.trainer, None
+        if state.get("kind") != "trainer":
+            state = {"kind": "trainer", "epoch": len(state["history"]["epoch"]), "beta": 1.0,
+                     "seed": t.seed, "model": t.model.state_dict(), "guide": {},
+                     "optimizer": state.get("optimizer"), "history": state["history"],
+                     "callbacks": [], "rng": t.rng.state_dict()}  # fmt: skip
+        state = dict(state, model=t.model.state_dict())  # the weights are the estimator's
+        t.load_state_dict(state)
 
     @torch.no_grad()
     def posterior(self, model, x: torch.Tensor, r: torch.Tensor) -> dict:
@@ -140,9 +245,10 @@ class GridMarginal:
         return out
 
     def state_dict(self) -> dict:
-        state = {"z": self.z.cpu(), "history": self.history, **self.settings}
-        if self.optimizer is not None:
-            state["optimizer"] = self.optimizer.state_dict()
+        state = {"z": self.z.cpu(), **self.settings}
+        trainer = self.trainer.state_dict() if self.trainer is not None else self._pending
+        if trainer is not None:
+            state["trainer"] = trainer
         return state
 
     @classmethod
@@ -150,6 +256,9 @@ class GridMarginal:
         grid = cls(int(state["z"].shape[0]), float(state.get("pose_radius", 0.0)),
                    float(state.get("pose_spacing", 0.04)), device)  # fmt: skip
         grid.z = torch.as_tensor(state["z"]).to(device)
-        grid.history = {k: list(v) for k, v in state["history"].items()}
-        grid._optimizer_state = state.get("optimizer")
+        if "trainer" in state:
+            grid._pending = state["trainer"]
+        elif "history" in state:  # checkpoints from before the Trainer: history and optimizer
+            grid._pending = {"history": {k: list(v) for k, v in state["history"].items()},
+                             "optimizer": state.get("optimizer")}  # fmt: skip
         return grid
