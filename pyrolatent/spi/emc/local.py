@@ -121,7 +121,8 @@ class LocalEMCResult:
 def _start(init):
     """Volume(s), orientations, scales and class weights from a result or a tuple."""
     if isinstance(init, LocalEMCResult):
-        return init.volume, init.best_rotation, init.scales, init.class_weights
+        # (getattr: results pickled before classes lack the class fields)
+        return init.volume, init.best_rotation, init.scales, getattr(init, "class_weights", None)
     if isinstance(init, EMCResult):
         return init.volume, init.best_rotation, init.scales, None
     if not isinstance(init, (tuple, list)) or len(init) not in (2, 3):
@@ -262,7 +263,7 @@ def local_emc(
         raise ValueError(f"init scales: expected ({n},), got {tuple(scales.shape)}")
     beta_start = anneal_start(_photons(frames, n, frame_chunk, dev)[1]) if c_num > 1 else 1.0
     # a classified result given as init continues its class annealing where it stopped
-    offset = len(init.class_beta) if isinstance(init, LocalEMCResult) else 0
+    offset = len(getattr(init, "class_beta", None) or [])
     split = None
     if fresh:  # copies of one intensity: the first M-step splits the frames at random
         gen = torch.Generator().manual_seed(int(seed))
