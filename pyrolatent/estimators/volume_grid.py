@@ -25,6 +25,7 @@ import torch
 from pyro.infer import TraceEnum_ELBO
 
 from ..infer.batches import Batches
+from ..infer.callbacks import Callback
 from ..infer.trainer import Trainer
 from ..primitives.groups import _equivalents, canonicalize
 from ..primitives.so3 import local_offsets, offset_posterior_mean
@@ -129,6 +130,16 @@ class _StreamedEpoch:
                 yield [(x[idx], r[idx])]
 
 
+class _AfterEpoch(Callback):
+    """Calls ``fn()`` after every epoch is recorded (saves the estimator)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_epoch_recorded(self, trainer, epoch: int) -> None:
+        self.fn()
+
+
 class GridMarginal:
     """State of the grid method: the latent grid, the pose ball and the Trainer.
 
@@ -215,10 +226,8 @@ class GridMarginal:
             self._restore(self._pending)
         for group in t.optimizer.param_groups:
             group["lr"] = float(lr)
-        for _ in range(int(epochs)):
-            t.fit(source, epochs=1)
-            if on_epoch is not None:
-                on_epoch()
+        t.callbacks = [] if on_epoch is None else [_AfterEpoch(on_epoch)]
+        t.fit(source, epochs=int(epochs))
 
     def _restore(self, state: dict) -> None:
         """Load a checkpoint's Trainer state (or, from before the Trainer, its history and

@@ -28,6 +28,10 @@ class Callback:
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
         pass
 
+    def on_epoch_recorded(self, trainer, epoch: int) -> None:
+        """After the epoch is in ``trainer.history`` and counted (and checkpointed): the place
+        to save a whole estimator that holds the trainer."""
+
     def state_dict(self) -> dict:
         return {}
 

@@ -118,14 +118,11 @@ class Trainer:
         self.rng = LocalRNG(seed, self.device)
         self.dist = DistributedContext(self.device)
         self.history: dict[str, list] = {"epoch": [], "loss": []}
-        self.beta = 1.0
-        self.epoch = 0
-        self.stop_training = False
+        self.beta, self.epoch, self.stop_training = 1.0, 0, False
         self.optimizer: torch.optim.Optimizer | None = None
-        # PyroModule parameters are mirrored in Pyro's global parameter store
-        # under their attribute names; two models with the same names (two
-        # NMFs of different sizes, two AutoGuides) would overwrite each other.
-        # Each trainer therefore works in a parameter-store scope of its own.
+        # PyroModule parameters are mirrored in Pyro's global parameter store under their
+        # attribute names; two models with the same names (two NMFs of different sizes, two
+        # AutoGuides) would overwrite each other, so each trainer has a scope of its own.
         self._param_scope: dict = {"params": {}, "constraints": {}}
         self._in_scope = False
 
@@ -296,6 +293,8 @@ class Trainer:
                     self.epoch % self.checkpoint_every == 0 or self.epoch >= target
                 ):
                     self.save_checkpoint(self.checkpoint_path)
+                for cb in self.callbacks:
+                    cb.on_epoch_recorded(self, epoch)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "epoch"})
         finally:
             if bar is not None:
