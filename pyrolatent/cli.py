@@ -25,15 +25,15 @@ from .cli_parser import build_parser, config_from_args, movie_options
 __all__ = ["main", "build_parser"]
 
 
-def _configure_threads() -> None:
-    """The library's thread policy; its oversubscription warning as one plain stderr line."""
+def _configure_cpu() -> None:
+    """The library's CPU policies (threads, allocator); the thread warning as one stderr line."""
     import warnings
 
-    from .device import configure_threads
+    from .device import configure_cpu
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        configure_threads()
+        configure_cpu()
     for w in caught:
         print(f"warning: {str(w.message).removeprefix('pyrolatent: ')}", file=sys.stderr)
 
@@ -98,7 +98,7 @@ def _run(args) -> int:
     from . import workflow as wf
     from .workflow import emc_command
 
-    _configure_threads()
+    _configure_cpu()
     t0 = time.perf_counter()
     progress = not getattr(args, "quiet", True)
     if args.command == "demo":

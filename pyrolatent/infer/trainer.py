@@ -26,7 +26,7 @@ from pyro.infer import Trace_ELBO
 from tqdm.auto import tqdm
 
 from ..checks import check_count, check_number
-from ..device import configure_threads, resolve_device
+from ..device import configure_cpu, resolve_device
 from ..io.checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
 from .batches import Batches, as_source
 from .callbacks import Callback
@@ -230,7 +230,7 @@ class Trainer:
         batch_size = check_count(batch_size, "batch_size")
         target = self.epoch + epochs if epochs is not None else until_epoch
         source = data if hasattr(data, "epoch") else Batches(data, batch_size)
-        configure_threads()
+        configure_cpu()
         with self._scope(), self.rng.active():
             return self._fit(source.prepare(self.device), target, batch_size, val_data, resume)
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .._deprecated import forward
 from ..checks import as_images, check_dtype
-from ..device import configure_threads, resolve_device
+from ..device import configure_cpu, resolve_device
 from ..io.checkpoint import (
     CheckpointError,
     check_config,
@@ -204,7 +204,7 @@ class DeepEnsemble:
         ValueError
             Wrong dimensions, NaN/Inf values or a wrong number of channels.
         """
-        configure_threads()
+        configure_cpu()
         frames = _frame_source(frames, self.network.in_channels)
         n, h, w = len(frames), frames.shape[-2], frames.shape[-1]
         step = max(1, CHUNK_PIXELS // (h * w))

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._rng import restores_global_rng
-from ..device import configure_threads, resolve_device
+from ..device import configure_cpu, resolve_device
 from ..io.checkpoint import save_checkpoint
 from .augment import Augmentation
 from .ensemble import DeepEnsemble
@@ -307,7 +307,7 @@ def train_ensemble(
     if n_members < 1:
         raise ValueError(f"n_members must be >= 1, got {n_members}")
     dev = resolve_device(device)
-    configure_threads()
+    configure_cpu()
     x, y = prepare_training_data(images, masks, multiclass, dev)
     config = dict(network_config or {})
     if multiclass:

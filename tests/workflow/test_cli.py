@@ -205,7 +205,7 @@ def test_help_shows_the_chain_examples_and_defaults(capsys):
 
 def test_oversubscription_warning_is_one_plain_line(monkeypatch, capsys):
     from pyrolatent import device
-    from pyrolatent.cli import _configure_threads
+    from pyrolatent.cli import _configure_cpu
 
     monkeypatch.setattr(device, "_state", {"threads": None, "warned": False})
     for name in ("PYROLATENT_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -215,7 +215,7 @@ def test_oversubscription_warning_is_one_plain_line(monkeypatch, capsys):
     monkeypatch.setattr(device, "_available_cpus", lambda: before)
     monkeypatch.setattr(device, "physical_cores", lambda: before)
     try:
-        _configure_threads()
+        _configure_cpu()
     finally:
         torch.set_num_threads(before)
     err = capsys.readouterr().err

@@ -47,7 +47,7 @@ import torch
 import torch.distributed as tdist
 from tqdm.auto import tqdm
 
-from ...device import resolve_device
+from ...device import configure_cpu, resolve_device
 from ...io.checkpoint import load_checkpoint, save_checkpoint
 from ...primitives.so3 import quaternion_to_matrix
 from ...primitives.volumes import symmetrize_volume
@@ -239,6 +239,7 @@ def emc(
         the grid (the orientations of a level-4 grid are several degrees off).
     """
     _check_frames(frames, detector)
+    configure_cpu()
     if m_step not in ("auto", "exact", "merge"):
         raise ValueError(f"m_step: expected 'auto', 'exact' or 'merge', got {m_step!r}")
     dev = resolve_device(device)

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from ...device import resolve_device
+from ...device import configure_cpu, resolve_device
 from ...io.checkpoint import load_checkpoint, save_checkpoint
 from ...primitives.so3 import check_rotations, local_offsets, offset_posterior_mean
 from ...primitives.volumes import symmetrize_volume
@@ -217,6 +217,7 @@ def local_emc(
         or a checkpoint made with other settings.
     """
     _check_frames(frames, detector)
+    configure_cpu()
     if int(classes) < 1:
         raise ValueError(f"classes: expected an integer >= 1, got {classes}")
     c_num = int(classes)
