@@ -198,8 +198,8 @@ def configure_allocator() -> bool:
     to :data:`TRIM_THRESHOLD` with ``mallopt``, so such blocks come from the
     heap and are reused; results do not change, and at most
     :data:`TRIM_THRESHOLD` bytes of free heap stay mapped. (PyTorch's own CPU
-    launcher, ``torch.backends.xeon.run_cpu``, preloads jemalloc or tcmalloc
-    for the same reason.)
+    launcher, ``torch.backends.xeon.run_cpu``, preloads tcmalloc or jemalloc
+    when they are installed, for the same reason.)
 
     Nothing is changed when ``PYROLATENT_MALLOC`` is ``0``/``off``, when the user
     tuned glibc malloc already (``MALLOC_MMAP_THRESHOLD_``,
