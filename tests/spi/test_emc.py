@@ -195,6 +195,38 @@ def test_emc_orients_high_photon_frames_from_a_random_start(toy):
     assert float(torch.quantile(err.float(), 0.9)) <= 12.0
 
 
+def test_refinement_profiles_the_scale_by_default(toy):
+    """100 frames at 10^4 photons with 10% scale jitter, refined from their true orientations.
+
+    Known answer: the true orientations. With the scale profiled per candidate (the
+    default) the median / 90th-percentile error is 0.76 / 1.31 deg (frame seeds 1, 2:
+    0.85 / 1.56, 0.80 / 1.59); with one fixed scale per frame from its photons and the
+    mean slice sum (the former default) 2.05 / 6.00 (1.96 / 5.56, 2.06 / 5.08): the
+    orientation drifts to slices whose total matches the wrong scale.
+    """
+    from pyrolatent.primitives.so3 import random_rotations
+    from pyrolatent.spi.emc import expand
+
+    intensity, det = toy
+    gen = torch.Generator().manual_seed(0)
+    fr, rot, _ = simulate_frames(intensity, det, 100, 1e4, generator=gen, scale_jitter=0.1)
+    kw = dict(steps=6, samples=48, radius=0.08)
+    profiled, ll = refine_orientations(fr, intensity, det, rot, **kw)
+    _, coords, corr = det.measured(torch.float32, "cpu")
+    probe = random_rotations(64, generator=torch.Generator().manual_seed(0))
+    fixed_scale = fr.photons_per_frame().float() / float(
+        (expand(intensity, probe, coords) * corr).sum(1).mean()
+    )
+    fixed, _ = refine_orientations(fr, intensity, det, rot, scales=fixed_scale, **kw)
+    e_prof = torch.rad2deg(orientation_errors(profiled, rot))
+    e_fix = torch.rad2deg(orientation_errors(fixed, rot))
+    assert float(e_prof.median()) <= 1.5 and float(torch.quantile(e_prof.float(), 0.9)) <= 2.5
+    assert float(torch.quantile(e_fix.float(), 0.9)) > 2 * float(
+        torch.quantile(e_prof.float(), 0.9)
+    )
+    assert torch.isfinite(ll).all()
+
+
 def test_exact_m_step_keeps_the_truth_better_than_merge(toy):
     """From the true intensity (beta 1, no scales), 200 frames at 10^4 photons, level 3.
 

@@ -57,7 +57,11 @@ def fill_unmeasured(volume: torch.Tensor, measured: torch.Tensor) -> torch.Tenso
 
 
 def _frame_loglik(blk, pixel_map, volume, rotations, coords, corr, scales):
-    """``(n, K)`` log-likelihood of frame ``i`` at its own candidates ``rotations[i]``."""
+    """``(n, K)`` log-likelihood of frame ``i`` at its own candidates ``rotations[i]``.
+
+    ``scales`` ``(n,)`` fixed per frame, or None: each candidate's own best scale
+    ``photons / slice sum`` (the likelihood profiled over the scale).
+    """
     n, k = rotations.shape[:2]
     slices = expand(volume, rotations.reshape(n * k, 3, 3), coords).reshape(n, k, -1) * corr
     total = slices.sum(-1)
@@ -68,6 +72,10 @@ def _frame_loglik(blk, pixel_map, volume, rotations, coords, corr, scales):
     cnt = blk.counts.to(volume.device)[keep].to(volume.dtype)
     logs = slices[rows, :, cols].clamp_min(1e-12).log() * cnt[:, None]  # (nnz, K)
     acc = torch.zeros(n, k, dtype=volume.dtype, device=volume.device).index_add_(0, rows, logs)
+    if scales is None:
+        photons = torch.zeros(n, dtype=volume.dtype, device=volume.device).index_add_(0, rows, cnt)
+        best = photons[:, None] / total.clamp_min(1e-30)
+        return acc + photons[:, None] * best.clamp_min(1e-30).log() - photons[:, None]
     return acc - scales[:, None] * total
 
 
@@ -88,7 +96,13 @@ def refine_orientations(
     rotations : array_like
         ``(N, 3, 3)`` starting orientations.
     scales : array_like, optional
-        ``(N,)`` per-frame scales; default: photons / mean slice sum.
+        ``(N,)`` per-frame scales, in the units of ``volume`` (e.g.
+        :attr:`EMCResult.scales` with :attr:`EMCResult.volume`). Default: each
+        candidate's own best scale, ``photons / slice sum`` (the likelihood
+        profiled over the scale). A fixed scale that is off pulls the
+        orientation towards slices of the matching total: at 10^4 photons a
+        10% error is worth about 35 nats: frames of 4BED (10% scale jitter)
+        refined from their true orientations moved 5.4 deg (0.6 deg profiled).
     steps, samples : int
         Rounds of ``samples`` random candidates each, the radius halving per round.
     radius : float
@@ -112,19 +126,13 @@ def refine_orientations(
     pixel_map, coords, corr = detector.measured(torch.float32, dev)
     rot = torch.as_tensor(rotations, dtype=torch.float32).to(dev).clone()
     n = len(frames)
-    if scales is None:
-        from ...primitives.so3 import random_rotations
-
-        probe = random_rotations(64, generator=torch.Generator().manual_seed(int(seed)))
-        level = float((expand(vol, probe.to(dev), coords) * corr).sum(1).mean())
-        scales = frames.photons_per_frame().float() / level
-    phi_all = torch.as_tensor(scales, dtype=torch.float32).to(dev)
+    phi_all = None if scales is None else torch.as_tensor(scales, dtype=torch.float32).to(dev)
     gen = torch.Generator().manual_seed(int(seed))
     best_ll = torch.empty(n, dtype=torch.float32, device=dev)
     for a in range(0, n, chunk):
         blk = frames.block(a, a + chunk)
         m = len(blk)
-        phi = phi_all[a : a + m]
+        phi = None if phi_all is None else phi_all[a : a + m]
         cur = rot[a : a + m]
         ll = _frame_loglik(blk, pixel_map, vol, cur[:, None], coords, corr, phi)[:, 0]
         r = float(radius)
