@@ -29,9 +29,10 @@ Runs with no arguments on one CPU thread and writes ``benchmarks/results/emc.jso
 * The detector: ``SIZE`` pixels across, the particle oversampled ``OVERSAMPLING``
   times (default 2, Nyquist for ``|F|^2``: the edge is at resolution ``D / 8`` on
   33 pixels). Measured (3,000 frames, 8 local iterations): with oversampling 2
-  global EMC's orientations 5.4 deg, local EMC 2.92 deg, the true intensity 2.03
-  (the same search) or 1.9 (level 6); with oversampling 3 (edge at ``D / 5.3``)
-  8.0, 5.4 and 3.6 / 2.6-2.9 deg: there the floor itself is near 3 deg.
+  global EMC's orientations 5.4 deg, local EMC 2.92 deg, the true intensity 1.92
+  (the same search; 2.03 before its refinement profiled the scale) or 1.9 (level
+  6); with oversampling 3 (edge at ``D / 5.3``) 8.0, 5.4 and 3.6 / 2.6-2.9 deg:
+  there the floor itself is near 3 deg.
 * ``EMC_BENCH_SIZE``, ``_OVERSAMPLING``, ``_FRAMES``, ``_LEVEL``, ``_ITERATIONS``,
   ``_LOCAL_ITERATIONS``, ``_SEED`` (frames and EMC start, default 0) change the run.
 """

@@ -20,7 +20,7 @@ errors modulo Friedel with the alignment refined from the orientations).
   2.1; 28 s per local iteration). 10^2 (30,000 frames), global 0.694 and 33.6
   deg (12.7 s per iteration), after local EMC 0.756 and 31.2 deg (quartiles 13 /
   110; 1,308 s per local iteration: the posteriors are broad, so most of the
-  257 candidates enter the merge). The true intensity gives 7.8 deg at 10^2
+  257 candidates enter the merge). The true intensity gives 8.1 deg at 10^2
   (``emc.py``): the frames fix their orientations against a good intensity,
   but EMC does not reach one from them.
 """

@@ -172,7 +172,8 @@ def poisson_orientations(
     level : int
         Quaternion-grid level (``10 (5 n^3 + n)`` orientations).
     fit_scales : bool
-        Fit a per-frame scale (else 1 for all frames).
+        Fit a per-frame scale on the grid (fixed-point over the posterior), and
+        profile it per candidate in the refinement (else 1 for all frames).
     refine_steps, refine_samples : int
         Local refinement after the grid (0 steps: grid only).
     group : str, optional
@@ -235,7 +236,9 @@ def poisson_orientations(
     res = {k: torch.cat(v) for k, v in out.items()}
     rot = grid.cpu()[res["grid_index"]]
     radius = 0.944 / int(level)
-    rot, ll = refine_orientations(frames, vol, detector, rot, scales=res["scale"],
+    # refinement profiles the scale per candidate (fit_scales) or keeps 1
+    rot, ll = refine_orientations(frames, vol, detector, rot,
+                                  scales=None if fit_scales else res["scale"],
                                   steps=refine_steps, samples=refine_samples, radius=radius,
                                   seed=seed, device=dev)  # fmt: skip
     if group is not None:
