@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PATHS = ["pyrolatent", "tests", "benchmarks"]
+PATHS = ["pyrolatent", "tests", "benchmarks", "notebooks"]
 
 
 @pytest.fixture(scope="module")
