@@ -17,7 +17,9 @@ Keys (every accuracy is the minimum over seeds; the per-seed values are kept):
   / ``digits_class_corr_min_half_turns``: the per-class correlation after
   :func:`~pyrolatent.analysis.half_turns.half_turn_sync` of the rVAE's angles,
   given each image's class as its group / with no classes (one group cut into
-  5, 8 and 12 styles);
+  5, 8 and 12 styles); ``digits_pooled_corr_own_frames_*``: the pooled
+  correlation that per-class-perfect angles reach when each class keeps a
+  frame of its own (what the pooled key asks of an unsupervised model);
 * ``polygon_nfold_corr_min``: regular 3-, 4- and 6-gons, no symmetry declared:
   correlation modulo ``2 pi / n`` and the order ``estimate_symmetry`` reports;
 * ``ssrvae_*``: copied from ``benchmarks/results/ssrvae_transfer.json``
@@ -157,6 +159,28 @@ def digits_run(seed: int) -> dict:
     }
 
 
+def pooled_gauge_floor(draws: int = 1000) -> dict:
+    """Pooled correlation of per-class-perfect angles, each class in a frame of its own.
+
+    An unsupervised model has no way to know which way up a class is, so each
+    class's angles are right up to an offset of its own: the true angles plus
+    one uniformly random offset per class (``draws`` times, data seed 0).
+    """
+    data = make_digits(0)
+    truth, labels = data["angles"], data["labels"]
+    rng = np.random.default_rng(0)
+    classes = np.unique(labels)
+    values = []
+    for _ in range(draws):
+        offset = dict(zip(classes, rng.uniform(0, 2 * np.pi, len(classes)), strict=True))
+        shifted = truth + np.array([offset[c] for c in labels])
+        values.append(abs(circular_correlation(shifted, truth)))
+    return {
+        "digits_pooled_corr_own_frames_median": float(np.median(values)),
+        "digits_pooled_corr_own_frames_q90": float(np.quantile(values, 0.9)),
+    }
+
+
 def polygon_run(n: int, seed: int) -> dict:
     data = make_rotated_shapes(N_TRAIN, shapes=(f"ngon{n}",), image_size=32, max_offset=2.0,
                                seed=seed)  # fmt: skip
@@ -188,6 +212,7 @@ def main(only, seeds: int) -> dict:
             )
         out["digits_probe_z_min"] = min(r["probe_z"] for r in runs)
         out["digits_probe_pixels"] = runs[0]["probe_pixels"]
+        out |= pooled_gauge_floor()
     if "polygons" in only:
         runs = {n: cached(f"ngon{n}_seed0", lambda n=n: polygon_run(n, 0)) for n in POLYGONS}
         out["polygons"] = {str(n): r for n, r in runs.items()}
