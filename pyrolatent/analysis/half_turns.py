@@ -41,6 +41,7 @@ import torch
 
 from ..checks import as_array, as_images, check_count, check_number
 from ..primitives import centre_of_mass, warp_images
+from .clustering import kmeans
 
 __all__ = ["half_turn_sync", "upright_parts"]
 
@@ -140,28 +141,6 @@ def _mixture_signs(y: np.ndarray, ridge: float, starts: int, rng):
     return score, separation
 
 
-def _kmeans(features: np.ndarray, k: int, rng, restarts: int = 5, iterations: int = 100):
-    """Labels ``(n,)`` of the best of ``restarts`` k-means++ runs (Lloyd's iterations)."""
-    best = None
-    for _ in range(restarts):
-        centres = features[[rng.integers(len(features))]]
-        while len(centres) < k:
-            d2 = ((features[:, None] - centres[None]) ** 2).sum(-1).min(1)
-            p = d2 / d2.sum() if d2.sum() > 0 else None
-            centres = np.vstack([centres, features[rng.choice(len(features), p=p)]])
-        for _ in range(iterations):
-            labels = ((features[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
-            new = np.array([features[labels == j].mean(0) if (labels == j).any() else centres[j]
-                            for j in range(k)])  # fmt: skip
-            if np.allclose(new, centres):
-                break
-            centres = new
-        inertia = ((features - centres[labels]) ** 2).sum()
-        if best is None or inertia < best[0]:
-            best = (inertia, labels)
-    return best[1]
-
-
 def _link(means: np.ndarray) -> np.ndarray:
     """Signs ``(K,)`` joining the styles' upright means ``(K, h, w)`` (maximum spanning tree)."""
 
@@ -180,7 +159,8 @@ def _link(means: np.ndarray) -> np.ndarray:
     return sign
 
 
-def _sync_group(upright: np.ndarray, styles, components, ridge: float, starts: int, rng):
+def _sync_group(upright: np.ndarray, styles, components, ridge: float, starts: int, rng,
+                generator: torch.Generator):  # fmt: skip
     """``(votes (fits, n) of +-1, separations)`` of one group's upright images ``(n, h, w)``."""
     n = len(upright)
     turned = upright[:, ::-1, ::-1]
@@ -190,7 +170,9 @@ def _sync_group(upright: np.ndarray, styles, components, ridge: float, starts: i
     votes, separations = [], []
     for k in styles:
         k = max(1, min(int(k), n // MIN_STYLE))
-        labels = np.zeros(n, dtype=int) if k == 1 else _kmeans(features, k, rng)
+        labels = np.zeros(n, dtype=int)
+        if k > 1:
+            labels = kmeans(torch.as_tensor(features), k, generator, n_iter=100).numpy()
         present = np.unique(labels)
         scores = {}
         for j in present:
@@ -261,10 +243,13 @@ def half_turn_sync(images, angles, groups=None, *, styles=(1, 2, 3), components=
     starts = check_count(starts, "starts", low=0)
     ridge = check_number(ridge, "ridge", low=0.0)
     rng = np.random.default_rng(int(seed))
+    generator = torch.Generator().manual_seed(int(seed))
     vote, report = np.zeros(len(a)), []
     for label in np.unique(g):
         keep = g == label
-        votes, separations = _sync_group(upright[keep], styles, components, ridge, starts, rng)
+        votes, separations = _sync_group(
+            upright[keep], styles, components, ridge, starts, rng, generator
+        )
         mean = votes.mean(0)
         if (mean < 0).sum() > keep.sum() / 2:  # keep the way up most images already had
             mean = -mean

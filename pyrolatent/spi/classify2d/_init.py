@@ -2,41 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from ...analysis.clustering import kmeans
 from ...checks import as_tensor
 from ...commonlines.features import rotation_invariant_features
 from ._frames import _take
-
-
-def _kmeans(x: torch.Tensor, k: int, generator, n_init: int = 5, n_iter: int = 50):
-    """Plain k-means with k-means++ seeding; returns the labels of the best of ``n_init``."""
-    best_labels, best_inertia = None, math.inf
-    for _ in range(n_init):
-        first = int(torch.randint(x.shape[0], (1,), generator=generator))
-        centres = x[first : first + 1]
-        for _ in range(1, k):
-            d2 = torch.cdist(x, centres).amin(dim=1) ** 2
-            probs = (d2 / d2.sum().clamp_min(1e-30)).cpu()
-            nxt = int(torch.multinomial(probs + 1e-30, 1, generator=generator))
-            centres = torch.cat([centres, x[nxt : nxt + 1]])
-        for _ in range(n_iter):
-            labels = torch.cdist(x, centres).argmin(dim=1)
-            new = torch.stack(
-                [
-                    x[labels == j].mean(0) if bool((labels == j).any()) else centres[j]
-                    for j in range(k)
-                ]
-            )
-            if torch.allclose(new, centres):
-                break
-            centres = new
-        inertia = float((torch.cdist(x, centres).amin(dim=1) ** 2).sum())
-        if inertia < best_inertia:
-            best_labels, best_inertia = labels, inertia
-    return best_labels
 
 
 def _frame_features(counts_full: torch.Tensor, region: torch.Tensor, max_harmonic: int):
@@ -71,7 +42,7 @@ def _initial_averages(frames, index, size, n_classes, region, generator, device)
     x = torch.cat(feats)
     x = torch.log(x + 1e-3 * x.mean(0).clamp_min(1e-12))
     x = (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
-    labels = _kmeans(x, n_classes, generator)
+    labels = kmeans(x, n_classes, generator)
     # cluster means, streamed (frames are never all held as float)
     sums = torch.zeros(n_classes, size, size, device=device)
     for start, full in batches():
