@@ -76,6 +76,9 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
         right only modulo pi. The first ``fit`` starts the decoder from one of
         the images as a reference (see
         :func:`~pyrolatent.estimators.grid_pose.start_from_template`).
+        Particles that are nearly symmetric under a half-turn can come out
+        confidently upside down in part; decide their half-turns again with
+        :func:`pyrolatent.analysis.half_turns.half_turn_sync`.
         ``"amortized"``: the encoder predicts a projected-normal angle
         posterior (about 5x faster per epoch; gradient descent can settle in a
         wrong basin: on the L shapes of ``benchmarks/rvae.py`` the angle
