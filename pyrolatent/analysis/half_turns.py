@@ -133,7 +133,7 @@ def _leading(x: np.ndarray, d: int) -> np.ndarray:
 def _mixture_signs(y: np.ndarray, ridge: float, starts: int, rng):
     """``(score (n,), separation)`` of the symmetric mixture on principal scores ``y (n, d)``."""
     n, d = y.shape
-    if d < 1:
+    if d < 1 or not np.any(y):  # no antisymmetric part: nothing to decide
         return np.ones(n), 0.0
     inits = [np.ones(n)] + [np.sign(y[:, j] + 1e-12) for j in range(min(d, 5))]
     inits += [rng.choice([-1.0, 1.0], n) for _ in range(starts)]
@@ -214,7 +214,8 @@ def half_turn_sync(images, angles, groups=None, *, styles=(1, 2, 3), components=
         Principal components of the antisymmetric parts the mixture is fitted
         on (one fit per value).
     ridge : float
-        Added to the shared covariance's diagonal, as a fraction of its mean variance.
+        Added to the shared covariance's diagonal, as a fraction of its mean
+        variance (> 0).
     starts : int
         Random starts of EM besides the given half-turns and the signs of the
         leading components.
@@ -241,7 +242,7 @@ def half_turn_sync(images, angles, groups=None, *, styles=(1, 2, 3), components=
     styles = [check_count(k, "styles") for k in np.atleast_1d(styles)]
     components = [check_count(d, "components") for d in np.atleast_1d(components)]
     starts = check_count(starts, "starts", low=0)
-    ridge = check_number(ridge, "ridge", low=0.0)
+    ridge = check_number(ridge, "ridge", low=0.0, low_open=True)
     rng = np.random.default_rng(int(seed))
     generator = torch.Generator().manual_seed(int(seed))
     vote, report = np.zeros(len(a)), []

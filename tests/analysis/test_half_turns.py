@@ -122,6 +122,14 @@ def test_bad_input_is_refused():
         half_turn_sync(x, a, components=0)
     with pytest.raises(ValueError, match="images"):
         half_turn_sync(x[0], a[:1])
+    with pytest.raises(ValueError, match="ridge"):
+        half_turn_sync(x, a, ridge=0)
+
+
+def test_blank_images_turn_nothing():
+    out = half_turn_sync(np.zeros((30, 16, 16)), np.linspace(-3, 3, 30))
+    assert not out["turned"].any()
+    assert out["groups"][0]["separation"] == 0.0
 
 
 def test_the_same_seed_gives_the_same_answer():
