@@ -201,7 +201,7 @@ def half_turn_sync(images, angles, groups=None, *, styles=(1, 2, 3), components=
     ----------
     images : array_like
         ``(N, H, W)`` particle images (sides above :data:`MAX_SIDE` are
-        block-averaged; memory about ``12 N H' W'`` bytes).
+        block-averaged; peak memory about ``40 N H' W'`` bytes).
     angles : array_like
         ``(N,)`` radians, right modulo pi (e.g. ``RVAE.encode(images)["angle"]["loc"]``).
     groups : array_like, optional
