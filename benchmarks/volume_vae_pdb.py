@@ -77,19 +77,23 @@ orientations, said in ``volume_vae_orientations``) are merged into
   limits them. The VAE runs here were trained with the grid method's own loop
   (before it moved onto the Trainer; the shuffling differs); seed 0 retrained on the
   Trainer from the same orientations: 0.665, own CC 0.924, cross 0.925.
-  Tried 2026-12-07 (seed 0, prototypes outside the library, not in this run):
-  the pose ball (0.06 rad, 0.03 steps) on the 6-class orientations, 8 epochs then
-  12 with the ball: ``|Spearman|`` 0.61-0.67, the VAE's orientations 3.44 deg;
-  an ordered chain of 8 classes (the two least alike large classes as ends,
-  interpolated in log intensity, each class volume smoothed with its chain
-  neighbours, width 1.5 to 0 over 12 local-EMC iterations): the frames' mean class
-  index ``|Spearman|`` 0.72-0.73, orientations 2.9 deg, the ends still 4.1-4.6;
-  the VAE's decoder first fitted to those 8 class volumes (log-intensity least
-  squares, 250-400 Adam steps), then 4 epochs: ``|Spearman|`` 0.72-0.73 and, for
-  the first time with library orientations, ends told apart (own CC 0.947 / 0.934,
-  cross 0.886 / 0.906); 12 more epochs with the ball: 0.741, own 0.963 / 0.948,
-  cross 0.856 / 0.899, the VAE's orientations 2.70 deg. Re-centring the ball on
-  the VAE's orientations after every 2 epochs moved no faster.
+  Tried 2026-12-07 (prototypes outside the library, not in this run; seed 0 unless
+  said): the pose ball (0.06 rad, 0.03 steps) on the 6-class orientations, 8
+  epochs then 12 with the ball: ``|Spearman|`` 0.61-0.67, the VAE's orientations
+  3.44 deg. An ordered chain of 8 classes (the two least alike large classes as
+  ends, interpolated in log intensity, each class volume smoothed with its chain
+  neighbours, width 1.5 to 0, 12-14 local-EMC iterations): the frames' mean class
+  index ``|Spearman|`` 0.72 (seed 1: 0.77), orientations 2.87 (2.60) deg, the ends
+  still 4.1-4.9. The VAE's decoder first fitted to those 8 class volumes
+  (log-intensity least squares, 250-400 Adam steps), 4 epochs, then 8-12 with the
+  ball: ``|Spearman|`` 0.741-0.743 (seed 1: 0.762), own CC 0.959-0.963 /
+  0.946-0.948 (0.961 / 0.952), cross 0.856-0.870 / 0.897-0.899 (0.882 / 0.888), the
+  VAE's orientations 2.70-2.73 (2.53) deg: the ends told apart for the first time
+  with library orientations, ``|Spearman|`` still far short. Re-centring the ball
+  on the VAE's orientations, or picking each frame's best (volume, orientation)
+  pair among 8 decoded volumes, moved no faster or drifted (3.55 deg). With the
+  true intensity at each frame's own stretch, the chain's orientations refine to
+  0.81 deg; at its class's mean stretch, 1.87 deg.
 * ``VVAE_PDB_SIZE``, ``_FRAMES``, ``_PHOTONS``, ``_EPOCHS``, ``_SEEDS`` (comma
   separated), ``_RUNS`` (``true,emc``) and ``_METHOD`` change the run.
 """
