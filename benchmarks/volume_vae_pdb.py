@@ -87,7 +87,7 @@ orientations, said in ``volume_vae_orientations``) are merged into
   still 4.1-4.9. The VAE's decoder first fitted to those 8 class volumes
   (log-intensity least squares, 250-400 Adam steps), 4 epochs, then 8-12 with the
   ball: ``|Spearman|`` 0.741-0.743 (seed 1: 0.762), own CC 0.959-0.963 /
-  0.946-0.948 (0.961 / 0.952), cross 0.856-0.870 / 0.897-0.899 (0.882 / 0.888), the
+  0.946-0.948 (0.961 / 0.952), cross 0.856-0.870 / 0.896-0.899 (0.882 / 0.888), the
   VAE's orientations 2.70-2.73 (2.53) deg: the ends told apart for the first time
   with library orientations, ``|Spearman|`` still far short. Re-centring the ball
   on the VAE's orientations, or picking each frame's best (volume, orientation)
