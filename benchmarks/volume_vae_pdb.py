@@ -116,6 +116,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from emc import _dragonfly_pdb  # noqa: E402
 
+from pyrolatent.estimators.volume_init import fit_decoder_to_volumes  # noqa: E402
 from pyrolatent.estimators.volume_vae import VolumeVAE  # noqa: E402
 from pyrolatent.io.pdb import read_pdb_atoms  # noqa: E402
 from pyrolatent.primitives.so3 import random_rotations  # noqa: E402
@@ -131,6 +132,7 @@ from pyrolatent.spi.emc import (  # noqa: E402
     simulate_frames,
     structure_intensity,
 )
+from pyrolatent.spi.emc.class_chain import class_chain  # noqa: E402
 
 SIZE = int(os.environ.get("VVAE_PDB_SIZE", 25))
 FRAMES = int(os.environ.get("VVAE_PDB_FRAMES", 2000))
@@ -146,11 +148,17 @@ RUNS = os.environ.get("VVAE_PDB_RUNS", "true,emc").split(",")
 #: the emc run's orientation ball (radians): each frame's orientation is summed out over
 #: the rotations within POSE_RADIUS of its EMC orientation (0, the default: as given), for
 #: all EPOCHS, or (POSE_EPOCHS > 0) for POSE_EPOCHS more after EPOCHS without it
-POSE_RADIUS = float(os.environ.get("VVAE_PDB_POSE_RADIUS", 0.0))
-POSE_SPACING = float(os.environ.get("VVAE_PDB_POSE_SPACING", 0.04))
-POSE_EPOCHS = int(os.environ.get("VVAE_PDB_POSE_EPOCHS", 0))
 #: the emc run's 3D classification stage: local EMC with this many classes (1: none)
 CLASSES = int(os.environ.get("VVAE_PDB_CLASSES", 6))
+#: then an ordered chain of this many classes (class_chain; 0: none), whose volumes start the
+#: VAE's decoder (fit_decoder_to_volumes, CHAIN_STEPS Adam steps), and the VAE's emc run is
+#: EMC_EPOCHS epochs on the given orientations, then POSE_EPOCHS with the ball
+CHAIN = int(os.environ.get("VVAE_PDB_CHAIN", 8)) if CLASSES > 1 else 0
+CHAIN_ITERATIONS, CHAIN_STEPS = 12, int(os.environ.get("VVAE_PDB_CHAIN_STEPS", 250))
+POSE_RADIUS = float(os.environ.get("VVAE_PDB_POSE_RADIUS", 0.06 if CHAIN else 0.0))
+POSE_SPACING = float(os.environ.get("VVAE_PDB_POSE_SPACING", 0.03 if CHAIN else 0.04))
+POSE_EPOCHS = int(os.environ.get("VVAE_PDB_POSE_EPOCHS", 8 if CHAIN else 0))
+EMC_EPOCHS = int(os.environ.get("VVAE_PDB_EMC_EPOCHS", 4 if CHAIN else EPOCHS))
 LEVELS, T_MAX, EMC_LEVEL, EMC_ITERATIONS, EMC_THIN = 51, 1.25, 4, 20, 0.1
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
@@ -248,10 +256,15 @@ def emc_orientations(patterns, det, seed: int, vols, rot):
         reference = loc.volume[int(loc.class_weights.argmax())]
     else:
         reference = loc.volume
+    chain = None
+    if CHAIN:  # then the classes ordered along the deformation (their volumes start the VAE)
+        loc = class_chain(frames, det, loc, classes=CHAIN, iterations=CHAIN_ITERATIONS,
+                          progress=False)  # fmt: skip
+        chain = loc.volume
     g, _ = align_volume(reference, vols[vols.shape[0] // 2], level=4, r_min=2.0,
                         r_max=0.75 * (SIZE - 1) / 2)  # fmt: skip
     err = torch.rad2deg(orientation_errors(loc.rotation, rot, g, fit=True))
-    return loc.rotation, g, float(err.median())
+    return loc.rotation, g, float(err.median()), chain
 
 
 def main():
@@ -265,25 +278,10 @@ def main():
            "t_range": [1.0, T_MAX], "epochs": EPOCHS, "seeds": SEEDS, "threads": 1,
            "method": METHOD, "model_options": MODEL_OPTIONS, "pose_radius": POSE_RADIUS,
            "pose_spacing": POSE_SPACING, "pose_epochs": POSE_EPOCHS, "emc_classes": CLASSES,
+           "emc_chain": CHAIN, "chain_steps": CHAIN_STEPS, "emc_epochs": EMC_EPOCHS,
            "truth_cross_cc": cc(vols[0], vols[-1]),
            "intensity_s": time.perf_counter() - t0, "runs": {}}  # fmt: skip
     print(f"truth cross CC {out['truth_cross_cc']:.3f} ({out['intensity_s']:.0f} s)", flush=True)
-    # keep the runs of an earlier invocation with the same settings (VVAE_PDB_RUNS=emc reruns
-    # only the EMC run and keeps the true-orientation run)
-    previous = os.path.join(RESULTS, "volume_vae_pdb.json")
-    if os.path.exists(previous):
-        with open(previous) as fh:
-            prev = json.load(fh)
-        same = ("size", "frames", "photons_per_frame", "levels", "epochs", "method")
-        if all(prev.get(k) == out[k] for k in same):  # the pose ball changes only the emc run
-            ball = ("pose_radius", "pose_spacing", "pose_epochs")
-            same_ball = all(prev.get(k, 0) == out[k] for k in ball)
-            same_ball = same_ball and prev.get("emc_classes", 1) == CLASSES
-            kept = {k: v for k, v in prev.get("runs", {}).items()
-                    if same_ball or not k.startswith("emc")}  # fmt: skip
-            out["runs"].update(kept)
-            out.update({r: prev[r] for r in ("true", "emc") if r in prev and r not in RUNS
-                        and (same_ball or r != "emc")})  # fmt: skip
     for seed in SEEDS:
         patterns, level, rot = make_frames(vols, det, seed)
         for run in RUNS:
@@ -291,7 +289,7 @@ def main():
             rotations, g = rot, None
             if run == "emc":
                 t = time.perf_counter()
-                rotations, g, rec["orientation_median_deg"] = emc_orientations(
+                rotations, g, rec["orientation_median_deg"], chain = emc_orientations(
                     patterns, det, seed, vols, rot
                 )
                 rec["emc_s"] = time.perf_counter() - t
@@ -300,7 +298,11 @@ def main():
             pose = {"pose_radius": POSE_RADIUS, "pose_spacing": POSE_SPACING} if (
                 run == "emc" and METHOD == "grid" and POSE_RADIUS > 0) else {}  # fmt: skip
             fit = dict(batch_size=64, lr=3e-3, progress=False, method=METHOD)
-            vae.fit(patterns, rotations, epochs=EPOCHS, **fit, **({} if POSE_EPOCHS else pose))
+            epochs = EMC_EPOCHS if run == "emc" else EPOCHS
+            if run == "emc" and chain is not None:
+                fit_decoder_to_volumes(vae, patterns, rotations, chain, steps=CHAIN_STEPS,
+                                       progress=False)  # fmt: skip
+            vae.fit(patterns, rotations, epochs=epochs, **fit, **({} if POSE_EPOCHS else pose))
             if pose and POSE_EPOCHS:
                 vae.fit(patterns, rotations, epochs=POSE_EPOCHS, **fit, **pose)
             rec["train_s"] = time.perf_counter() - t
@@ -309,6 +311,7 @@ def main():
             rec["final_loss"] = vae.history["loss"][-1]
             out["runs"][f"{run}_seed{seed}"] = rec
             print(run, seed, json.dumps(rec), flush=True)
+    keep_previous(out)
     # the summaries over every seed on record (this invocation's and the kept ones)
     for run in ("true", "emc"):
         recs = [v for k, v in sorted(out["runs"].items()) if k.startswith(f"{run}_seed")]
@@ -326,6 +329,27 @@ def main():
         json.dump(out, fh, indent=1)
     merge_into_emc(out)
     print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=1))
+
+
+def keep_previous(out: dict) -> None:
+    """Add the runs on file from an invocation with the same settings (read now, at the end,
+    so that seeds run as parallel invocations all land; ``VVAE_PDB_RUNS=emc`` reruns only the
+    EMC run and keeps the true-orientation one)."""
+    previous = os.path.join(RESULTS, "volume_vae_pdb.json")
+    if not os.path.exists(previous):
+        return
+    with open(previous) as fh:
+        prev = json.load(fh)
+    same = ("size", "frames", "photons_per_frame", "levels", "epochs", "method")
+    if not all(prev.get(k) == out[k] for k in same):
+        return
+    # the emc run's own settings change only the emc run
+    emc_keys = ("pose_radius", "pose_spacing", "pose_epochs", "emc_classes", "emc_chain",
+                "chain_steps", "emc_epochs")  # fmt: skip
+    same_emc = all(prev.get(k, 0) == out[k] for k in emc_keys)
+    for k, v in prev.get("runs", {}).items():
+        if k not in out["runs"] and (same_emc or not k.startswith("emc")):
+            out["runs"][k] = v
 
 
 def passes(summary: dict) -> bool:
