@@ -90,15 +90,16 @@ class StreamedBatches:
 
     Each epoch visits the blocks in the Trainer's seeded order and shuffles the
     frames inside each block; ``transform(x, r)`` makes the model's input of a
-    block as it is read. One process only (not sharded under ``torchrun``).
+    block as it is read. Under ``torchrun`` each rank reads its shard of the
+    blocks (every ``world_size``-th of the epoch's order, wrapped to equal
+    counts) and uses all frames of each, a short last block padded by repeating
+    its frames, so every rank takes the same number of steps.
     """
 
     def __init__(self, data, transform, batch_size: int):
         self.data, self.transform, self.batch_size = data, transform, int(batch_size)
 
     def prepare(self, device) -> StreamedBatches:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            raise ValueError("frames on disk: the grid fit reads them in one process only")
         return self
 
     def first(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,17 +116,28 @@ class _StreamedEpoch:
     def __init__(self, source: StreamedBatches, order):
         self.source, self.order = source, order
 
+    @property
+    def world_size(self) -> int:
+        return getattr(self.order, "world_size", 1)
+
     def __len__(self) -> int:
         n, b, bs = len(self.source.data), self.source.data.block_size, self.source.batch_size
+        if self.world_size > 1:  # equal on every rank: whole blocks, wrapped to equal counts
+            return -(-self.source.data.num_blocks // self.world_size) * -(-b // bs)
         full, rest = divmod(n, b)
         return full * -(-b // bs) + (-(-rest // bs) if rest else 0)
 
     def __iter__(self):
-        src = self.source
+        src, world = self.source, self.world_size
         for i, (x, r) in enumerate(src.data.blocks(order=self.order(src.data.num_blocks, 0))):
             x, r = src.transform(x, r)
-            perm = self.order(x.shape[0], 1 + i).to(x.device)
-            for a in range(0, x.shape[0], src.batch_size):
+            if world > 1:  # all of this rank's block, a short one padded by repeats
+                perm = self.order.full(x.shape[0], 1 + i)
+                perm = perm.repeat(-(-src.data.block_size // perm.numel()))
+                perm = perm[: src.data.block_size].to(x.device)
+            else:
+                perm = self.order(x.shape[0], 1 + i).to(x.device)
+            for a in range(0, perm.numel(), src.batch_size):
                 idx = perm[a : a + src.batch_size]
                 yield [(x[idx], r[idx])]
 

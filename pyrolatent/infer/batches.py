@@ -10,7 +10,8 @@ one mini-batch per step); models with other needs supply their own source
 
 A source has ``prepare(device)`` (check and move the data), ``first()`` (a
 mini-batch for lazily built guides) and ``epoch(order)`` (the steps of one
-epoch, where ``order(n, salt)`` is the Trainer's seeded, sharded permutation).
+epoch, where ``order(n, salt)`` is the Trainer's seeded, sharded permutation, an
+:class:`EpochOrder`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,35 @@ import torch
 
 from ..checks import as_tensor
 
-__all__ = ["Batches", "as_source", "split"]
+__all__ = ["Batches", "EpochOrder", "as_source", "split"]
 
 Order = Callable[[int, int], torch.Tensor]
+
+
+class EpochOrder:
+    """The seeded permutations of one epoch.
+
+    ``order(n, salt)`` is this process's shard of a permutation of ``n`` items
+    (under ``torchrun``: equal sizes on every rank, see
+    :class:`~pyrolatent.infer.distributed.DistributedContext`); ``order.full(n,
+    salt)`` the whole permutation, the same on every rank. ``salt`` tells the
+    permutations of one epoch apart.
+    """
+
+    def __init__(self, seed: int, epoch: int, dist=None):
+        self.seed, self.epoch, self.dist = int(seed), int(epoch), dist
+
+    @property
+    def world_size(self) -> int:
+        return 1 if self.dist is None else int(self.dist.world_size)
+
+    def full(self, n: int, salt: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7919 + salt)
+        return torch.randperm(n, generator=g)
+
+    def __call__(self, n: int, salt: int) -> torch.Tensor:
+        perm = self.full(n, salt)
+        return perm if self.dist is None else self.dist.shard(perm)
 
 
 def as_source(data, name: str, device: torch.device) -> tuple[torch.Tensor, ...]:

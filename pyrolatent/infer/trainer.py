@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..checks import check_count, check_number
 from ..device import configure_cpu, resolve_device
 from ..io.checkpoint import CheckpointError, check_state_dict, load_checkpoint, save_checkpoint
-from .batches import Batches, as_source
+from .batches import Batches, EpochOrder, as_source
 from .callbacks import Callback
 from .distributed import DistributedContext
 from .rng import LocalRNG
@@ -179,10 +179,6 @@ class Trainer:
         loss = self.loss.differentiable_loss if differentiable else self.loss.loss
         return loss(model, guide, *batch) / batch[0].shape[0]
 
-    def _permutation(self, n: int, epoch: int, salt: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 7919 + salt)
-        return self.dist.shard(torch.randperm(n, generator=g))
-
     # ------------------------------------------------------------------- fit
     def fit(
         self,
@@ -267,7 +263,7 @@ class Trainer:
                     cb.on_epoch_start(self, epoch)
                 self.model.train()
                 self.guide.train()
-                steps = source.epoch(lambda n, salt, e=epoch: self._permutation(n, e, salt))
+                steps = source.epoch(EpochOrder(self.seed, epoch, self.dist))
                 if bar is None:
                     bar = tqdm(
                         total=target * len(steps),
