@@ -132,7 +132,7 @@ from pyrolatent.spi.emc import (  # noqa: E402
     simulate_frames,
     structure_intensity,
 )
-from pyrolatent.spi.emc.class_chain import class_chain  # noqa: E402
+from pyrolatent.spi.emc.chain import class_chain  # noqa: E402
 
 SIZE = int(os.environ.get("VVAE_PDB_SIZE", 25))
 FRAMES = int(os.environ.get("VVAE_PDB_FRAMES", 2000))

@@ -71,3 +71,48 @@ def run_tiny_workflow(out: Path, *, empty_frame: int | None = None) -> Path:
     )
     write_report(out)
     return out
+
+
+def stretched_cloud(*, size: int, levels: int, frames: int, seed: int = 0, t_max: float = 1.5):
+    """Posed Poisson frames of a random 40-atom cloud stretched continuously along a short axis.
+
+    The cloud (``(2.5, 1.2, 1.0)`` times a standard normal, no symmetry) is
+    stretched by ``t`` on ``levels`` values evenly spaced in ``[1, t_max]``;
+    ``|F|^2`` on one ``q`` grid for all ``t`` (Nyquist for the most stretched),
+    each frame at a random level and orientation, 10^4 photons.
+
+    Returns
+    -------
+    dict
+        ``patterns`` ``(N, S, S)``, ``rotations`` ``(N, 3, 3)``, ``level`` ``(N,)``,
+        ``volumes`` ``(L, S, S, S)``, ``mask`` ``(S, S)``, ``detector`` and
+        ``generator`` (the stream the data came from, to draw more).
+    """
+    import torch
+
+    from pyrolatent.primitives.so3 import random_rotations
+    from pyrolatent.spi.emc import flat_detector, simulate_frames, structure_intensity
+
+    gen = torch.Generator().manual_seed(seed)
+    atoms = torch.randn(40, 3, generator=gen, dtype=torch.float64) * torch.tensor([2.5, 1.2, 1.0])
+    atoms = atoms - atoms.mean(0)
+    ts = torch.linspace(1.0, t_max, levels, dtype=torch.float64)
+    d_max = 2 * float((atoms * torch.tensor([1.0, ts[-1], 1.0])).norm(dim=1).max())
+    resolution = 2 * d_max / ((size - 1) / 2)
+    vols = torch.stack([
+        structure_intensity(atoms * torch.tensor([1.0, t, 1.0]), size=size,
+                            resolution=resolution, method="direct")[0]
+        for t in ts
+    ])  # fmt: skip
+    det = flat_detector(size, beamstop=1.5)
+    level = torch.randint(0, levels, (frames,), generator=gen)
+    rot = random_rotations(frames, generator=gen)
+    counts = torch.zeros(frames, size * size)
+    for k in range(levels):
+        idx = (level == k).nonzero()[:, 0]
+        fr, _, _ = simulate_frames(vols[k], det, idx.numel(), 1e4, generator=gen,
+                                   rotations=rot[idx])  # fmt: skip
+        counts[idx] = fr.to_dense()
+    return {"patterns": counts.reshape(-1, size, size), "rotations": rot, "level": level,
+            "volumes": vols, "mask": det.mask.reshape(size, size), "detector": det,
+            "generator": gen}  # fmt: skip

@@ -10,11 +10,11 @@ import os
 import numpy as np
 import pytest
 import torch
+from recipes import stretched_cloud as make_stretched_cloud
 from scipy.stats import spearmanr
 
 from pyrolatent.estimators.volume_vae import VolumeVAE
 from pyrolatent.primitives.so3 import random_rotations
-from pyrolatent.spi.emc import flat_detector, simulate_frames, structure_intensity
 
 SIZE, LEVELS, FRAMES, EPOCHS = 15, 9, 480, 30
 
@@ -38,29 +38,7 @@ def _shell_normalised_cc(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def stretched_cloud():
-    gen = torch.Generator().manual_seed(0)
-    atoms = torch.randn(40, 3, generator=gen, dtype=torch.float64) * torch.tensor([2.5, 1.2, 1.0])
-    atoms = atoms - atoms.mean(0)
-    ts = torch.linspace(1.0, 1.5, LEVELS, dtype=torch.float64)
-    # one q grid for all t: Nyquist (2x oversampling) for the most stretched cloud
-    d_max = 2 * float((atoms * torch.tensor([1.0, ts[-1], 1.0])).norm(dim=1).max())
-    resolution = 2 * d_max / ((SIZE - 1) / 2)
-    vols = torch.stack([
-        structure_intensity(atoms * torch.tensor([1.0, t, 1.0]), size=SIZE,
-                            resolution=resolution, method="direct")[0]
-        for t in ts
-    ])  # fmt: skip
-    det = flat_detector(SIZE, beamstop=1.5)
-    level = torch.randint(0, LEVELS, (FRAMES,), generator=gen)
-    rot = random_rotations(FRAMES, generator=gen)
-    counts = torch.zeros(FRAMES, SIZE * SIZE)
-    for k in range(LEVELS):
-        idx = (level == k).nonzero()[:, 0]
-        fr, _, _ = simulate_frames(vols[k], det, idx.numel(), 1e4, generator=gen,
-                                   rotations=rot[idx])  # fmt: skip
-        counts[idx] = fr.to_dense()
-    return {"patterns": counts.reshape(-1, SIZE, SIZE), "rotations": rot, "level": level,
-            "volumes": vols, "mask": det.mask.reshape(SIZE, SIZE)}  # fmt: skip
+    return make_stretched_cloud(size=SIZE, levels=LEVELS, frames=FRAMES, seed=0)
 
 
 def test_default_group_is_none_and_the_decoder_is_only_friedel_symmetric():

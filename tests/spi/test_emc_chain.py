@@ -12,20 +12,18 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from recipes import stretched_cloud as make_stretched_cloud
 from scipy.stats import spearmanr
 
-from pyrolatent.primitives.so3 import axis_angle_to_matrix, random_rotations
+from pyrolatent.primitives.so3 import axis_angle_to_matrix
 from pyrolatent.spi.emc import (
     PhotonFrames,
     chain_ends,
     chain_position,
     class_chain,
-    flat_detector,
     local_emc,
     merge,
     orientation_errors,
-    simulate_frames,
-    structure_intensity,
 )
 
 warnings.filterwarnings("ignore", message="Sparse")
@@ -35,26 +33,9 @@ SEARCH = dict(radius=0.06, spacing=0.03, progress=False)
 
 @pytest.fixture(scope="module")
 def stretched():
-    gen = torch.Generator().manual_seed(0)
-    atoms = torch.randn(40, 3, generator=gen, dtype=torch.float64) * torch.tensor([2.5, 1.2, 1.0])
-    atoms = atoms - atoms.mean(0)
-    ts = torch.linspace(1.0, 1.5, LEVELS, dtype=torch.float64)
-    d_max = 2 * float((atoms * torch.tensor([1.0, ts[-1], 1.0])).norm(dim=1).max())
-    resolution = 2 * d_max / ((SIZE - 1) / 2)
-    vols = torch.stack([
-        structure_intensity(atoms * torch.tensor([1.0, t, 1.0]), size=SIZE,
-                            resolution=resolution, method="direct")[0]
-        for t in ts
-    ])  # fmt: skip
-    det = flat_detector(SIZE, beamstop=1.5)
-    level = torch.randint(0, LEVELS, (FRAMES,), generator=gen)
-    rot = random_rotations(FRAMES, generator=gen)
-    counts = torch.zeros(FRAMES, SIZE * SIZE)
-    for k in range(LEVELS):
-        idx = (level == k).nonzero()[:, 0]
-        fr, _, _ = simulate_frames(vols[k], det, idx.numel(), 1e4, generator=gen,
-                                   rotations=rot[idx])  # fmt: skip
-        counts[idx] = fr.to_dense()
+    data = make_stretched_cloud(size=SIZE, levels=LEVELS, frames=FRAMES, seed=0)
+    counts, rot, level = data["patterns"].reshape(FRAMES, -1), data["rotations"], data["level"]
+    det, gen = data["detector"], data["generator"]
     axis = torch.randn(FRAMES, 3, generator=gen)
     turn = axis_angle_to_matrix(axis / axis.norm(dim=1, keepdim=True),
                                 torch.full((FRAMES,), math.radians(4.0)))  # fmt: skip
@@ -98,7 +79,7 @@ def test_chain_orders_frames_along_the_stretch(stretched):
 
 
 def test_chain_resume_and_errors(stretched, tmp_path, monkeypatch):
-    import pyrolatent.spi.emc.class_chain as module
+    import pyrolatent.spi.emc.chain as module
 
     det, frames, rot, level, classified = stretched
     frames = frames.block(0, 200)

@@ -1,7 +1,7 @@
 """3D EMC of sparse photon frames: quaternion grid, frames, Poisson E-step, EM driver, metrics."""
 
 from .anneal import anneal_start
-from .class_chain import chain_ends, chain_position, class_chain
+from .chain import chain_ends, chain_position, class_chain
 from .emc import EMCResult, emc
 from .estep import emc_model, log_likelihood_block, posterior_summary
 from .frames import Detector, PhotonFrames, check_detector_mask, flat_detector
