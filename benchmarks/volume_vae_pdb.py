@@ -34,7 +34,12 @@ orientations, said in ``volume_vae_orientations``) are merged into
   default 6, ``VVAE_PDB_CLASSES``) a 3D classification by ``local_emc(classes=6)``
   (20 iterations, 0.06 rad ball of 0.02 rad steps; the posterior-mean
   orientations; before 2026-12-06 the Poisson posterior against the global
-  reconstruction on the grid two levels finer, refined).
+  reconstruction on the grid two levels finer, refined), then (``CHAIN``, default
+  8, ``VVAE_PDB_CHAIN=0`` for none; since 2026-12-07)
+  :func:`~pyrolatent.spi.emc.class_chain` (12 iterations), whose volumes start
+  the VAE's decoder (:func:`~pyrolatent.estimators.volume_init.fit_decoder_to_volumes`,
+  250 steps); the VAE then trains 4 epochs on the chain's orientations and 8 more
+  with a 0.06 rad pose ball of 0.03 rad steps.
 * Scores: ``abs_spearman`` ``|Spearman(z, t)|`` over all frames; for each end
   (the frames at ``t = 1`` and at ``t = 1.25``) the volume generated at the
   frames' mean ``z`` (rotated into the truth's frame for ``emc``, by the
@@ -77,23 +82,20 @@ orientations, said in ``volume_vae_orientations``) are merged into
   limits them. The VAE runs here were trained with the grid method's own loop
   (before it moved onto the Trainer; the shuffling differs); seed 0 retrained on the
   Trainer from the same orientations: 0.665, own CC 0.924, cross 0.925.
-  Tried 2026-12-07 (prototypes outside the library, not in this run; seed 0 unless
-  said): the pose ball (0.06 rad, 0.03 steps) on the 6-class orientations, 8
-  epochs then 12 with the ball: ``|Spearman|`` 0.61-0.67, the VAE's orientations
-  3.44 deg. An ordered chain of 8 classes (the two least alike large classes as
-  ends, interpolated in log intensity, each class volume smoothed with its chain
-  neighbours, width 1.5 to 0, 12-14 local-EMC iterations): the frames' mean class
-  index ``|Spearman|`` 0.72 (seed 1: 0.77), orientations 2.87 (2.60) deg, the ends
-  still 4.1-4.9. The VAE's decoder first fitted to those 8 class volumes
-  (log-intensity least squares, 250-400 Adam steps), 4 epochs, then 8-12 with the
-  ball: ``|Spearman|`` 0.741-0.743 (seed 1: 0.762), own CC 0.959-0.963 /
-  0.946-0.948 (0.961 / 0.952), cross 0.856-0.870 / 0.896-0.899 (0.882 / 0.888), the
-  VAE's orientations 2.70-2.73 (2.53) deg: the ends told apart for the first time
-  with library orientations, ``|Spearman|`` still far short. Re-centring the ball
-  on the VAE's orientations, or picking each frame's best (volume, orientation)
-  pair among 8 decoded volumes, moved no faster or drifted (3.55 deg). With the
-  true intensity at each frame's own stretch, the chain's orientations refine to
-  0.81 deg; at its class's mean stretch, 1.87 deg.
+  With the chain and the decoder start (the default since 2026-12-07; ``emc`` runs
+  of this file): the chain's orientations 2.88 / 2.60 deg (seeds 0 / 1), the VAE's
+  own 2.78 / 2.50; ``|Spearman|`` **0.723 / 0.764**, own CC 0.957 / 0.943 and
+  0.953 / 0.948, cross 0.867 / 0.900 and 0.876 / 0.881: the ends told apart for
+  the first time with library orientations, ``|Spearman|`` still far short of
+  0.95 (1,355-1,367 s for EMC, classes and chain, 714-730 s for the VAE, both
+  seeds at once on 2 cores). A prototype with 14 chain iterations on seed 0 gave
+  0.743 / 0.946. Tried (prototypes, seed 0): the pose ball on the 6-class
+  orientations alone, 0.61-0.67 (the VAE's orientations 3.44 deg); 12 chain
+  classes, no better (2.88 deg); re-centring the ball on the VAE's orientations,
+  or picking each frame's best (volume, orientation) pair among 8 decoded
+  volumes, no faster or drifting (3.55 deg). With the true intensity at each
+  frame's own stretch, the chain's orientations refine to 0.81 deg; at its
+  class's mean stretch, 1.87 deg: how finely the conformation is known limits them.
 * ``VVAE_PDB_SIZE``, ``_FRAMES``, ``_PHOTONS``, ``_EPOCHS``, ``_SEEDS`` (comma
   separated), ``_RUNS`` (``true,emc``) and ``_METHOD`` change the run.
 """

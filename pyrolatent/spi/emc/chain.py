@@ -27,9 +27,10 @@ order) are a start for :func:`~pyrolatent.estimators.volume_init.fit_decoder_to_
 Measured on 2,000 frames of 4BED stretched continuously by 1-1.25 (10^4
 photons, 25^3, ``benchmarks/volume_vae_pdb.py``), started from a 6-class
 ``local_emc`` (orientations 3.07 / 2.78 deg from the truth, seeds 0 / 1), 8
-classes, 12-14 iterations: ``|Spearman(position, stretch)|`` 0.72 / 0.77,
-orientations 2.87 / 2.60 deg (the frames at the two ends of the stretch 4-5
-deg: their classes average over a range of stretches).
+classes, 12 iterations: ``|Spearman(position, stretch)|`` 0.72 / 0.77,
+orientations 2.88 / 2.60 deg (the frames at the two ends of the stretch 4-5
+deg: their classes average over a range of stretches; the classes' mean
+stretch runs 10-41 of 0-50).
 """
 
 from __future__ import annotations
