@@ -97,7 +97,8 @@ orientations, said in ``volume_vae_orientations``) are merged into
   frame's own stretch, the chain's orientations refine to 0.81 deg; at its
   class's mean stretch, 1.87 deg: how finely the conformation is known limits them.
 * ``VVAE_PDB_SIZE``, ``_FRAMES``, ``_PHOTONS``, ``_EPOCHS``, ``_SEEDS`` (comma
-  separated), ``_RUNS`` (``true,emc``) and ``_METHOD`` change the run.
+  separated), ``_RUNS`` (``true,emc``) and ``_METHOD`` change the run; ``_OUT``
+  names the results file (not merged into ``emc.json`` unless the default).
 """
 
 from __future__ import annotations
@@ -161,8 +162,11 @@ POSE_RADIUS = float(os.environ.get("VVAE_PDB_POSE_RADIUS", 0.06 if CHAIN else 0.
 POSE_SPACING = float(os.environ.get("VVAE_PDB_POSE_SPACING", 0.03 if CHAIN else 0.04))
 POSE_EPOCHS = int(os.environ.get("VVAE_PDB_POSE_EPOCHS", 8 if CHAIN else 0))
 EMC_EPOCHS = int(os.environ.get("VVAE_PDB_EMC_EPOCHS", 4 if CHAIN else EPOCHS))
-LEVELS, T_MAX, EMC_LEVEL, EMC_ITERATIONS, EMC_THIN = 51, 1.25, 4, 20, 0.1
+LEVELS, T_MAX, EMC_LEVEL, EMC_ITERATIONS = 51, 1.25, 4, 20
+EMC_THIN = min(1.0, 1e3 / PHOTONS)  # the global EMC sees 10^3 photons per frame
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
+#: the results file's name; another name keeps the run out of emc.json
+NAME = os.environ.get("VVAE_PDB_OUT", "volume_vae_pdb")
 
 
 def stretched_intensities(pdb: str, ts: np.ndarray, size: int) -> torch.Tensor:
@@ -327,9 +331,10 @@ def main():
         if run == "emc":
             out[run]["orientation_median_deg_max"] = max(r["orientation_median_deg"] for r in recs)
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "volume_vae_pdb.json"), "w") as fh:
+    with open(os.path.join(RESULTS, f"{NAME}.json"), "w") as fh:
         json.dump(out, fh, indent=1)
-    merge_into_emc(out)
+    if NAME == "volume_vae_pdb":
+        merge_into_emc(out)
     print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=1))
 
 
@@ -337,7 +342,7 @@ def keep_previous(out: dict) -> None:
     """Add the runs on file from an invocation with the same settings (read now, at the end,
     so that seeds run as parallel invocations all land; ``VVAE_PDB_RUNS=emc`` reruns only the
     EMC run and keeps the true-orientation one)."""
-    previous = os.path.join(RESULTS, "volume_vae_pdb.json")
+    previous = os.path.join(RESULTS, f"{NAME}.json")
     if not os.path.exists(previous):
         return
     with open(previous) as fh:
