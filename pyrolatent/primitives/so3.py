@@ -240,7 +240,9 @@ def offset_posterior_mean(
     mean_vec = prob @ vectors
     spread = (prob * (vectors[None] - mean_vec[:, None]).pow(2).sum(-1)).sum(1).sqrt()
     ang = mean_vec.norm(dim=1)
-    axis = mean_vec / ang.clamp_min(1e-12)[:, None]
+    # a posterior all on the centre (many photons) has no axis: any axis, angle 0
+    e_z = torch.tensor([0.0, 0.0, 1.0], dtype=mean_vec.dtype, device=mean_vec.device)
+    axis = torch.where(ang[:, None] > 0, mean_vec / ang.clamp_min(1e-12)[:, None], e_z)
     return centres @ axis_angle_to_matrix(axis, ang).to(centres.dtype), spread
 
 

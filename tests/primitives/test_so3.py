@@ -203,3 +203,25 @@ def test_in_plane_rotations_turn_about_the_beam():
     alpha = torch.tensor([0.3, -1.2, 2.5])
     z = torch.tensor([0.0, 0.0, 1.0]).expand(3, 3)
     assert torch.allclose(in_plane_rotations(alpha), axis_angle_to_matrix(z, alpha), atol=1e-6)
+
+
+def test_offset_posterior_mean_of_a_posterior_all_on_the_centre():
+    """At 10^5 photons a frame's local posterior can sit entirely on the centre candidate
+    (zero rotation vector): the mean is the centre itself, not NaN (it was, before)."""
+    from pyrolatent.primitives.so3 import local_offsets, offset_posterior_mean
+
+    centres = random_rotations(3, generator=torch.Generator().manual_seed(0))
+    _, vectors = local_offsets(0.06, 0.03)
+    prob = torch.zeros(3, vectors.shape[0])
+    prob[0, 0] = 1.0  # all on the centre (vectors[0] is 0)
+    prob[1, 0], prob[1, 1] = 0.5, 0.5
+    prob[2] = 1.0 / vectors.shape[0]  # symmetric ball: mean 0 as well
+    rot, spread = offset_posterior_mean(centres, prob, vectors)
+    assert torch.isfinite(rot).all() and torch.isfinite(spread).all()
+    assert torch.allclose(rot[0], centres[0], atol=1e-6) and float(spread[0]) == 0.0
+    assert torch.allclose(rot[2], centres[2], atol=1e-5)
+    turned = centres[1] @ axis_angle_to_matrix(
+        vectors[1] / vectors[1].norm(), vectors[1].norm() / 2
+    )
+    assert torch.allclose(rot[1], turned, atol=1e-5)
+    assert abs(float(spread[1]) - float(vectors[1].norm()) / 2) < 1e-6
