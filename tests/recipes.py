@@ -116,3 +116,23 @@ def stretched_cloud(*, size: int, levels: int, frames: int, seed: int = 0, t_max
     return {"patterns": counts.reshape(-1, size, size), "rotations": rot, "level": level,
             "volumes": vols, "mask": det.mask.reshape(size, size), "detector": det,
             "generator": gen}  # fmt: skip
+
+
+def run_two_processes(worker: str, out: Path, timeout: int = 300) -> None:
+    """Run ``tests/<worker> OUT`` as 2 CPU processes under ``torchrun`` (gloo, one thread each).
+
+    The launch itself (rendezvous on a free local port) can fail on a busy
+    machine; one retry covers that. Fails the test with the end of stderr.
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYROLATENT_DEVICE="cpu")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(Path(__file__).resolve().parent / worker), str(out)]  # fmt: skip
+    for _attempt in range(2):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode == 0:
+            return
+    raise AssertionError(proc.stderr[-3000:])

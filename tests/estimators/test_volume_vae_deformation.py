@@ -5,11 +5,10 @@ cloud (no symmetry) stretched along one of its short axes by up to 1.5, posed
 Poisson frames at 10^4 photons, one latent.
 """
 
-import os
-
 import numpy as np
 import pytest
 import torch
+from recipes import run_two_processes
 from recipes import stretched_cloud as make_stretched_cloud
 from scipy.stats import spearmanr
 
@@ -256,10 +255,6 @@ def test_grid_fit_streams_under_torchrun(stretched_cloud, tmp_path):
     the cloud (30 epochs, 32 frames per rank and step): ``|Spearman|`` 0.925 / 0.937 /
     0.962 (one process, 32 per step: 0.921-0.934). This test uses seed 0.
     """
-    import subprocess
-    import sys
-    from pathlib import Path
-
     from pyrolatent.io.emc_photons import write_emc
     from pyrolatent.spi.emc import PhotonFrames
 
@@ -267,15 +262,7 @@ def test_grid_fit_streams_under_torchrun(stretched_cloud, tmp_path):
     write_emc(str(tmp_path / "frames.emc"), PhotonFrames.from_dense(s["patterns"]))
     torch.save({"rotations": s["rotations"], "mask": s["mask"], "size": SIZE, "epochs": EPOCHS},
                tmp_path / "data.pt")  # fmt: skip
-    worker = Path(__file__).resolve().parents[1] / "volume_grid_ddp_worker.py"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYROLATENT_DEVICE="cpu")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(worker), str(tmp_path)]  # fmt: skip
-    for _attempt in range(2):  # the rendezvous can fail on a busy machine; retry once
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        if proc.returncode == 0:
-            break
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_two_processes("volume_grid_ddp_worker.py", tmp_path, timeout=600)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["world"] == r1["world"] == 2 and len(r0["loss"]) == EPOCHS

@@ -1,29 +1,18 @@
 """3D EMC data-parallel under torchrun (gloo, 2 CPU processes): same volume as one process."""
 
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import torch
 from emc_ddp_data import make_data
+from recipes import run_two_processes
 
 from pyrolatent.spi.emc import emc
 
-TESTS = Path(__file__).resolve().parents[1]
 warnings.filterwarnings("ignore", message="Sparse")
 
 
 def test_two_process_emc_matches_one_process(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYROLATENT_DEVICE="cpu")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(TESTS / "emc_ddp_worker.py"), str(tmp_path)]  # fmt: skip
-    for _attempt in range(2):  # the rendezvous can fail on a busy machine; retry once
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-        if proc.returncode == 0:
-            break
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_two_processes("emc_ddp_worker.py", tmp_path)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     frames, det, kwargs = make_data()
