@@ -54,8 +54,18 @@ def test_decoder_reproduces_the_given_volumes_in_order(three_stretches):
     the ends' CC with their own truth exceeds that with the other end by 0.08-0.24
     (the two truths: 0.73-0.84); the loss falls 28-67x. This test uses seed 0.
     """
+    _check_decoder_init(three_stretches, device="cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_decoder_init_on_cuda_reproduces_the_given_volumes(three_stretches):
+    """The same fit with the VAE on the GPU (CPU inputs, as a user gives them)."""
+    _check_decoder_init(three_stretches, device="cuda")
+
+
+def _check_decoder_init(three_stretches, device):
     vols, patterns, rot, mask = three_stretches
-    vae = VolumeVAE(SIZE, latent_dim=1, mask=mask, seed=0)
+    vae = VolumeVAE(SIZE, latent_dim=1, mask=mask, seed=0, device=device)
     z = torch.linspace(-1.75, 1.75, 3)[:, None]
     losses = fit_decoder_to_volumes(vae, patterns, rot, vols, steps=150, progress=False)
     gen = vae.generate(z, normalized=False)

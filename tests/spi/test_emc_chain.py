@@ -61,9 +61,19 @@ def test_chain_orders_frames_along_the_stretch(stretched):
     2.11 -> 1.93 deg; the classes' mean levels in order on every seed. This test
     uses seed 0.
     """
+    _check_chain(stretched, device="cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_chain_on_cuda_orders_frames_along_the_stretch(stretched):
+    """The same chain with its local EMC on the GPU, the same thresholds."""
+    _check_chain(stretched, device="cuda")
+
+
+def _check_chain(stretched, device):
     det, frames, rot, level, classified = stretched
-    chain = class_chain(frames, det, classified, classes=5, iterations=6, **SEARCH)
-    assert chain.volume.shape == (5, SIZE, SIZE, SIZE)
+    chain = class_chain(frames, det, classified, classes=5, iterations=6, device=device, **SEARCH)
+    assert chain.volume.shape == (5, SIZE, SIZE, SIZE) and chain.volume.device.type == "cpu"
     pos = chain_position(chain)
     assert pos.shape == (FRAMES,) and float(pos.min()) >= -1e-4 and float(pos.max()) <= 4 + 1e-4
     rho = abs(spearmanr(pos.numpy(), level.numpy())[0])
