@@ -160,7 +160,8 @@ CLASSES = int(os.environ.get("VVAE_PDB_CLASSES", 6))
 #: VAE's decoder (fit_decoder_to_volumes, CHAIN_STEPS Adam steps), and the VAE's emc run is
 #: EMC_EPOCHS epochs on the given orientations, then POSE_EPOCHS with the ball
 CHAIN = int(os.environ.get("VVAE_PDB_CHAIN", 8)) if CLASSES > 1 else 0
-CHAIN_ITERATIONS, CHAIN_STEPS = 12, int(os.environ.get("VVAE_PDB_CHAIN_STEPS", 250))
+CHAIN_ITERATIONS = int(os.environ.get("VVAE_PDB_CHAIN_ITERATIONS", 12))
+CHAIN_STEPS = int(os.environ.get("VVAE_PDB_CHAIN_STEPS", 250))
 POSE_RADIUS = float(os.environ.get("VVAE_PDB_POSE_RADIUS", 0.06 if CHAIN else 0.0))
 POSE_SPACING = float(os.environ.get("VVAE_PDB_POSE_SPACING", 0.03 if CHAIN else 0.04))
 POSE_EPOCHS = int(os.environ.get("VVAE_PDB_POSE_EPOCHS", 8 if CHAIN else 0))
@@ -287,7 +288,8 @@ def main():
            "t_range": [1.0, T_MAX], "epochs": EPOCHS, "seeds": SEEDS, "threads": 1,
            "method": METHOD, "model_options": MODEL_OPTIONS, "pose_radius": POSE_RADIUS,
            "pose_spacing": POSE_SPACING, "pose_epochs": POSE_EPOCHS, "emc_classes": CLASSES,
-           "emc_chain": CHAIN, "chain_steps": CHAIN_STEPS, "emc_epochs": EMC_EPOCHS,
+           "emc_chain": CHAIN, "chain_iterations": CHAIN_ITERATIONS,
+           "chain_steps": CHAIN_STEPS, "emc_epochs": EMC_EPOCHS,
            "truth_cross_cc": cc(vols[0], vols[-1]),
            "intensity_s": time.perf_counter() - t0, "runs": {}}  # fmt: skip
     print(f"truth cross CC {out['truth_cross_cc']:.3f} ({out['intensity_s']:.0f} s)", flush=True)
@@ -355,7 +357,7 @@ def keep_previous(out: dict) -> None:
         return
     # the emc run's own settings change only the emc run
     emc_keys = ("pose_radius", "pose_spacing", "pose_epochs", "emc_classes", "emc_chain",
-                "chain_steps", "emc_epochs")  # fmt: skip
+                "chain_iterations", "chain_steps", "emc_epochs")  # fmt: skip
     same_emc = all(prev.get(k, 0) == out[k] for k in emc_keys)
     for k, v in prev.get("runs", {}).items():
         if k not in out["runs"] and (same_emc or not k.startswith("emc")):
