@@ -111,8 +111,15 @@ def test_chain_resume_and_errors(stretched, tmp_path, monkeypatch):
     monkeypatch.setattr(module, "local_emc", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         class_chain(frames, det, classified, checkpoint=ck, **kw)
-    monkeypatch.setattr(module, "local_emc", local_emc)
-    again = class_chain(frames, det, classified, checkpoint=ck, **kw)  # iterations 3 and 4
+    rerun = []
+
+    def counted(*args, **kwargs):
+        rerun.append(1)
+        return local_emc(*args, **kwargs)
+
+    monkeypatch.setattr(module, "local_emc", counted)
+    again = class_chain(frames, det, classified, checkpoint=ck, **kw)
+    assert len(rerun) == 2  # only iterations 3 and 4: the first two came from the file
     assert torch.allclose(again.volume, full.volume, rtol=1e-4, atol=1e-6)
     assert torch.allclose(again.rotation, full.rotation, atol=1e-5)
     with pytest.raises(ValueError, match="made with"):

@@ -178,9 +178,8 @@ def class_chain(frames, detector, init: LocalEMCResult, classes: int = 8, iterat
         state = load_checkpoint(checkpoint)
         if state["config"] != config:
             raise ValueError(f"checkpoint {checkpoint}: made with {state['config']}, not {config}")
-        volumes, rot, scales, done = (state["volume"], state["rotation"], state["scales"],
-                                      int(state["iteration"]))  # fmt: skip
-        res = state["result"]
+        volumes, done, res = state["volume"], int(state["iteration"]), state["result"]
+        rot, scales = res["rotation"], res["scales"]
     for it in tqdm(range(done, n_it), disable=not progress, desc="class chain", unit="it"):
         res = local_emc(frames, detector, (volumes, rot, scales), iterations=1, classes=c_num,
                         class_beta=1.0, radius=radius, spacing=spacing, progress=False,
@@ -190,7 +189,6 @@ def class_chain(frames, detector, init: LocalEMCResult, classes: int = 8, iterat
         rot, scales = res.rotation, res.scales
         if checkpoint is not None:
             save_checkpoint({"config": config, "iteration": it + 1, "volume": volumes,
-                             "rotation": rot, "scales": scales,
                              "result": _as_state(res)}, checkpoint)  # fmt: skip
     if isinstance(res, dict):
         res = LocalEMCResult(**res)
