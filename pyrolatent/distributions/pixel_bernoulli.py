@@ -41,13 +41,33 @@ def _blocks(mean, value):
     return [(slice(i, i + step), own) for i in range(0, mean.shape[0], step)]
 
 
+def _live_rows(mean, value, grad):
+    """Indices of the images with a nonzero incoming gradient, when most have none (CPU).
+
+    Under exact pose enumeration most rendered copies have a posterior weight,
+    hence a gradient, of exactly zero (see :mod:`pyrolatent.primitives.copy_warp`);
+    their pixel gradients are exact zeros and need no arithmetic. None when
+    the dense path applies (GPU, a broadcast value wider than ``mean``, or
+    more than half the images live).
+    """
+    if mean.device.type != "cpu" or grad.shape != mean.shape[:-2] or mean.dim() < 3:
+        return None
+    if torch.broadcast_shapes(mean.shape, value.shape) != mean.shape:
+        return None
+    live = grad != 0  # NaN counts as live
+    if 2 * int(live.sum()) > live.numel():
+        return None
+    return live.nonzero(as_tuple=True)
+
+
 class _BernoulliImageLogProb(torch.autograd.Function):
     """``sum_pixels [x log p + (1 - x) log(1 - p)]`` with ``p = clamp(m, eps, 1 - eps)``.
 
     One pass forward and one backward (``d/dm = (x - p) / (p (1 - p))`` inside
     the clamp, 0 outside) instead of autograd's chain of about a dozen
     elementwise operations, each a pass over every rendered pixel; a large
-    batch (e.g. ``K`` poses of every item) is done in blocks of the leading dim.
+    batch (e.g. ``K`` poses of every item) is done in blocks of the leading dim,
+    and images whose incoming gradient is zero are skipped (:func:`_live_rows`).
     """
 
     @staticmethod
@@ -69,7 +89,12 @@ class _BernoulliImageLogProb(torch.autograd.Function):
         grad_mean = grad_value = None
         if ctx.needs_input_grad[0]:
             blocks = _blocks(mean, value)
-            if blocks is None or grad.shape[:1] != mean.shape[:1]:
+            live = _live_rows(mean, value, grad)
+            if live is not None:
+                grad_mean = torch.zeros_like(mean)
+                value = value.expand(mean.shape)
+                grad_mean[live] = _grad_mean(mean[live], value[live], grad[live], eps)
+            elif blocks is None or grad.shape[:1] != mean.shape[:1]:
                 grad_mean = _grad_mean(mean, value, grad, eps)
             else:
                 grad_mean = torch.empty_like(mean)

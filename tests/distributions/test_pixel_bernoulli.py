@@ -69,3 +69,21 @@ def test_blocks_and_broadcasting_match_the_clamped_bernoulli(mean_shape, x_shape
     (g_ref,) = torch.autograd.grad(ref.sum(), mean)
     (g_got,) = torch.autograd.grad(got.sum(), mean)
     assert torch.allclose(g_got, g_ref, rtol=1e-4, atol=1e-4 * float(g_ref.abs().max()))
+
+
+@pytest.mark.parametrize("x_shape", [(5, 6, 7), (4, 5, 6, 7)])
+def test_images_with_zero_gradient_are_skipped_with_the_same_result(x_shape):
+    """Most rows of an enumerated posterior's gradient are exact zeros (the live-row path);
+    the gradient equals the dense path's (all rows weighted 1, then masked) bit for bit."""
+    mean, _ = _mean_and_pixels(3)
+    x = torch.rand(x_shape, generator=torch.Generator().manual_seed(4))
+    weight = torch.zeros(4, 5)
+    weight[[0, 2, 3], [1, 1, 4]] = torch.tensor([0.5, -2.0, 1e-30])
+    (sparse,) = torch.autograd.grad(PixelBernoulli(mean).log_prob(x), mean, weight)
+    (dense,) = torch.autograd.grad(PixelBernoulli(mean).log_prob(x), mean, torch.ones(4, 5))
+    live = weight != 0
+    assert torch.equal(sparse[live], dense[live] * weight[live][:, None, None])
+    assert float(sparse[~live].abs().max()) == 0.0
+    weight[1, 0] = float("nan")  # a NaN weight is passed on, not skipped
+    (got,) = torch.autograd.grad(PixelBernoulli(mean).log_prob(x), mean, weight)
+    assert bool(got[1, 0].isnan().any())
