@@ -230,10 +230,17 @@ class SSRVAEModel(PyroModule):
         """
         onehot = F.one_hot(y.long(), self.n_classes).to(z.dtype)
         shapes = [z.shape[:-1], onehot.shape[:-1]]
-        shapes += [t.shape for t in (angle, scale) if t is not None]
+        if scale is not None:
+            shapes.append(scale.shape)
         if offset is not None:
             shapes.append(offset.shape[:-1])
         batch = torch.broadcast_shapes(*shapes)
+        # with pose="grid" the angle's leading dims (its grid index) stay out of the codes:
+        # each canonical image is drawn once and warped to every angle
+        if angle is not None:
+            full = torch.broadcast_shapes(angle.shape, batch)
+            if self.angle_grid is None or full[len(full) - len(batch) :] != batch:
+                batch = full
         code = torch.cat([z.expand(*batch, -1), onehot.expand(*batch, -1)], dim=-1)
 
         def flat(t, tail=()):
