@@ -183,3 +183,30 @@ def test_checkpoints_from_before_the_grid_load_as_amortized(kind, tmp_path):
     assert again.config["pose"] == "amortized"
     x = np.random.default_rng(0).random((4, 12, 12), dtype=np.float32)
     np.testing.assert_array_equal(again.encode(x)["z"]["loc"], old.encode(x)["z"]["loc"])
+
+
+def test_ssrvae_grid_render_draws_each_code_once_and_poses_it_at_every_angle():
+    """Under enumeration (angles ``(K, 1, B)``, classes ``(C, 1)``) each code's canonical image
+    is decoded once and warped to all K angles: the same images as posing each
+    ``(angle, class, item)`` on its own."""
+    from pyrolatent.estimators.ssrvae import SSRVAE
+
+    model = SSRVAE((20, 20), 3, latent_dim=2, pose="grid", pose_grid=4, decoder="warp").model
+    gen = torch.Generator().manual_seed(0)
+    b, k, c = 5, 4, 3
+    z, offset = torch.randn(b, 2, generator=gen), torch.randn(b, 2, generator=gen)
+    angle = torch.rand(k, 1, b, generator=gen) * 6
+    y = torch.arange(c).unsqueeze(-1)
+    rows = []
+    model.decoder.net.register_forward_hook(lambda mod, args, out: rows.append(len(args[0])))
+    with torch.no_grad():
+        got = model.render(z, y, angle=angle, offset=offset)
+        assert got.shape == (k, c, b, 20, 20)
+        assert rows == [c * b]  # one canonical image per code, not per angle
+        for j in range(c):
+            canonical = model.canonical(z, torch.full((b,), j))
+            for i in range(k):
+                want = render_posed(canonical, angle[i, 0], offset)
+                assert torch.allclose(got[i, j], want, atol=1e-5)  # measured 2e-6
+        per_item = model.render(z, y, angle=angle[0, 0], offset=offset)  # angles (B,)
+        assert torch.allclose(per_item, got[0], atol=1e-5)
