@@ -47,7 +47,7 @@ RECON_RATIO_THRESHOLD = 0.95
 #: the mean code (same poses): z carries little (a note, not ``collapsed``: particles of one
 #: kind and size leave z nothing to carry). Measured: 4e-5 on real digits whose z had not left
 #: its collapsed start (linear probe on z below the pixels), 0.52-0.57 on good digits fits,
-#: 0.45-0.77 on shapes that differ, 0.0 on identical L shapes.
+#: 0.71-0.80 on two shapes, 0.0 on identical L shapes (tests/estimators/test_diagnostics.py).
 Z_GAIN_THRESHOLD = 0.1
 #: Encoded angles with a mean resultant length above this are all the same angle.
 ANGLE_COLLAPSE_R = 0.999
@@ -232,7 +232,8 @@ class DiagnosticsMixin:
             ``recon_ratio`` (their ratio; < 1 is better than the mean image);
             ``z_recon_gain`` (1 - the reconstruction MSE over that with every
             code set to the mean code, same poses: how much the content code
-            explains; below :data:`Z_GAIN_THRESHOLD` a warning says so);
+            explains; below :data:`Z_GAIN_THRESHOLD` a note in ``warnings``
+            says so, without setting ``collapsed``);
             ``collapsed`` (bool: reconstructions no better than the mean image,
             ratio > :data:`RECON_RATIO_THRESHOLD`, or every z dimension and the
             angle collapsed) and ``warnings`` (list of plain-words strings).

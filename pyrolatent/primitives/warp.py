@@ -104,8 +104,8 @@ def warp_copies(
     one ``grid_sample`` call: the input is read in place, and its gradient is
     accumulated into ``(B, H, W)`` instead of ``(B K, H, W)`` (both faster).
     The backward skips copies whose gradient is exactly zero (the poses an
-    enumerated posterior rules out), with the same result bit for bit
-    (:mod:`pyrolatent.primitives.copy_warp`).
+    enumerated posterior rules out), with the same result (bit for bit when
+    ``H W`` is a multiple of 16; :mod:`pyrolatent.primitives.copy_warp`).
 
     Parameters
     ----------
