@@ -4,6 +4,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 
+from pyrolatent.distributions import pixel_bernoulli
 from pyrolatent.distributions.pixel_bernoulli import PixelBernoulli
 
 
@@ -84,6 +85,13 @@ def test_images_with_zero_gradient_are_skipped_with_the_same_result(x_shape):
     live = weight != 0
     assert torch.equal(sparse[live], dense[live] * weight[live][:, None, None])
     assert float(sparse[~live].abs().max()) == 0.0
+    rows = []
+    inner = pixel_bernoulli._grad_mean
+    spy = lambda m, v, g, eps: rows.append(len(m)) or inner(m, v, g, eps)  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pixel_bernoulli, "_grad_mean", spy)
+        torch.autograd.grad(PixelBernoulli(mean).log_prob(x), mean, weight)
+    assert rows == [3]  # the live rows only
     weight[1, 0] = float("nan")  # a NaN weight is passed on, not skipped
     (got,) = torch.autograd.grad(PixelBernoulli(mean).log_prob(x), mean, weight)
     assert bool(got[1, 0].isnan().any())

@@ -145,6 +145,28 @@ def test_warp_copies_backward_skips_dead_copies_with_the_same_gradients(live_sha
     assert bool(torch.autograd.grad(warp_copies(*inputs), x, weight)[0][0].isnan().any())
 
 
+def test_warp_copies_backward_works_on_the_live_copies_only(monkeypatch):
+    """The skip itself: grid_sample's backward sees the live copies and no others."""
+    from pyrolatent.primitives import copy_warp
+
+    seen = []
+    inner = copy_warp._backward
+
+    def spy(grad, images, theta, need):
+        seen.append(grad.shape[0] * grad.shape[1])
+        return inner(grad, images, theta, need)
+
+    monkeypatch.setattr(copy_warp, "_backward", spy)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(20, 16, 16, generator=gen, requires_grad=True)
+    angle = (torch.rand(20, 8, generator=gen) * 6).requires_grad_()
+    weight = torch.randn(20, 8, 16, 16, generator=gen)
+    live = torch.rand(20, 8, generator=gen) < 0.2
+    weight *= live[..., None, None].float()
+    torch.autograd.grad(warp_copies(x, angle), (x, angle), weight)
+    assert sum(seen) == int(live.sum()) < 20 * 8
+
+
 def test_warp_copies_backward_of_any_image_size_equals_autograd_to_rounding():
     """With H W = 154 (no whole number of vectors) the image gradient adds the same terms
     in another order: measured differences up to 2.4e-7 here, float32 rounding."""
