@@ -216,6 +216,12 @@ def caveats(summary: dict) -> list[str]:
                 + "): the encoded angles may not follow the particles, so the angle peaks "
                 "and the transition should not be trusted without a look at the reconstructions."
             )
+        elif diag.get("warnings"):
+            out.append(
+                "The rVAE diagnostics add (its latents do carry information): "
+                + "; ".join(str(w) for w in diag["warnings"][:3])
+                + "."
+            )
     elif diag:
         out.append(f"rVAE diagnostics: {_rounded(diag)}.")
     u, t = summary.get("transition_frame_uncertainty"), summary.get("n_frames")

@@ -79,6 +79,11 @@ def test_caveats_excluded_frames_diagnostics_and_weak_evidence():
     # a concentrated residual angle alone (pre-aligned crops) is no collapse
     aligned = dict(SUMMARY, diagnostics={"collapsed": False, "angle_collapsed": True})
     assert "collapse" not in " ".join(caveats(aligned))
+    # notes of a fit that did not collapse are shown as notes, not as a failed fit
+    noted = dict(SUMMARY, diagnostics={"collapsed": False, "warnings": ["MSE ratio 1.1"]})
+    said = " ".join(caveats(noted))
+    assert "MSE ratio 1.1" in said and "latents do carry information" in said
+    assert "collapse" not in said
     assert "poorly constrained" in text
     assert "not scored" in text
     page = render_html(summary, FIGURES)
