@@ -200,16 +200,16 @@ def assess(report: dict, latent_dim: int, rotation: bool) -> tuple[bool, list[st
     if ratio is None:
         notes.append("all images are identical: nothing to learn")
     elif bad_recon:
-        said = [name for name, info in (("angles", angle_info), ("content code", z_info)) if info]
+        said = {
+            (True, True): ", though the angles and the content code carry information",
+            (True, False): ", though the angles carry information",
+            (False, True): ", though the content code carries information",
+        }.get((angle_info, z_info), "")
+        why = " (pre-aligned images make the mean image a strong baseline; otherwise the decoder "
         notes.append(
             f"the reconstructions are no better than the mean image "
-            f"(MSE ratio {ratio:.3f} > {RECON_RATIO_THRESHOLD})"
-            + (
-                f", though the {' and the '.join(said)} carry information (pre-aligned images "
-                "make the mean image a strong baseline; otherwise the decoder fits poorly)"
-                if said
-                else ""
-            )
+            f"(MSE ratio {ratio:.3f} > {RECON_RATIO_THRESHOLD}){said}"
+            + (why + "fits poorly)" if said else "")
         )
     dead = z_all and (angle_same or not rotation)
     collapsed = ratio is None or dead or (bad_recon and not angle_info and not z_info)

@@ -217,10 +217,16 @@ def caveats(summary: dict) -> list[str]:
                 "and the transition should not be trusted without a look at the reconstructions."
             )
         elif diag.get("warnings"):
+            broad = (diag.get("angle_posterior_spread") or 0.0) > 1
             out.append(
                 "The rVAE diagnostics add (its latents do carry information): "
                 + "; ".join(str(w) for w in diag["warnings"][:3])
-                + "."
+                + (
+                    ". The encoded angles, and so the head/tail direction and the angle peaks, "
+                    "may not follow the particles."
+                    if broad
+                    else "."
+                )
             )
     elif diag:
         out.append(f"rVAE diagnostics: {_rounded(diag)}.")

@@ -83,7 +83,9 @@ def test_caveats_excluded_frames_diagnostics_and_weak_evidence():
     noted = dict(SUMMARY, diagnostics={"collapsed": False, "warnings": ["MSE ratio 1.1"]})
     said = " ".join(caveats(noted))
     assert "MSE ratio 1.1" in said and "latents do carry information" in said
-    assert "collapse" not in said
+    assert "collapse" not in said and "may not follow" not in said
+    noted["diagnostics"] |= {"angle_posterior_spread": 1.8}  # the angle undetermined
+    assert "angle peaks, may not follow the particles" in " ".join(caveats(noted))
     assert "poorly constrained" in text
     assert "not scored" in text
     page = render_html(summary, FIGURES)
