@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from ..analysis.symmetry import rotational_symmetry
-from ..models.sites import ANGLE, Y, Z
+from ..models.sites import ANGLE, OFFSET, Y, Z
 
 __all__ = [
     "PosteriorCollapseWarning",
@@ -35,6 +35,7 @@ __all__ = [
     "RECON_RATIO_THRESHOLD",
     "Z_GAIN_THRESHOLD",
     "ANGLE_COLLAPSE_R",
+    "OFFSET_SAME_PX",
 ]
 
 #: A z dimension whose mean KL(q(z_d | x) || N(0, 1)) is below this (nats per image) is collapsed.
@@ -49,6 +50,10 @@ RECON_RATIO_THRESHOLD = 0.95
 #: its collapsed start (linear probe on z below the pixels), 0.52-0.57 on good digits fits,
 #: 0.71-0.80 on two shapes, 0.0 on identical L shapes (tests/estimators/test_diagnostics.py).
 Z_GAIN_THRESHOLD = 0.1
+#: Encoded offsets whose spread across images is below this (pixels, each axis) are one offset:
+#: the pose encoder learned nothing (every unit of a ReLU offset encoder died on the demo's
+#: aligned crops: std exactly 0; live fits 0.8-2.4 px).
+OFFSET_SAME_PX = 1e-3
 #: Encoded angles with a mean resultant length above this are all the same angle.
 ANGLE_COLLAPSE_R = 0.999
 #: Images used by the automatic check after ``fit`` (evenly spaced).
@@ -185,6 +190,13 @@ def assess(report: dict, latent_dim: int, rotation: bool) -> tuple[bool, list[st
             f"the angle posteriors are broad (median spread "
             f"{report['angle_posterior_spread']:.2f} rad): the angle is undetermined"
         )
+    offset_std = report.get("offset_std")
+    if offset_std is not None and max(offset_std) < OFFSET_SAME_PX:
+        notes.append(
+            f"every image gets the same offset (std < {OFFSET_SAME_PX} px): the offset encoder "
+            "learned nothing, so the particles are drawn where they sit on average (if they "
+            "are centred, fit without 'translation')"
+        )
     gain = report.get("z_recon_gain")
     if gain is not None and gain < Z_GAIN_THRESHOLD and not z_all:
         notes.append(
@@ -245,6 +257,8 @@ class DiagnosticsMixin:
             with rotation, ``angle_resultant_length`` (of the encoded angles
             across images; > :data:`ANGLE_COLLAPSE_R` is ``angle_collapsed``)
             and ``angle_posterior_spread`` (median per-image spread, radians);
+            with translation, ``offset_std`` (2, pixels: spread of the encoded
+            offsets across images; below :data:`OFFSET_SAME_PX` a note);
             ``recon_mse``, ``baseline_mse`` (MSE of the mean image),
             ``recon_ratio`` (their ratio; < 1 is better than the mean image);
             ``z_recon_gain`` (1 - the reconstruction MSE over that with every
@@ -263,6 +277,8 @@ class DiagnosticsMixin:
         if rotation:
             sym = self.config.get("symmetry", 1)
             report |= angle_report(enc[ANGLE]["loc"], enc[ANGLE]["scale"], sym)
+        if OFFSET in enc:
+            report["offset_std"] = np.asarray(enc[OFFSET]["loc"], np.float64).std(0).tolist()
         args, pose = self._recon_args(enc), self._mean_pose(enc)
         recon = self.decode(*args, **pose)
         z = np.asarray(args[0])

@@ -70,7 +70,8 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
         ``encode`` reports the exact posterior on a ``pose_refine``-times finer
         grid: the whole circle is searched, so an n-fold symmetric particle
         shows n modes instead of a failed fit (see :mod:`pyrolatent.models.pose_grid`).
-        With ``"grid"`` the encoders use ReLU with He initialisation whatever
+        With ``"grid"`` the encoders use ReLU (the offset encoder leaky ReLU,
+        whose units cannot all die) with He initialisation whatever
         ``activation`` says (``activation`` then applies to the decoder only):
         tanh encoders with that initialisation saturated and left the angle
         right only modulo pi. The first ``fit`` starts the decoder from one of

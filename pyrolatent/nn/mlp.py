@@ -9,7 +9,14 @@ from torch import nn
 
 __all__ = ["ACTIVATIONS", "make_activation", "MLP"]
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
+ACTIVATIONS = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,  # slope 0.01 below zero: a unit cannot die for every input
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+}
 
 
 def make_activation(name: str) -> nn.Module:

@@ -76,6 +76,9 @@ def test_good_fit_is_not_flagged(l_shapes, good):
     assert d["angle_posterior_spread"] < 0.5, d  # measured 0.10-0.18 rad
     assert d["angle_resultant_length"] < 0.3, d  # uniform true angles: measured 0.03-0.13
     assert len(d["z_kl"]) == len(d["z_std"]) == 2 and d["n_images"] == 500
+    # the offsets follow the particles (true offsets uniform in +-1.5 px: std 0.87 px)
+    assert min(d["offset_std"]) > 0.5, d
+    assert not any("same offset" in w for w in d["warnings"])
     # no symmetry, in the images and in the decoded canonical L shapes
     assert rvae.estimate_symmetry(l_shapes)["order"] == 1
     assert rvae.estimate_symmetry(l_shapes, source="canonical")["order"] == 1
@@ -162,6 +165,12 @@ def test_collapse_rules_on_planted_reports():
     assert assess(dead | spread | poor, 2, rotation=False)[0] is True  # no angle inferred
     flat_z = reconstruction_report(x, x + 1.05 * (x.mean(0) - x), x + 1.051 * (x.mean(0) - x))
     assert assess(informative | broad | flat_z, 2, rotation=True)[0] is True  # gain ~0
+    # one offset for every image (a dead offset encoder): said, not a collapse
+    stuck = informative | spread | fair | {"offset_std": [0.0, 0.0]}
+    collapsed, notes = assess(stuck, 2, rotation=True)
+    assert collapsed is False and any("same offset" in n for n in notes)
+    moving = informative | spread | fair | {"offset_std": [1.2, 0.05]}
+    assert not any("same offset" in n for n in assess(moving, 2, rotation=True)[1])
     # identical images: nothing to learn
     same = reconstruction_report(np.ones((4, 8, 8)), np.ones((4, 8, 8)))
     assert same["recon_ratio"] is None and assess(informative | spread | same, 2, True)[0]
