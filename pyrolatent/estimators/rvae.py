@@ -15,6 +15,7 @@ from ..guides.rvae import RVAEGuide
 from ..infer.batches import Batches
 from ..models.rvae import RVAEModel
 from ..models.sites import Z
+from ..nn.mlp import make_activation
 from .base import ImageModelWrapper, pose_priors
 from .diagnostics import DiagnosticsMixin
 from .grid_pose import (
@@ -91,6 +92,12 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
         ``encode`` scores ``pose_refine * pose_grid`` angles.
     views : int
         Turned copies averaged by the content encoder (``pose="grid"``).
+    offset_activation : str
+        Activation of the offset encoder with ``pose="grid"`` (one of
+        :data:`~pyrolatent.nn.mlp.ACTIVATIONS`). ``"leaky_relu"``: with
+        ``"relu"`` every unit died on the demo's aligned crops and every image got
+        the same offset; fits saved before 2026-12-07 load with ``"relu"``, as
+        they were trained.
     model, guide : PyroModule, optional
         Use these instead of building ``RVAEModel``/``RVAEGuide`` (e.g. a
         subclass with its own ``z_dist``); they must take images ``(B, H, W)``
@@ -106,6 +113,11 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
     """
 
     _pose_before_grid = "amortized"
+
+    @classmethod
+    def _upgrade_config(cls, cfg: dict) -> dict:
+        """Older configs, and the ReLU offset encoder of fits saved before 2026-12-07."""
+        return {"offset_activation": "relu"} | super()._upgrade_config(cfg)
 
     def __init__(
         self,
@@ -131,6 +143,7 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
         pose_grid: int = 8,
         pose_refine: int = 8,
         views: int = 8,
+        offset_activation: str = "leaky_relu",
         device=None,
         seed: int = 0,
         model=None,
@@ -144,6 +157,8 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
             sigma, learn_sigma, compute_dtype, seed,
         )  # fmt: skip
         config |= pose_config(pose, pose_grid, pose_refine, views)
+        make_activation(offset_activation)  # checked
+        config["offset_activation"] = offset_activation
         priors = pose_priors(angle_prior, offset_prior, scale_prior, z_prior)
         self._build(
             config,
@@ -156,7 +171,10 @@ class RVAE(DiagnosticsMixin, ImageModelWrapper):
                 **priors,
             ),  # fmt: skip
             lambda: RVAEGuide(
-                config["image_size"], **self._guide_options(), **guide_pose_options(config)
+                config["image_size"],
+                **self._guide_options(),
+                **guide_pose_options(config),
+                offset_activation=offset_activation,
             ),  # fmt: skip
             model,
             guide,

@@ -34,7 +34,8 @@ class RVAEGuide(PyroModule):
         Encoder widths.
     activation : str
         Of the amortised encoder; with ``pose="grid"`` the offset encoder uses
-        ``"leaky_relu"`` and the content encoder ``"relu"``, both He-initialised.
+        ``offset_activation`` and the content encoder ``"relu"``, both
+        He-initialised.
     encoder : {"mlp", "conv"}
     offset_prior_scale : float
         Pixels (matches the model's default offset prior).
@@ -51,6 +52,8 @@ class RVAEGuide(PyroModule):
         ``K`` of the model's grid (``pose="grid"``).
     views : int
         Turned copies the content encoder averages (``pose="grid"``).
+    offset_activation : str
+        Of the offset encoder with ``pose="grid"``.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class RVAEGuide(PyroModule):
         pose: str = "amortized",
         pose_grid: int = 8,
         views: int = 8,
+        offset_activation: str = "leaky_relu",
     ):
         super().__init__()
         grid = pose == "grid" and "rotation" in parse_invariances(invariances)
@@ -74,7 +78,7 @@ class RVAEGuide(PyroModule):
         # three demo fits of 2026-12-07: each image got the same offset, the particles were
         # drawn 1.3 px off along their axis and recon_ratio was 1.10-1.42; 0.73 leaky)
         self.encoder = make_encoder(
-            encoder, tuple(image_size), hidden, "leaky_relu" if grid else activation
+            encoder, tuple(image_size), hidden, offset_activation if grid else activation
         )
         self.image_size = tuple(int(s) for s in image_size)
         width = self.encoder.out_features

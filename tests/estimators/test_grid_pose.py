@@ -185,6 +185,27 @@ def test_checkpoints_from_before_the_grid_load_as_amortized(kind, tmp_path):
     np.testing.assert_array_equal(again.encode(x)["z"]["loc"], old.encode(x)["z"]["loc"])
 
 
+def test_grid_offset_encoder_leaks_and_old_fits_load_with_relu(tmp_path):
+    """The grid guide's offset encoder uses leaky ReLUs (plain ReLUs all died on the demo's
+    aligned crops); a fit saved before that loads with the ReLUs it was trained with."""
+    from torch import nn
+
+    from pyrolatent.io.checkpoint import load_checkpoint, save_checkpoint
+
+    new = RVAE((12, 12), pose="grid", encoder_hidden=(8,), decoder_hidden=(8,), seed=0)
+    kinds = {type(m) for m in new.guide.encoder.modules()}
+    assert nn.LeakyReLU in kinds and nn.ReLU not in kinds
+    assert RVAE.load(new.save(tmp_path / "new.pt")).config["offset_activation"] == "leaky_relu"
+    state = load_checkpoint(tmp_path / "new.pt")
+    del state["config"]["offset_activation"]
+    save_checkpoint(state, tmp_path / "old.pt")
+    old = RVAE.load(tmp_path / "old.pt")
+    assert old.config["offset_activation"] == "relu"
+    assert nn.ReLU in {type(m) for m in old.guide.encoder.modules()}
+    with pytest.raises(ValueError, match="activation"):
+        RVAE((12, 12), offset_activation="relu6")
+
+
 def test_ssrvae_grid_render_draws_each_code_once_and_poses_it_at_every_angle():
     """Under enumeration (angles ``(K, 1, B)``, classes ``(C, 1)``) each code's canonical image
     is decoded once and warped to all K angles: the same images as posing each
