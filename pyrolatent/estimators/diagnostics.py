@@ -35,6 +35,7 @@ __all__ = [
     "RECON_RATIO_THRESHOLD",
     "Z_GAIN_THRESHOLD",
     "ANGLE_COLLAPSE_R",
+    "ANGLE_BROAD_RAD",
     "OFFSET_SAME_PX",
 ]
 
@@ -56,6 +57,8 @@ Z_GAIN_THRESHOLD = 0.1
 OFFSET_SAME_PX = 1e-3
 #: Encoded angles with a mean resultant length above this are all the same angle.
 ANGLE_COLLAPSE_R = 0.999
+#: A median per-image angle-posterior spread above this (radians) leaves the angle undetermined.
+ANGLE_BROAD_RAD = 1.0
 #: Images used by the automatic check after ``fit`` (evenly spaced).
 _MAX_CHECKED = 2048
 
@@ -185,7 +188,8 @@ def assess(report: dict, latent_dim: int, rotation: bool) -> tuple[bool, list[st
             f"every image gets the same angle (resultant length {r:.3f}): the angle carries "
             "no information unless the images were pre-aligned"
         )
-    if report.get("angle_posterior_spread") is not None and report["angle_posterior_spread"] > 1:
+    broad = (report.get("angle_posterior_spread") or 0.0) > ANGLE_BROAD_RAD
+    if broad:
         notes.append(
             f"the angle posteriors are broad (median spread "
             f"{report['angle_posterior_spread']:.2f} rad): the angle is undetermined"
@@ -204,7 +208,6 @@ def assess(report: dict, latent_dim: int, rotation: bool) -> tuple[bool, list[st
             f"the mean code (< {Z_GAIN_THRESHOLD:.0%}): if the particles differ, z has "
             "(partly) collapsed"
         )
-    broad = (report.get("angle_posterior_spread") or 0.0) > 1
     angle_info = rotation and not angle_same and not broad
     z_info = not z_all and (gain is None or gain >= Z_GAIN_THRESHOLD)
     ratio = report["recon_ratio"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import math
 
+from ..estimators.diagnostics import ANGLE_BROAD_RAD
 from .exclusion import EXCLUSION_REASONS
 
 __all__ = [
@@ -217,7 +218,7 @@ def caveats(summary: dict) -> list[str]:
                 "and the transition should not be trusted without a look at the reconstructions."
             )
         elif diag.get("warnings"):
-            broad = (diag.get("angle_posterior_spread") or 0.0) > 1
+            broad = (diag.get("angle_posterior_spread") or 0.0) > ANGLE_BROAD_RAD
             out.append(
                 "The rVAE diagnostics add (its latents do carry information): "
                 + "; ".join(str(w) for w in diag["warnings"][:3])
