@@ -275,7 +275,7 @@ def open_movie(path, *, axes: str | None = None, channel: int | None = None, **o
         raise TypeError(f"open_movie: unknown options {sorted(unknown)}")
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(path)
+        raise FileNotFoundError(f"{path}: does not exist (expected a movie file or folder)")
     suffix = path.suffix.lower()
     kind = _READERS.get(suffix)
     dataset = options.get("dataset")

@@ -81,6 +81,10 @@ CASES = {
         lambda d: ["analyze", d / "missing.csv", d / "index.csv", "--out", d / "o"],
         ["missing.csv", "does not exist", "CSV"],
     ),
+    "a missing movie": (
+        lambda d: ["segment", d / "missing.tif", "--out", d / "o"],
+        ["missing.tif", "does not exist", "movie"],
+    ),
     "index rows that do not match the crops": (
         lambda d: _train(d / "crops16.npy", d / "p4.npy", d / "o"),
         ["p4.npy", "not a CSV"],
