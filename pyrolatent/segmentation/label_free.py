@@ -17,7 +17,11 @@ from skimage.measure import label as label_regions
 from .filters import bandpass_map, otsu_threshold
 from .locate import foreground_mask, locate, split_touching
 
-__all__ = ["pseudo_masks", "clearest_frames", "local_foreground"]
+__all__ = ["pseudo_masks", "clearest_frames", "local_foreground", "FLAT_RANGE"]
+
+#: A frame whose value range is at most this fraction of the movie's median
+#: range is flat (blank, or levelled to rounding noise) and never "clearest".
+FLAT_RANGE = 1e-6
 
 
 def pseudo_masks(
@@ -170,9 +174,14 @@ def local_foreground(
 
 
 def clearest_frames(
-    frames, *, n: int, polarity: str = "bright", block: int = 32, **bandpass
+    frames, *, n: int, polarity: str = "bright", block: int = 32, exclude=None, **bandpass
 ) -> np.ndarray:
     """Indices of the ``n`` frames whose particles stand out most from the background.
+
+    Flat frames (value range at most :data:`FLAT_RANGE` times the median range
+    of the frames: blank frames, or levelled to rounding noise) and the frames
+    in ``exclude`` are never returned: their band-pass map, scaled to ``[0, 1]``,
+    would make rounding noise look like the clearest particles.
 
     Parameters
     ----------
@@ -185,24 +194,44 @@ def clearest_frames(
     block : int
         Frames filtered at a time (memory: ``block`` band-pass maps; ``frames``
         may be a lazy reader that loads slices on demand).
+    exclude : sequence of int, optional
+        Frames not to return (e.g. those flagged by
+        :func:`pyrolatent.data.afm.frame_quality`).
     **bandpass
         ``noise_sigma`` and ``background_sigma`` of the band-pass map.
 
     Returns
     -------
     numpy.ndarray
-        ``(n,)`` int64 frame indices, clearest first. Clarity is Otsu's
-        between-class variance over the total variance of each frame's band-pass
-        map (1: two flat levels; 0: no separation).
+        ``(k,)`` int64 frame indices, clearest first, ``k = min(n, usable
+        frames)``. Clarity is Otsu's between-class variance over the total
+        variance of each frame's band-pass map (1: two flat levels; 0: no
+        separation).
+
+    Raises
+    ------
+    ValueError
+        If every frame is flat or excluded.
     """
     n_frames, block = len(frames), max(1, int(block))
-    score = np.zeros(n_frames)
+    score, spread = np.zeros(n_frames), np.zeros(n_frames)
     for start in range(0, n_frames, block):
-        chunk = np.asarray(frames[start : start + block])
+        chunk = np.asarray(frames[start : start + block], dtype=np.float64)
+        spread[start : start + len(chunk)] = np.ptp(chunk.reshape(len(chunk), -1), axis=1)
         feature = bandpass_map(chunk, dark_particles=polarity == "dark", **bandpass)
         for i, fmap in enumerate(feature, start=start):
             score[i] = _clarity(fmap)
-    return np.argsort(-score, kind="stable")[: max(0, min(int(n), n_frames))]
+    flat = spread <= FLAT_RANGE * np.median(spread)
+    usable = ~flat
+    if exclude is not None:
+        usable[np.asarray(exclude, dtype=np.int64)] = False
+    if not usable.any():
+        raise ValueError(
+            f"no frame to take pseudo-masks from: {int(flat.sum())} of {n_frames} frames are "
+            f"flat (constant, or rounding noise), {n_frames - int(flat.sum())} excluded"
+        )
+    order = np.flatnonzero(usable)[np.argsort(-score[usable], kind="stable")]
+    return order[: max(0, int(n))]
 
 
 def _clarity(fmap: np.ndarray) -> float:

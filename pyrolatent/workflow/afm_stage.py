@@ -2,8 +2,9 @@
 
 ``movie -> preprocess -> segment -> ...``: an optional first stage for AFM
 movies. It writes the corrected movie, which the later stages read in place
-of the recording, and ``frame_quality.csv``, whose flagged frames ``analyze``
-leaves out (:func:`pyrolatent.workflow.steps.analyze_latents`).
+of the recording, and ``frame_quality.csv``, whose flagged frames ``segment``
+takes no pseudo-masks from and ``analyze`` leaves out
+(:func:`pyrolatent.workflow.steps.analyze_latents`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from ..data.afm import preprocess_afm
-from ..io.files import save_json, save_npy, save_table
+from ..io.files import load_table, save_json, save_npy, save_table
 from ..io.movie_formats import open_movie
 from .configs import LEVEL_ORDERS, PreprocessConfig, config_dict
+from .exclusion import frame_exclusion
 from .units import movie_units
 
-__all__ = ["PREPROCESS_OUTPUTS", "QUALITY_FILE", "stage_preprocess"]
+__all__ = ["PREPROCESS_OUTPUTS", "QUALITY_FILE", "stage_preprocess", "flagged_frames"]
 
 QUALITY_FILE = "frame_quality.csv"
 PREPROCESS_OUTPUTS = ["preprocessed.npy", QUALITY_FILE, "preprocess.json"]
@@ -66,3 +68,27 @@ def stage_preprocess(out, movie_path, config: PreprocessConfig | None = None) ->
         save_table(out / QUALITY_FILE, quality),
         save_json(out / "preprocess.json", info),
     ]
+
+
+def flagged_frames(path, n_frames: int | None = None) -> np.ndarray | None:
+    """The frames flagged in a ``frame_quality.csv`` table, or None where there is no file.
+
+    Parameters
+    ----------
+    path : path-like
+        The table :func:`stage_preprocess` writes (columns ``frame`` and ``flagged``).
+    n_frames : int, optional
+        Frames of the movie the table must fit.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(K,)`` sorted int64 frame indices.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return frame_exclusion(load_table(path), n_frames)[0]
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

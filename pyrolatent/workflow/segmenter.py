@@ -123,8 +123,9 @@ def check_label_images(labels, label_frames, *, movie_shape) -> tuple[np.ndarray
 
 
 def training_labels(
-    frames, masks=None, config: SegmentConfig | None = None, *, label_frames=None
-) -> dict:
+    frames, masks=None, config: SegmentConfig | None = None, *, label_frames=None,
+    exclude_frames=None,
+) -> dict:  # fmt: skip
     """The frames the ensemble trains on, their labels and where the labels came from.
 
     Parameters
@@ -140,6 +141,10 @@ def training_labels(
         ``pseudo_frames``, ``polarity`` and ``background_sigma``.
     label_frames : sequence of int, optional
         The frames that ``masks`` label.
+    exclude_frames : sequence of int, optional
+        Frames pseudo-masks are never taken from (e.g. those flagged by the
+        AFM frame quality check); flat frames are left out in any case
+        (:func:`~pyrolatent.segmentation.label_free.clearest_frames`).
 
     Returns
     -------
@@ -162,7 +167,9 @@ def training_labels(
             raise ValueError("label frames given without label images")
         n = min(config.pseudo_frames, shape[0])
         sigma = {"background_sigma": config.background_sigma}
-        picked = np.sort(clearest_frames(frames, n=n, polarity=config.polarity, **sigma))
+        picked = np.sort(
+            clearest_frames(frames, n=n, polarity=config.polarity, exclude=exclude_frames, **sigma)
+        )
         labels, _ = pseudo_masks(
             _frames_at(frames, picked),
             polarity=config.polarity,

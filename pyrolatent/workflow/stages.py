@@ -23,7 +23,7 @@ from ..io.movie import read_movie
 from ..io.movie_formats import open_movie
 from ..segmentation import DeepEnsemble
 from . import steps
-from .afm_stage import PREPROCESS_OUTPUTS, QUALITY_FILE
+from .afm_stage import PREPROCESS_OUTPUTS, QUALITY_FILE, flagged_frames
 from .configs import (
     AnalyzeConfig,
     CropsConfig,
@@ -173,7 +173,13 @@ def stage_segment(
     else:
         given = None if label_free else labels
         training = steps.training_labels(
-            frames, given, config, label_frames=None if given is None else labelled
+            frames,
+            given,
+            config,
+            label_frames=None if given is None else labelled,
+            exclude_frames=flagged_frames(
+                Path(movie_path).with_name(QUALITY_FILE), n_frames=frames.shape[0]
+            ),
         )
         ensemble = steps.train_on_labels(frames, training, config, progress=progress)
     info = segmentation_record(training, label_frames=labelled)

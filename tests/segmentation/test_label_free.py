@@ -37,6 +37,22 @@ def test_clearest_frames_prefers_frames_with_particles():
     assert len(clearest_frames(frames, n=2, background_sigma=6)) == 2
 
 
+def test_clearest_frames_skip_flat_and_excluded_frames():
+    # AFMReader's sample movie has 13 blank frames that levelling leaves at +-1.7e-13 nm:
+    # scaled to [0, 1] per frame, that rounding noise looked clearer (Otsu 0.83) than
+    # the frames with particles (0.70-0.72), and the ensemble trained on blank frames
+    movie = make_self_assembly_movie(n_frames=6, size=128, n_particles=12, seed=3)
+    frames = movie.frames.astype(np.float64)
+    rng = np.random.default_rng(0)
+    frames[[1, 4]] = rng.normal(0, 1e-13, (2, 128, 128))  # blank, levelled
+    order = clearest_frames(frames, n=6, background_sigma=6)
+    assert sorted(order.tolist()) == [0, 2, 3, 5]
+    order = clearest_frames(frames, n=6, background_sigma=6, exclude=[0, 5])
+    assert sorted(order.tolist()) == [2, 3]
+    with pytest.raises(ValueError, match="2 of 6 frames are flat .*, 4 excluded"):
+        clearest_frames(frames, n=2, background_sigma=6, exclude=[0, 2, 3, 5])
+
+
 def test_pseudo_masks_check_polarity():
     with pytest.raises(ValueError, match="polarity"):
         pseudo_masks(np.zeros((1, 16, 16)), polarity="up")

@@ -107,6 +107,15 @@ def test_segment_without_labels_and_with_label_images_of_some_frames(tmp_path, c
     assert prob.shape == masks.shape
     iou = pixel_iou(prob > 0.5, masks > 0)
     assert iou >= 0.6, iou  # measured 0.81 (1 member, 20 steps)
+    # frames flagged in the preprocess stage's frame_quality.csv beside the movie give none
+    flagged = set(record["train_frames"])
+    (src / "frame_quality.csv").write_text(
+        "frame,flagged\n" + "".join(f"{f},{f in flagged}\n" for f in range(6))
+    )
+    assert main([*args, str(tmp_path / "flagged")]) == 0
+    record = json.loads((tmp_path / "flagged" / "segment.json").read_text())
+    assert len(record["train_frames"]) == 3 and not flagged & set(record["train_frames"])
+    (src / "frame_quality.csv").unlink()
     # a napari Labels layer per labelled frame (2-D TIFFs) plus the frame list
     for f in (1, 4):
         tifffile.imwrite(tmp_path / f"labels_{f}.tif", masks[f].astype(np.uint16))

@@ -107,8 +107,12 @@ def test_segment_config_checks_the_label_free_options():
 
 def test_pseudo_masks_without_particles_are_refused():
     flat = np.ones((3, 32, 32), np.float32)
-    with pytest.raises(ValueError, match="hold no particle: check the polarity"):
+    with pytest.raises(ValueError, match="3 of 3 frames are flat"):
         training_labels(flat, None, SegmentConfig(pseudo_frames=2))
+    specks = np.zeros((3, 32, 32), np.float32)
+    specks[:, 8, 8] = specks[:, 20, 24] = 1.0  # single hot pixels: below the minimum area
+    with pytest.raises(ValueError, match="hold no particle: check the polarity"):
+        training_labels(specks, None, SegmentConfig(pseudo_frames=2))
 
 
 def test_segmentation_record_and_iou_on_label_images():
