@@ -210,24 +210,40 @@ def preprocess(
 
 
 def scale_crops(crops) -> tuple[np.ndarray, tuple[float, float]]:
-    """Rescale crops to ``[0, 1]`` by their 1st and 99.5th percentiles (for a Bernoulli rVAE).
+    """Rescale crops to ``[0, 1]``: background 0, particles up to 1 (for a Bernoulli rVAE).
 
-    One affine map for the whole stack (relative intensities between crops
-    are kept), then clipping.
+    The background level is the median of the crops' border pixels, and it maps
+    to 0: the rVAE's warp fills what moves into a crop from outside with 0, so
+    a background above 0 would leave every turned template wrong at its corners.
+    (With the former map, the 1st to 99.5th percentiles to ``[0, 1]``, the
+    background of levelled AFM heights sat at 0.19, and the rVAE reconstructed
+    the crops of AFMReader's sample movie 1.9x worse than their mean image.)
+    Particles brighter than the background on average over the middle half of
+    the crops map upwards, darker ones are inverted; the 99.5th percentile of
+    the particles' side maps to 1. One affine map for the whole stack (relative
+    intensities between crops are kept), then clipping.
 
     Parameters
     ----------
     crops : array_like
-        ``(N, H, W)`` crops (any real values).
+        ``(N, H, W)`` crops centred on particles (any real values).
 
     Returns
     -------
     scaled : numpy.ndarray
         ``(N, H, W)`` float32 in ``[0, 1]``.
     limits : (float, float)
-        The ``(lo, hi)`` intensities mapped to 0 and 1 (``hi > lo``).
+        The ``(lo, hi)`` intensities mapped to 0 and 1 (the background, then
+        ``hi > lo`` for bright particles and ``hi < lo`` for dark ones).
     """
-    crops = np.asarray(crops)
-    lo, hi = np.percentile(crops, [1.0, 99.5]) if crops.size else (0.0, 1.0)
-    hi = hi if hi > lo else lo + 1.0
-    return np.clip((crops - lo) / (hi - lo), 0, 1).astype(np.float32), (float(lo), float(hi))
+    crops = np.asarray(crops, dtype=np.float64)
+    if crops.ndim != 3 or not crops.size:
+        raise ValueError(f"crops: expected a non-empty (N, H, W) stack, got shape {crops.shape}")
+    h, w = crops.shape[1:]
+    border = np.concatenate([crops[:, 0], crops[:, -1], crops[:, :, 0], crops[:, :, -1]], axis=1)
+    lo = float(np.median(border))
+    middle = crops[:, h // 4 : h - h // 4, w // 4 : w - w // 4]
+    sign = 1.0 if middle.mean() >= lo else -1.0
+    top = float(np.percentile(sign * (crops - lo), 99.5))
+    hi = lo + sign * (top if top > 0 else 1.0)
+    return np.clip((crops - lo) / (hi - lo), 0, 1).astype(np.float32), (lo, float(hi))

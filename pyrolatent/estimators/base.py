@@ -3,19 +3,17 @@
 :class:`Estimator` owns the protocol of all four estimators (``RVAE``,
 ``SSRVAE``, ``VolumeVAE``, ``NMF``):
 
-* ``fit(..., epochs=N)`` trains ``N`` more epochs whatever was trained before
-  and returns ``self``; a second ``fit`` uses its new ``lr``, ``callbacks``,
-  ``checkpoint_path``, ``loss`` and ``progress``;
+* ``fit(..., epochs=N)`` trains ``N`` more epochs whatever was trained before and
+  returns ``self``; a second ``fit`` uses its new ``lr``, ``callbacks``,
+  ``checkpoint_path``, ``loss``, ``progress`` (and ``clip_norm`` where it has one);
 * ``history`` (dict of lists, the Trainer's) and ``epochs_trained`` (int);
-* ``progress: bool`` (default True) is the one progress switch; ``quiet=`` is
-  a deprecated alias;
+* ``progress: bool`` (default True) is the one progress switch (``quiet=``: deprecated);
 * construction and training never touch the caller's random state: parameters
   are initialised under the estimator's own seeded stream and the Trainer
   draws from its own :class:`~pyrolatent.infer.rng.LocalRNG`.
 
-:class:`ImageModelWrapper` adds what the image estimators (``RVAE``,
-``SSRVAE``) share: input checks, batched ``encode``, z-shape checks, the
-manifold grid, self-describing checkpoints and ``load``.
+:class:`ImageModelWrapper` adds what ``RVAE`` and ``SSRVAE`` share: input checks, batched
+``encode``, z-shape checks, the manifold grid, self-describing checkpoints and ``load``.
 """
 
 from __future__ import annotations
@@ -160,6 +158,9 @@ class Estimator:
         if loss is not None:
             t.loss = loss
         t.progress = bool(progress)
+        if "clip_norm" in options:
+            clip = options["clip_norm"]
+            t.clip_norm = None if clip is None else check_number(clip, "clip_norm", low=0)
         return t
 
     @staticmethod

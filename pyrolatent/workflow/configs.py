@@ -151,7 +151,9 @@ class TrainConfig:
     """The rVAE on the crops (:class:`pyrolatent.estimators.rvae.RVAE`, Bernoulli likelihood).
 
     ``epochs`` is the number of epochs one training call runs (more epochs
-    when it continues a checkpoint).
+    when it continues a checkpoint). ``clip_norm`` clips the global gradient
+    norm of every step (0: no clipping): without it, the rVAE on the 8,665 crops
+    of AFMReader's sample movie diverged at epoch 29 of 30 (loss 141 -> 240).
     """
 
     epochs: int = 30
@@ -160,6 +162,7 @@ class TrainConfig:
     latent_dim: int = 2
     decoder: str = "warp"
     seed: int = 0
+    clip_norm: float = 10.0
 
 
 @dataclass(frozen=True)

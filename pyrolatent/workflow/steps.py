@@ -250,6 +250,7 @@ def encode_crops(
             done=done_epochs,
             batch_size=config.batch_size,
             lr=config.lr,
+            clip_norm=config.clip_norm or None,
             checkpoint_path=checkpoint_path,
             progress=progress,
         )
