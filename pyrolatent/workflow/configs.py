@@ -154,6 +154,8 @@ class TrainConfig:
     when it continues a checkpoint). ``clip_norm`` clips the global gradient
     norm of every step (0: no clipping): without it, the rVAE on the 8,665 crops
     of AFMReader's sample movie diverged at epoch 29 of 30 (loss 141 -> 240).
+    ``check_seed`` trains a second rVAE with seed ``seed + 1`` and compares the
+    angles (:mod:`pyrolatent.workflow.seed_check`; twice the training time).
     """
 
     epochs: int = 30
@@ -163,6 +165,7 @@ class TrainConfig:
     decoder: str = "warp"
     seed: int = 0
     clip_norm: float = 10.0
+    check_seed: bool = False
 
 
 @dataclass(frozen=True)

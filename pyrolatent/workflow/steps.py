@@ -29,6 +29,7 @@ from ..segmentation.metrics import pixel_iou
 from .configs import AnalyzeConfig, CropsConfig, LocateConfig, TrainConfig
 from .exclusion import expand_rows, keep_good_frames, to_movie_frames
 from .latents import check_latents, collapse_summary
+from .seed_check import seed_agreement
 from .segmenter import train_on_labels, train_segmenter, training_labels
 
 __all__ = [
@@ -222,7 +223,9 @@ def encode_crops(
         ``latents`` (table: see :func:`pyrolatent.analysis.polarity.latent_table`),
         ``rvae``, ``scale`` (``(lo, hi)`` of the crop rescaling), ``history`` and
         ``diagnostics`` (:meth:`pyrolatent.RVAE.diagnostics` of the crops: did the
-        fit collapse?).
+        fit collapse?; with ``config.check_seed`` also ``seed_agreement``, from
+        :func:`pyrolatent.workflow.seed_check.seed_agreement`, whose note joins
+        the warnings).
     """
     config = config if config is not None else TrainConfig()
     crops = as_array(crops, "crops", ndim=(3,), dtype=np.float32)
@@ -258,12 +261,17 @@ def encode_crops(
     recon = None
     if "orientation" in index:
         recon = rvae.decode(enc["z"]["loc"], angle=enc["angle"]["loc"])
+    diagnostics = rvae.diagnostics(x)
+    if train and config.check_seed:
+        diagnostics["seed_agreement"] = seed_agreement(rvae, x, config, progress=progress)
+        if diagnostics["seed_agreement"]["note"]:
+            diagnostics["warnings"].append(diagnostics["seed_agreement"]["note"])
     return {
         "latents": latent_table(index, enc, reconstructions=recon),
         "rvae": rvae,
         "scale": scale,
         "history": rvae.history,
-        "diagnostics": rvae.diagnostics(x),
+        "diagnostics": diagnostics,
     }
 
 
