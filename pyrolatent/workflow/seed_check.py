@@ -12,10 +12,16 @@ import numpy as np
 
 from ..estimators.rvae import RVAE
 
-__all__ = ["SEED_AGREEMENT", "seed_agreement", "seed_note"]
+__all__ = ["SEED_AGREEMENT", "crop_rvae", "seed_agreement", "seed_note"]
 
 #: Angle agreement (1: the same up to one global turn) below which the report says so.
 SEED_AGREEMENT = 0.9
+
+
+def crop_rvae(image_shape, config, *, seed: int) -> RVAE:
+    """The workflow's rVAE for crops of ``image_shape`` ``(H, W)``: Bernoulli, no symmetry."""
+    return RVAE(tuple(image_shape), latent_dim=config.latent_dim, decoder=config.decoder,
+                likelihood="bernoulli", symmetry=1, seed=int(seed))  # fmt: skip
 
 
 def seed_note(agreement: dict, seed: int) -> str | None:
@@ -51,14 +57,7 @@ def seed_agreement(rvae: RVAE, images: np.ndarray, config, *, progress: bool = F
         ``note`` (:func:`seed_note`).
     """
     seed = int(config.seed) + 1
-    second = RVAE(
-        tuple(images.shape[1:]),
-        latent_dim=config.latent_dim,
-        decoder=config.decoder,
-        likelihood="bernoulli",
-        symmetry=1,
-        seed=seed,
-    )
+    second = crop_rvae(images.shape[1:], config, seed=seed)
     second.fit(images, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                clip_norm=config.clip_norm or None, progress=progress, diagnose=False)  # fmt: skip
     out = rvae.agreement(second, images)

@@ -29,7 +29,7 @@ from ..segmentation.metrics import pixel_iou
 from .configs import AnalyzeConfig, CropsConfig, LocateConfig, TrainConfig
 from .exclusion import expand_rows, keep_good_frames, to_movie_frames
 from .latents import check_latents, collapse_summary
-from .seed_check import seed_agreement
+from .seed_check import crop_rvae, seed_agreement
 from .segmenter import train_on_labels, train_segmenter, training_labels
 
 __all__ = [
@@ -237,14 +237,7 @@ def encode_crops(
     index.setdefault("valid", np.ones(len(crops), dtype=bool))  # a user's own index
     x, scale = scale_crops(crops)
     if rvae is None:
-        rvae = RVAE(
-            tuple(crops.shape[1:]),
-            latent_dim=config.latent_dim,
-            decoder=config.decoder,
-            likelihood="bernoulli",
-            symmetry=1,
-            seed=config.seed,
-        )
+        rvae = crop_rvae(crops.shape[1:], config, seed=config.seed)
     if train:
         _fit_more(
             rvae,
