@@ -46,19 +46,21 @@ def seed_agreement(rvae: RVAE, images: np.ndarray, config, *, progress: bool = F
     images : numpy.ndarray
         ``(N, H, W)`` the scaled crops it was trained on.
     config : TrainConfig
-        Epochs, batch size, learning rate, clipping and seed of the fit.
+        Batch size, learning rate, clipping and seed of the fit; the second
+        fit trains as many epochs as ``rvae`` has in all (a resumed fit too).
     progress : bool
         Show the second fit's progress bar.
 
     Returns
     -------
     dict
-        :meth:`RVAE.agreement` (``angle_agreement``, ``z_r2``) with ``seed`` and
-        ``note`` (:func:`seed_note`).
+        :meth:`RVAE.agreement` (``angle_agreement``, ``z_r2``) with ``seed``,
+        ``epochs`` and ``note`` (:func:`seed_note`).
     """
     seed = int(config.seed) + 1
     second = crop_rvae(images.shape[1:], config, seed=seed)
-    second.fit(images, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+    epochs = rvae.epochs_trained or int(config.epochs)
+    second.fit(images, epochs=epochs, batch_size=config.batch_size, lr=config.lr,
                clip_norm=config.clip_norm or None, progress=progress, diagnose=False)  # fmt: skip
     out = rvae.agreement(second, images)
-    return {**out, "seed": seed, "note": seed_note(out, seed)}
+    return {**out, "seed": seed, "epochs": epochs, "note": seed_note(out, seed)}

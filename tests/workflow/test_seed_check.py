@@ -28,10 +28,15 @@ def test_encode_crops_trains_a_second_seed_and_reports_it():
     out = encode_crops(crops, index, TrainConfig(epochs=1, batch_size=32, check_seed=True))
     agreement = out["diagnostics"]["seed_agreement"]
     assert agreement["seed"] == 1 and 0.0 <= agreement["angle_agreement"] <= 1.0
+    assert agreement["epochs"] == out["rvae"].epochs_trained == 1
     assert (agreement["note"] is None) == (agreement["angle_agreement"] >= SEED_AGREEMENT)
     assert (agreement["note"] in out["diagnostics"]["warnings"]) or agreement["note"] is None
     plain = encode_crops(crops, index, TrainConfig(epochs=1, batch_size=32))
     assert "seed_agreement" not in plain["diagnostics"]
+    # a fit continued for one more epoch is compared with a second fit of two epochs in all
+    more = encode_crops(crops, index, TrainConfig(epochs=1, batch_size=32, check_seed=True),
+                        rvae=plain["rvae"])  # fmt: skip
+    assert more["diagnostics"]["seed_agreement"]["epochs"] == 2
 
 
 def test_the_report_shows_the_seed_note():
