@@ -257,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     _option(t, TrainConfig, "batch_size", help="crops per mini-batch")
     _option(t, TrainConfig, "lr", help="learning rate (Adam)")
     _option(t, TrainConfig, "clip_norm", help="clip each step's gradient norm (0: no clipping)")
-    _option(t, TrainConfig, "check_seed", action="store_true",
-            help="train a second rVAE with seed + 1 and say if the angles differ")  # fmt: skip
+    _option(t, TrainConfig, "check_seed", action=argparse.BooleanOptionalAction,
+            help="train a second rVAE with seed + 1 and say if the angles or the "
+            "transition differ (twice the training time)")  # fmt: skip
     _option(t, TrainConfig, "decoder", choices=["warp", "spatial"], help="rVAE decoder")
     t.add_argument("--out", required=True, help="output folder")
     _option(t, TrainConfig, "seed")

@@ -32,6 +32,9 @@ QUANTITIES = {
     "transition_frame_uncertainty": ("transition onset uncertainty (1 s.d.)", "frames", 1),
     "transition_interval": ("transition onset 5-95 % interval", "frames", 0),
     "transition_end": ("transition ramp end", "frame", 0),
+    "transition_frame_check": ("transition onset from a second rVAE fit (seed + 1)", "frame", 0),
+    "transition_frame_uncertainty_check": ("its uncertainty (1 s.d.)", "frames", 1),
+    "transition_seed_agrees": ("the two fits agree on the transition", "", None),
     "planted_transition_frame": ("planted transition (synthetic movie)", "frame", 0),
     "angle_peaks_before": ("angle peaks before the transition", "", 0),
     "angle_peaks_after": ("angle peaks after the transition", "", 0),
@@ -134,6 +137,23 @@ def _peaks_text(summary: dict, when: str) -> str:
     return f"{n} peak{'s' if n != 1 else ''} {when}{at}"
 
 
+def _seed_text(summary: dict) -> str:
+    """Whether a second rVAE fit (another seed) finds the same transition."""
+    frame = summary.get("transition_frame_check")
+    u = summary.get("transition_frame_uncertainty_check")
+    at = f"frame {frame}" + (f" (+- {u:.1f})" if u is not None and math.isfinite(u) else "")
+    first = _detected(summary) and summary.get("transition_frame") is not None
+    if summary["transition_seed_agrees"]:
+        return f"A second rVAE fit (seed + 1) agrees: {at if first else 'no transition either'}."
+    found = f"puts it at {at} instead" if frame is not None else "finds no transition"
+    if not first:
+        found = f"finds one at {at}"
+    return (
+        f"A second rVAE fit (seed + 1) {found}: the transition depends on the rVAE's seed, "
+        "so it is not a finding until more fits or the images confirm it."
+    )
+
+
 def conclusions(summary: dict) -> list[str]:
     """The report's conclusions in plain sentences (most important first)."""
     out = []
@@ -159,6 +179,8 @@ def conclusions(summary: dict) -> list[str]:
             "No transition: the angle distributions are described as well by one regime "
             "as by a change" + (f" ({reason})" if reason else "") + "."
         )
+    if "transition_seed_agrees" in summary:
+        out.append(_seed_text(summary))
     planted = summary.get("planted_transition_frame")
     if planted is not None:
         if _detected(summary) and t_frame is not None:

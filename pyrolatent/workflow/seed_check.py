@@ -1,21 +1,36 @@
-"""A second rVAE fit with another seed, to say whether the angles depend on the seed.
+"""A second rVAE fit with another seed: do the angles, and the transition, depend on the seed?
 
 On AFMReader's sample HS-AFM movie two good fits (reconstruction errors 0.34 of
 the mean image's, seeds 0 and 1) agreed on the angles only 0.71 and put the
 transition at frames 72 and 26, each with a bootstrap spread of 6-8 frames: the
-bootstrap refits the NMF, not the rVAE, so only a second fit shows this.
+bootstrap refits the NMF, not the rVAE, so only a second fit shows this. The
+workflow therefore trains the second fit by default (``TrainConfig.check_seed``),
+stores its angles as the latent table's ``angle_check`` column, and the analysis
+finds the transition from those angles too (:func:`transition_agreement`).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from ..analysis.polarity import latent_table
 from ..estimators.rvae import RVAE
 
-__all__ = ["SEED_AGREEMENT", "crop_rvae", "seed_agreement", "seed_note"]
+__all__ = [
+    "SEED_AGREEMENT",
+    "crop_rvae",
+    "second_seed_fit",
+    "seed_note",
+    "transition_agreement",
+]
 
 #: Angle agreement (1: the same up to one global turn) below which the report says so.
 SEED_AGREEMENT = 0.9
+#: Fewest frames two transition onsets may differ by and still count as one
+#: (besides twice their combined bootstrap s.d.).
+ONSET_TOLERANCE = 3
 
 
 def crop_rvae(image_shape, config, *, seed: int) -> RVAE:
@@ -36,7 +51,8 @@ def seed_note(agreement: dict, seed: int) -> str | None:
     )
 
 
-def seed_agreement(rvae: RVAE, images: np.ndarray, config, *, progress: bool = False) -> dict:
+def second_seed_fit(rvae: RVAE, images: np.ndarray, index: dict, config, *,
+                    progress: bool = False) -> tuple[dict, np.ndarray]:  # fmt: skip
     """Train a second rVAE like ``rvae`` with seed ``config.seed + 1``; compare the two.
 
     Parameters
@@ -45,6 +61,9 @@ def seed_agreement(rvae: RVAE, images: np.ndarray, config, *, progress: bool = F
         The fitted model.
     images : numpy.ndarray
         ``(N, H, W)`` the scaled crops it was trained on.
+    index : dict
+        Their crop index (``frame``, ``particle_id``, ``valid``, and
+        ``orientation`` for pre-aligned crops), as for :func:`latent_table`.
     config : TrainConfig
         Batch size, learning rate, clipping and seed of the fit; the second
         fit trains as many epochs as ``rvae`` has in all (a resumed fit too).
@@ -53,9 +72,12 @@ def seed_agreement(rvae: RVAE, images: np.ndarray, config, *, progress: bool = F
 
     Returns
     -------
-    dict
+    agreement : dict
         :meth:`RVAE.agreement` (``angle_agreement``, ``z_r2``) with ``seed``,
         ``epochs`` and ``note`` (:func:`seed_note`).
+    angles : numpy.ndarray
+        ``(N,)`` radians: the second fit's angles as the latent table gives
+        them (directed, for pre-aligned crops).
     """
     seed = int(config.seed) + 1
     second = crop_rvae(images.shape[1:], config, seed=seed)
@@ -63,4 +85,47 @@ def seed_agreement(rvae: RVAE, images: np.ndarray, config, *, progress: bool = F
     second.fit(images, epochs=epochs, batch_size=config.batch_size, lr=config.lr,
                clip_norm=config.clip_norm or None, progress=progress, diagnose=False)  # fmt: skip
     out = rvae.agreement(second, images)
-    return {**out, "seed": seed, "epochs": epochs, "note": seed_note(out, seed)}
+    enc = second.encode(images)
+    recon = None
+    if "orientation" in index:
+        recon = second.decode(enc["z"]["loc"], angle=enc["angle"]["loc"])
+    angles = latent_table(index, enc, reconstructions=recon)["angle"]
+    return {**out, "seed": seed, "epochs": epochs, "note": seed_note(out, seed)}, angles
+
+
+def _onset(transition: dict, change: dict) -> tuple[int | None, float | None]:
+    if not change["transition"]:
+        return None, None
+    return transition["frame"], transition["uncertainty"]
+
+
+def transition_agreement(first: tuple[dict, dict], second: tuple[dict, dict]) -> dict:
+    """Summary keys comparing the transitions found from two fits' angles.
+
+    Parameters
+    ----------
+    first, second : tuple of dict
+        ``(transition, change)`` of each fit:
+        :func:`~pyrolatent.analysis.transitions.transition_frame` (in movie
+        frames) and :func:`~pyrolatent.analysis.change_detection.detect_transition`.
+
+    Returns
+    -------
+    dict
+        ``transition_frame_check`` and ``transition_frame_uncertainty_check``
+        (the second fit's onset and its bootstrap s.d., None when it finds no
+        transition) and ``transition_seed_agrees``: both find none, or both
+        find one and the onsets differ by at most twice their combined s.d.
+        or :data:`ONSET_TOLERANCE` frames, whichever is larger.
+    """
+    (f1, u1), (f2, u2) = _onset(*first), _onset(*second)
+    if f1 is None or f2 is None:
+        agrees = f1 is None and f2 is None
+    else:
+        spread = math.hypot(u1, u2) if math.isfinite(math.hypot(u1, u2)) else 0.0
+        agrees = abs(f1 - f2) <= max(ONSET_TOLERANCE, 2 * spread)
+    return {
+        "transition_frame_check": f2,
+        "transition_frame_uncertainty_check": u2,
+        "transition_seed_agrees": bool(agrees),
+    }

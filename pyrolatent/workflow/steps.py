@@ -29,7 +29,7 @@ from ..segmentation.metrics import pixel_iou
 from .configs import AnalyzeConfig, CropsConfig, LocateConfig, TrainConfig
 from .exclusion import expand_rows, keep_good_frames, to_movie_frames
 from .latents import check_latents, collapse_summary
-from .seed_check import crop_rvae, seed_agreement
+from .seed_check import crop_rvae, second_seed_fit, transition_agreement
 from .segmenter import train_on_labels, train_segmenter, training_labels
 
 __all__ = [
@@ -224,8 +224,8 @@ def encode_crops(
         ``rvae``, ``scale`` (``(lo, hi)`` of the crop rescaling), ``history`` and
         ``diagnostics`` (:meth:`pyrolatent.RVAE.diagnostics` of the crops: did the
         fit collapse?; with ``config.check_seed`` also ``seed_agreement``, from
-        :func:`pyrolatent.workflow.seed_check.seed_agreement`, whose note joins
-        the warnings).
+        :func:`pyrolatent.workflow.seed_check.second_seed_fit`, whose note joins
+        the warnings, and the second fit's angles as the column ``angle_check``).
     """
     config = config if config is not None else TrainConfig()
     crops = as_array(crops, "crops", ndim=(3,), dtype=np.float32)
@@ -255,17 +255,31 @@ def encode_crops(
     if "orientation" in index:
         recon = rvae.decode(enc["z"]["loc"], angle=enc["angle"]["loc"])
     diagnostics = rvae.diagnostics(x)
+    latents = latent_table(index, enc, reconstructions=recon)
     if train and config.check_seed:
-        diagnostics["seed_agreement"] = seed_agreement(rvae, x, config, progress=progress)
-        if diagnostics["seed_agreement"]["note"]:
-            diagnostics["warnings"].append(diagnostics["seed_agreement"]["note"])
+        check, latents["angle_check"] = second_seed_fit(rvae, x, index, config, progress=progress)
+        diagnostics["seed_agreement"] = check
+        if check["note"]:
+            diagnostics["warnings"].append(check["note"])
     return {
-        "latents": latent_table(index, enc, reconstructions=recon),
+        "latents": latents,
         "rvae": rvae,
         "scale": scale,
         "history": rvae.history,
         "diagnostics": diagnostics,
     }
+
+
+def _angle_transition(angle_kde, latents, kept, n_frames, config, progress):
+    """NMF of the kept frames' angle-KDE rows, its transition and the one-regime test."""
+    nmf = NMF(n_components=config.n_components, seed=config.seed).fit(
+        angle_kde[kept], method=config.nmf_method, epochs=config.nmf_steps, progress=progress
+    )
+    tr = to_movie_frames(transition_frame(nmf.time_courses_, seed=config.seed), kept)
+    # does the movie change at all? one regime against one change, on one KDE row per frame
+    per_frame, _ = latent_kdes(latents, n_frames=n_frames, window=1, content=())
+    change = detect_transition(per_frame["angle"][kept], frame_times=kept, seed=config.seed)
+    return nmf, tr, change
 
 
 def analyze_latents(
@@ -319,7 +333,9 @@ def analyze_latents(
         (:func:`~pyrolatent.analysis.change_detection.detect_transition` on one
         angle-KDE row per frame: whether the movie changes at all, at a 1 %
         false-alarm level) and ``summary`` (the JSON-ready numbers written to
-        ``analysis.json``; ``transition_frame`` is None when no change is detected).
+        ``analysis.json``; ``transition_frame`` is None when no change is detected;
+        with an ``angle_check`` column, also the keys of
+        :func:`~pyrolatent.workflow.seed_check.transition_agreement`).
     """
     config = config if config is not None else AnalyzeConfig()
     latents = check_latents(latents)
@@ -328,13 +344,13 @@ def analyze_latents(
     latents, kept, excluded, n_frames = keep_good_frames(latents, quality, n_frames)
     frames = np.asarray(latents["frame"]).astype(np.int64)
     kdes, grids = latent_kdes(latents, n_frames=n_frames, window=config.kde_window)
-    nmf = NMF(n_components=config.n_components, seed=config.seed).fit(
-        kdes["angle"][kept], method=config.nmf_method, epochs=config.nmf_steps, progress=progress
-    )
-    tr = to_movie_frames(transition_frame(nmf.time_courses_, seed=config.seed), kept)
-    # does the movie change at all? one regime against one change, on one KDE row per frame
-    per_frame, _ = latent_kdes(latents, n_frames=n_frames, window=1, content=())
-    change = detect_transition(per_frame["angle"][kept], frame_times=kept, seed=config.seed)
+    nmf, tr, change = _angle_transition(kdes["angle"], latents, kept, n_frames, config, progress)
+    check = {}
+    if "angle_check" in latents:  # the second seed's angles (TrainConfig.check_seed)
+        second = {"frame": latents["frame"], "angle": latents["angle_check"]}
+        rows, _ = latent_kdes(second, n_frames=n_frames, window=config.kde_window, content=())
+        _, *found = _angle_transition(rows["angle"], second, kept, n_frames, config, progress)
+        check = transition_agreement((tr, change), tuple(found))
     peaks = angle_peaks_around(
         latents["angle"], frames, onset=tr["frame"], end=tr["end"], margin=config.peak_margin
     )
@@ -366,7 +382,7 @@ def analyze_latents(
         "nmf_reconstruction_error": nmf.reconstruction_error(kdes["angle"][kept]),
         "kde_window": config.kde_window,
     }
-    summary |= excluded
+    summary |= check | excluded
     if diagnostics is not None:
         summary |= collapse_summary(diagnostics, aligned="polarity" in latents)
     return {
