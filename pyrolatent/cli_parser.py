@@ -78,13 +78,16 @@ def movie_options(args) -> dict:
 
 def _command(sub, name: str, help: str, description: str):
     """A subcommand whose help shows its place in the chain, its defaults and an example."""
-    return sub.add_parser(
+    parser = sub.add_parser(
         name,
         help=help,
         description=f"{description}\n\nchain: {CHAIN}",
         epilog=f"example:\n  {EXAMPLES[name]}",
         formatter_class=_HelpFormatter,
     )
+    # every command takes the one progress switch, so a script can pass it to all
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="train the segmentation on pseudo-masks of the clearest frames, not on the "
         "movie's masks (which then only score it)",
     )
-    d.add_argument("--quiet", action="store_true", help="no progress bars")
 
     pp = _command(
         sub,
@@ -198,7 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
     _option(s, SegmentConfig, "baseline_steps", "--steps", help="baseline training steps")
     s.add_argument("--out", required=True, help="output folder")
     _option(s, SegmentConfig, "seed")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
 
     loc = _command(
         sub,
@@ -263,7 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
     _option(t, TrainConfig, "decoder", choices=["warp", "spatial"], help="rVAE decoder")
     t.add_argument("--out", required=True, help="output folder")
     _option(t, TrainConfig, "seed")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
 
     a = _command(
         sub,
@@ -287,7 +287,6 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--keep-flagged", action="store_true", help="analyse flagged frames too")
     a.add_argument("--out", required=True, help="output folder")
     _option(a, AnalyzeConfig, "seed")
-    a.add_argument("--quiet", action="store_true", help="no progress bars")
 
     r = _command(
         sub,

@@ -20,10 +20,11 @@ def test_subcommands_chain_on_a_users_movie(tmp_path, capsys):
     prob = (load_npy(src / "masks.npy") > 0).astype(np.float32)
     np.save(src / "probability.npy", prob)
     out = tmp_path / "run"
-    assert main(["locate", str(src / "probability.npy"), "--out", str(out)]) == 0
+    # every command takes --quiet, so a script can pass it to all
+    assert main(["locate", str(src / "probability.npy"), "--out", str(out), "--quiet"]) == 0
     assert len(load_table(out / "particles.csv")["frame"]) > 20
     crops_args = ["crops", str(movie), str(out / "particles.csv"), "--align", "--mask", "auto"]
-    assert main([*crops_args, "--out", str(out)]) == 0
+    assert main([*crops_args, "--out", str(out), "--quiet"]) == 0
     assert load_npy(out / "crops.npy").shape[1:] == (32, 32)
     assert "orientation" in load_table(out / "crops_index.csv")
     assert (
@@ -63,7 +64,7 @@ def test_subcommands_chain_on_a_users_movie(tmp_path, capsys):
         == 0
     )
     assert set(np.unique(load_table(out / "latents.csv")["polarity"])) <= {-1, 1}
-    assert main(["report", str(out)]) == 0
+    assert main(["report", str(out), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["planted_transition_frame"] is None  # a user's movie: no ground truth
     assert summary["n_frames"] == 12
@@ -169,7 +170,8 @@ def test_train_on_an_existing_checkpoint_says_what_it_resumes_and_trains_more(tm
     stage_movie(src, MovieConfig(n_frames=4, size=96, n_particles=8, transition_frame=2, seed=1))
     np.save(src / "probability.npy", (load_npy(src / "masks.npy") > 0).astype(np.float32))
     out = tmp_path / "run"
-    assert main(["locate", str(src / "probability.npy"), "--out", str(out)]) == 0
+    # every command takes --quiet, so a script can pass it to all
+    assert main(["locate", str(src / "probability.npy"), "--out", str(out), "--quiet"]) == 0
     assert (
         main(["crops", str(src / "movie.npy"), str(out / "particles.csv"), "--out", str(out)]) == 0
     )
@@ -201,6 +203,7 @@ def test_help_shows_the_chain_examples_and_defaults(capsys):
             main([command, "--help"])
         sub = capsys.readouterr().out
         assert "example:" in sub and example in sub and CHAIN in sub, command
+        assert "--quiet" in sub, command  # the one progress switch, on every command
         if command != "report":
             assert "(default: " in sub, command
     with pytest.raises(SystemExit):
