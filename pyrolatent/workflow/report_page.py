@@ -154,6 +154,13 @@ def _seed_text(summary: dict) -> str:
     )
 
 
+def _symmetry(summary: dict) -> dict:
+    """The crops' ``particle_symmetry`` (:mod:`pyrolatent.workflow.particle_symmetry`), or {}."""
+    diag = summary.get("diagnostics")
+    found = diag.get("particle_symmetry") if isinstance(diag, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
 def conclusions(summary: dict) -> list[str]:
     """The report's conclusions in plain sentences (most important first)."""
     out = []
@@ -163,6 +170,9 @@ def conclusions(summary: dict) -> list[str]:
             + (summary.get("collapse_note") or "its latents carry no information.")
             + " Read the results below as the crop alignment's, not as findings."
         )
+    symmetry = _symmetry(summary)
+    if symmetry.get("note") and symmetry.get("order") is None:  # round: no orientation at all
+        out.append(symmetry["note"] + ".")
     t_frame = summary.get("transition_frame")
     if _detected(summary) and t_frame is not None:
         u = summary.get("transition_frame_uncertainty")
@@ -253,6 +263,9 @@ def caveats(summary: dict) -> list[str]:
             )
     elif diag:
         out.append(f"rVAE diagnostics: {_rounded(diag)}.")
+    symmetry = _symmetry(summary)
+    if symmetry.get("note") and symmetry.get("order") is not None:
+        out.append(symmetry["note"] + ".")
     u, t = summary.get("transition_frame_uncertainty"), summary.get("n_frames")
     if _detected(summary) and u is not None and t and math.isfinite(u) and u > 0.05 * t:
         out.append(

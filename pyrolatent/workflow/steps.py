@@ -13,22 +13,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis.change_detection import detect_transition
 from ..analysis.dynamics import angle_peaks_around, latent_kdes
 from ..analysis.polarity import latent_table
 from ..analysis.tracking import link
-from ..analysis.transitions import transition_frame
 from ..checks import as_array
 from ..data.crops import aligned_crops, extract_crops
 from ..data.particles import check_particles, join_on_particle_id
 from ..data.preprocess import scale_crops
-from ..estimators.nmf import NMF
 from ..estimators.rvae import RVAE
 from ..segmentation import DeepEnsemble, locate, predict_movie
 from ..segmentation.metrics import pixel_iou
+from .angle_transition import angle_transition
 from .configs import AnalyzeConfig, CropsConfig, LocateConfig, TrainConfig
-from .exclusion import expand_rows, keep_good_frames, to_movie_frames
+from .exclusion import expand_rows, keep_good_frames
 from .latents import check_latents, collapse_summary
+from .particle_symmetry import crop_symmetry
 from .seed_check import crop_rvae, second_seed_fit, transition_agreement
 from .segmenter import train_on_labels, train_segmenter, training_labels
 
@@ -223,7 +222,9 @@ def encode_crops(
         ``latents`` (table: see :func:`pyrolatent.analysis.polarity.latent_table`),
         ``rvae``, ``scale`` (``(lo, hi)`` of the crop rescaling), ``history`` and
         ``diagnostics`` (:meth:`pyrolatent.RVAE.diagnostics` of the crops: did the
-        fit collapse?; with ``config.check_seed`` also ``seed_agreement``, from
+        fit collapse?; ``particle_symmetry``: round or n-fold symmetric particles?, from
+        :func:`pyrolatent.workflow.particle_symmetry.crop_symmetry`; with
+        ``config.check_seed`` also ``seed_agreement``, from
         :func:`pyrolatent.workflow.seed_check.second_seed_fit`, whose note joins
         the warnings, and the second fit's angles as the column ``angle_check``).
     """
@@ -255,6 +256,7 @@ def encode_crops(
     if "orientation" in index:
         recon = rvae.decode(enc["z"]["loc"], angle=enc["angle"]["loc"])
     diagnostics = rvae.diagnostics(x)
+    diagnostics["particle_symmetry"] = crop_symmetry(x, aligned="orientation" in index)
     latents = latent_table(index, enc, reconstructions=recon)
     if train and config.check_seed:
         check, latents["angle_check"] = second_seed_fit(rvae, x, index, config, progress=progress)
@@ -268,18 +270,6 @@ def encode_crops(
         "history": rvae.history,
         "diagnostics": diagnostics,
     }
-
-
-def _angle_transition(angle_kde, latents, kept, n_frames, config, progress):
-    """NMF of the kept frames' angle-KDE rows, its transition and the one-regime test."""
-    nmf = NMF(n_components=config.n_components, seed=config.seed).fit(
-        angle_kde[kept], method=config.nmf_method, epochs=config.nmf_steps, progress=progress
-    )
-    tr = to_movie_frames(transition_frame(nmf.time_courses_, seed=config.seed), kept)
-    # does the movie change at all? one regime against one change, on one KDE row per frame
-    per_frame, _ = latent_kdes(latents, n_frames=n_frames, window=1, content=())
-    change = detect_transition(per_frame["angle"][kept], frame_times=kept, seed=config.seed)
-    return nmf, tr, change
 
 
 def analyze_latents(
@@ -344,12 +334,12 @@ def analyze_latents(
     latents, kept, excluded, n_frames = keep_good_frames(latents, quality, n_frames)
     frames = np.asarray(latents["frame"]).astype(np.int64)
     kdes, grids = latent_kdes(latents, n_frames=n_frames, window=config.kde_window)
-    nmf, tr, change = _angle_transition(kdes["angle"], latents, kept, n_frames, config, progress)
+    nmf, tr, change = angle_transition(kdes["angle"], latents, kept, n_frames, config, progress)
     check = {}
     if "angle_check" in latents:  # the second seed's angles (TrainConfig.check_seed)
         second = {"frame": latents["frame"], "angle": latents["angle_check"]}
         rows, _ = latent_kdes(second, n_frames=n_frames, window=config.kde_window, content=())
-        _, *found = _angle_transition(rows["angle"], second, kept, n_frames, config, progress)
+        _, *found = angle_transition(rows["angle"], second, kept, n_frames, config, progress)
         check = transition_agreement((tr, change), tuple(found))
     peaks = angle_peaks_around(
         latents["angle"], frames, onset=tr["frame"], end=tr["end"], margin=config.peak_margin
