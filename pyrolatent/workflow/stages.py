@@ -278,8 +278,10 @@ def stage_train(
         What an existing ``rvae_checkpoint.pt`` means. ``"more"`` (the
         ``pyrolatent train`` command): continue it for ``config.epochs`` more
         epochs. ``"total"`` (the demo): continue an interrupted run up to
-        ``config.epochs`` epochs in total (a checkpoint at or past that starts
-        over). ``"fresh"``: remove it and start over.
+        ``config.epochs`` epochs in total (a checkpoint at that total is used as
+        it is: a run stopped after its first fit, in the seed check's second
+        fit, loses only the second; past that total, it starts over).
+        ``"fresh"``: remove it and start over.
     progress : bool
         Show a progress bar.
     log : callable, optional
@@ -291,7 +293,7 @@ def stage_train(
     out = Path(out)
     ckpt = out / TRAIN_CHECKPOINT
     done = checkpoint_epochs(ckpt) if resume != "fresh" else 0
-    if resume == "fresh" or (resume == "total" and done >= config.epochs):
+    if resume == "fresh" or (resume == "total" and done > config.epochs):
         ckpt.unlink(missing_ok=True)
         done = 0
     run = config

@@ -358,10 +358,14 @@ def test_train_stage_resume_modes(tiny_run, tmp_path):
     assert train(1, "total") == [0] and not lines
     assert train(3, "total") == [0, 1, 2]  # continued from epoch 1 to 3
     assert lines[-1].endswith("(1 epochs trained); training 2 more (to 3)")
+    # at the total (a run stopped after its first fit, e.g. in the seed check's second fit):
+    # the first fit is kept, not trained again
+    assert train(3, "total") == [0, 1, 2]
+    assert lines[-1].endswith("(3 epochs trained); training 0 more (to 3)")
     assert train(2, "total") == [0, 1]  # past the total: started over
     assert train(1, "more") == [0, 1, 2]
     assert train(1, "fresh") == [0]
-    assert len(lines) == 2
+    assert len(lines) == 3
 
 
 def _latents_and_particles(change: bool, seed: int = 0, n_frames: int = 60, per_frame: int = 40):
