@@ -57,7 +57,7 @@ def crop_symmetry(images: np.ndarray, *, aligned: bool = False, max_images: int 
         The crops were turned onto each particle's axis (head/tail then comes
         from the polarity step, so a 2-fold symmetry needs no note).
     max_images : int
-        At most this many crops are scored (evenly spaced).
+        At most this many crops (evenly spaced) give the radius and are scored.
 
     Returns
     -------
@@ -67,7 +67,9 @@ def crop_symmetry(images: np.ndarray, *, aligned: bool = False, max_images: int 
         ``radius_px`` (of the scored disc) and ``note`` (None, or a sentence
         for the report).
     """
-    x = np.asarray(images, dtype=np.float64)
+    n = len(images)
+    pick = np.linspace(0, n - 1, min(n, max_images)).round().astype(np.int64)
+    x = np.asarray(images[pick], dtype=np.float64)  # never a float64 copy of a large stack
     radius = particle_radius(x) + DISC_MARGIN
     h, w = x.shape[1:]
     yy, xx = np.mgrid[:h, :w]
