@@ -51,6 +51,7 @@ PARTICLE_KEYS = ("particle_f1", "particle_precision", "particle_recall")
 # test's outcome and evidence, peak positions, excluded frames, units, fit diagnostics)
 PASSED_THROUGH_PREFIXES = ("transition_", "angle_peak_positions_")
 PASSED_THROUGH_KEYS = (
+    "angle_peaks_all",
     "excluded_frames",
     "exclusion_reasons",
     "diagnostics",

@@ -40,6 +40,8 @@ QUANTITIES = {
     "angle_peaks_after": ("angle peaks after the transition", "", 0),
     "angle_peak_positions_before_deg": ("angle peak positions before", "deg", 0),
     "angle_peak_positions_after_deg": ("angle peak positions after", "deg", 0),
+    "angle_peaks_all": ("angle peaks over all frames (no transition)", "", 0),
+    "angle_peak_positions_all_deg": ("angle peak positions over all frames", "deg", 0),
     "n_frames": ("frames", "", 0),
     "n_particles": ("particles (all frames)", "", 0),
     "n_trajectories": ("trajectories", "", 0),
@@ -134,7 +136,7 @@ def _peaks_text(summary: dict, when: str) -> str:
     if n is None:
         return f"not counted {when}"
     at = f" at {', '.join(f'{round(p):d}' for p in pos)} deg" if pos else ""
-    return f"{n} peak{'s' if n != 1 else ''} {when}{at}"
+    return f"{n} peak{'s' if n != 1 else ''}{'' if when == 'all' else ' ' + when}{at}"
 
 
 def _seed_text(summary: dict) -> str:
@@ -205,6 +207,11 @@ def conclusions(summary: dict) -> list[str]:
         out.append(
             "Particle orientations (circular KDE of the encoded angle): "
             f"{_peaks_text(summary, 'before')}, {_peaks_text(summary, 'after')}."
+        )
+    elif summary.get("angle_peaks_all") is not None:
+        out.append(
+            "Particle orientations (circular KDE of the encoded angle, all frames: no "
+            f"transition splits them): {_peaks_text(summary, 'all')}."
         )
     n, t = summary.get("n_particles"), summary.get("n_frames")
     if n is not None and t:

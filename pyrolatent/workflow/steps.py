@@ -16,6 +16,7 @@ import numpy as np
 from ..analysis.dynamics import angle_peaks_around, latent_kdes
 from ..analysis.polarity import latent_table
 from ..analysis.tracking import link
+from ..analysis.transitions import count_angle_peaks
 from ..checks import as_array
 from ..data.crops import aligned_crops, extract_crops
 from ..data.particles import check_particles, join_on_particle_id
@@ -23,7 +24,7 @@ from ..data.preprocess import scale_crops
 from ..estimators.rvae import RVAE
 from ..segmentation import DeepEnsemble, locate, predict_movie
 from ..segmentation.metrics import pixel_iou
-from .angle_transition import angle_transition
+from .angle_transition import angle_transition, onset_keys, peak_keys
 from .configs import AnalyzeConfig, CropsConfig, LocateConfig, TrainConfig
 from .exclusion import expand_rows, keep_good_frames
 from .latents import check_latents, collapse_summary
@@ -344,6 +345,7 @@ def analyze_latents(
     peaks = angle_peaks_around(
         latents["angle"], frames, onset=tr["frame"], end=tr["end"], margin=config.peak_margin
     )
+    peaks["all"] = count_angle_peaks(latents["angle"])
     band = nmf.time_courses_band_
     band = [nmf.time_courses_] * 2 if band is None else band
     loadings = expand_rows(nmf.time_courses_, kept, n_frames)
@@ -360,14 +362,8 @@ def analyze_latents(
         "transition_detected": bool(change["transition"]),
         "transition_p_value": float(change["p_value"]),
         "transition_false_alarm": 0.01,
-        "transition_frame": tr["frame"] if change["transition"] else None,
-        "transition_end": tr["end"],
-        "transition_frame_uncertainty": tr["uncertainty"],
-        "transition_interval": list(tr["interval"]),
-        "angle_peaks_before": peaks["before"]["n_peaks"],
-        "angle_peaks_after": peaks["after"]["n_peaks"],
-        "angle_peak_positions_before_deg": np.rad2deg(peaks["before"]["positions"]).tolist(),
-        "angle_peak_positions_after_deg": np.rad2deg(peaks["after"]["positions"]).tolist(),
+        **onset_keys(tr, change["transition"]),
+        **peak_keys(peaks, change["transition"]),
         "nmf_method": config.nmf_method,
         "nmf_reconstruction_error": nmf.reconstruction_error(kdes["angle"][kept]),
         "kde_window": config.kde_window,

@@ -75,8 +75,11 @@ def test_flagged_frames_are_left_out_of_the_transition_and_kdes():
     assert np.isfinite(res["kdes"]["angle"][: ARTEFACTS[0]]).all()
     assert res["loadings"].shape == (N_FRAMES, 2) and np.isnan(res["loadings"][ARTEFACTS]).all()
     assert res["loadings_band"].shape == (2, N_FRAMES, 2)
-    lo, hi = s["transition_interval"]
-    assert 0 <= lo <= hi < ARTEFACTS[0]  # movie frame numbers of kept frames
+    # no transition: no onset, spread or interval in the summary; the fitted onset's
+    # interval (in the result) is in movie frame numbers of kept frames
+    assert s["transition_interval"] is None and s["transition_frame_uncertainty"] is None
+    lo, hi = res["transition"]["interval"]
+    assert 0 <= lo <= hi < ARTEFACTS[0]
     # trajectories keep every frame and every latent
     assert len(res["trajectories"]["frame"]) == len(particles["frame"])
     # a quality table that flags nothing changes nothing

@@ -30,6 +30,7 @@ from pyrolatent.workflow import (
     steps,
 )
 from pyrolatent.workflow import pipeline as pipeline_module
+from pyrolatent.workflow.report_page import conclusions
 
 
 @pytest.fixture(scope="module")
@@ -397,11 +398,18 @@ def test_analysis_says_no_transition_when_the_movie_does_not_change(change):
     )
     summary = res["summary"]
     assert summary["transition_detected"] is change
+    said = " ".join(conclusions(summary))
     if change:
         assert abs(summary["transition_frame"] - 30) <= 5
+        assert (summary["angle_peaks_before"], summary["angle_peaks_after"]) == (6, 4)
+        assert summary["angle_peaks_all"] is None
     else:
         assert summary["transition_frame"] is None
         assert summary["transition_p_value"] > 0.01
+        # no transition: the peaks of all frames, not split at a fitted onset that means nothing
+        assert summary["angle_peaks_before"] is None and summary["angle_peaks_after"] is None
+        assert summary["angle_peaks_all"] == 6
+        assert "all frames: no transition splits them): 6 peaks at" in said
 
 
 def test_movie_units_from_segment_json_reach_the_report(tiny_run, tmp_path):
