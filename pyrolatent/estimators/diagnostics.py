@@ -37,6 +37,7 @@ __all__ = [
     "ANGLE_COLLAPSE_R",
     "ANGLE_BROAD_RAD",
     "OFFSET_SAME_PX",
+    "encoding_agreement",
 ]
 
 #: A z dimension whose mean KL(q(z_d | x) || N(0, 1)) is below this (nats per image) is collapsed.
@@ -80,6 +81,18 @@ def _linear_r2(a: np.ndarray, b: np.ndarray) -> float:
 
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return min(r2(a, b), r2(b, a))
+
+
+def encoding_agreement(mine: dict, theirs: dict, symmetry: int = 1) -> dict:
+    """:meth:`DiagnosticsMixin.agreement` of two fits' encodings of the same images."""
+    out = {"angle_agreement": None, "z_r2": _linear_r2(mine[Z]["loc"], theirs[Z]["loc"])}
+    if ANGLE in mine and ANGLE in theirs:
+        n = max(int(symmetry), 1)
+        a, b = (np.asarray(e[ANGLE]["loc"], np.float64) * n for e in (mine, theirs))
+        out["angle_agreement"] = float(
+            max(abs(np.exp(1j * (a - b)).mean()), abs(np.exp(1j * (a + b)).mean()))
+        )
+    return out
 
 
 def _subsample(x, max_images: int | None):
@@ -318,14 +331,7 @@ class DiagnosticsMixin:
         """
         x = self._images(images)
         mine, theirs = self.encode(x, batch_size=batch_size), other.encode(x, batch_size=batch_size)
-        out = {"angle_agreement": None, "z_r2": _linear_r2(mine[Z]["loc"], theirs[Z]["loc"])}
-        if ANGLE in mine and ANGLE in theirs:
-            n = max(int(self.config.get("symmetry", 1)), 1)
-            a, b = (np.asarray(e[ANGLE]["loc"], np.float64) * n for e in (mine, theirs))
-            out["angle_agreement"] = float(
-                max(abs(np.exp(1j * (a - b)).mean()), abs(np.exp(1j * (a + b)).mean()))
-            )
-        return out
+        return encoding_agreement(mine, theirs, self.config.get("symmetry", 1))
 
     def _recon_args(self, enc: dict) -> tuple:
         return (enc[Z]["loc"], enc[Y]["label"]) if Y in enc else (enc[Z]["loc"],)

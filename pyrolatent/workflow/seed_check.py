@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..analysis.polarity import latent_table
+from ..estimators.diagnostics import encoding_agreement
 from ..estimators.rvae import RVAE
 
 __all__ = [
@@ -51,7 +52,7 @@ def seed_note(agreement: dict, seed: int) -> str | None:
     )
 
 
-def second_seed_fit(rvae: RVAE, images: np.ndarray, index: dict, config, *,
+def second_seed_fit(rvae: RVAE, images: np.ndarray, index: dict, config, *, encoding: dict,
                     progress: bool = False) -> tuple[dict, np.ndarray]:  # fmt: skip
     """Train a second rVAE like ``rvae`` with seed ``config.seed + 1``; compare the two.
 
@@ -67,13 +68,15 @@ def second_seed_fit(rvae: RVAE, images: np.ndarray, index: dict, config, *,
     config : TrainConfig
         Batch size, learning rate, clipping and seed of the fit; the second
         fit trains as many epochs as ``rvae`` has in all (a resumed fit too).
+    encoding : dict
+        ``rvae.encode(images)`` (not computed again).
     progress : bool
         Show the second fit's progress bar.
 
     Returns
     -------
     agreement : dict
-        :meth:`RVAE.agreement` (``angle_agreement``, ``z_r2``) with ``seed``,
+        :meth:`RVAE.agreement`'s (``angle_agreement``, ``z_r2``) with ``seed``,
         ``epochs`` and ``note`` (:func:`seed_note`).
     angles : numpy.ndarray
         ``(N,)`` radians: the second fit's angles as the latent table gives
@@ -84,8 +87,8 @@ def second_seed_fit(rvae: RVAE, images: np.ndarray, index: dict, config, *,
     epochs = rvae.epochs_trained or int(config.epochs)
     second.fit(images, epochs=epochs, batch_size=config.batch_size, lr=config.lr,
                clip_norm=config.clip_norm or None, progress=progress, diagnose=False)  # fmt: skip
-    out = rvae.agreement(second, images)
     enc = second.encode(images)
+    out = encoding_agreement(encoding, enc, rvae.config.get("symmetry", 1))
     recon = None
     if "orientation" in index:
         recon = second.decode(enc["z"]["loc"], angle=enc["angle"]["loc"])

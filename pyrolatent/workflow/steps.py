@@ -260,7 +260,9 @@ def encode_crops(
     diagnostics["particle_symmetry"] = crop_symmetry(x, aligned="orientation" in index)
     latents = latent_table(index, enc, reconstructions=recon)
     if train and config.check_seed:
-        check, latents["angle_check"] = second_seed_fit(rvae, x, index, config, progress=progress)
+        check, latents["angle_check"] = second_seed_fit(
+            rvae, x, index, config, encoding=enc, progress=progress
+        )
         diagnostics["seed_agreement"] = check
         if check["note"]:
             diagnostics["warnings"].append(check["note"])
