@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
         t,
         TrainConfig,
         "epochs",
-        help="epochs to train; with a checkpoint in --out (a previous run), this many more",
+        help="epochs to train; after a finished run in --out, this many more "
+        "(a stopped run is finished to the total it started with)",
     )
     _option(t, TrainConfig, "batch_size", help="crops per mini-batch")
     _option(t, TrainConfig, "lr", help="learning rate (Adam)")

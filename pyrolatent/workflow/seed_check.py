@@ -12,12 +12,14 @@ finds the transition from those angles too (:func:`transition_agreement`).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
 from ..analysis.polarity import latent_table
 from ..estimators.diagnostics import encoding_agreement
 from ..estimators.rvae import RVAE
+from .train_resume import checkpoint_epochs
 
 __all__ = [
     "SEED_AGREEMENT",
@@ -52,8 +54,16 @@ def seed_note(agreement: dict, seed: int) -> str | None:
     )
 
 
-def second_seed_fit(rvae: RVAE, images: np.ndarray, index: dict, config, *, encoding: dict,
-                    progress: bool = False) -> tuple[dict, np.ndarray]:  # fmt: skip
+def second_seed_fit(
+    rvae: RVAE,
+    images: np.ndarray,
+    index: dict,
+    config,
+    *,
+    encoding: dict,
+    checkpoint_path=None,
+    progress: bool = False,
+) -> tuple[dict, np.ndarray]:
     """Train a second rVAE like ``rvae`` with seed ``config.seed + 1``; compare the two.
 
     Parameters
@@ -70,6 +80,10 @@ def second_seed_fit(rvae: RVAE, images: np.ndarray, index: dict, config, *, enco
         fit trains as many epochs as ``rvae`` has in all (a resumed fit too).
     encoding : dict
         ``rvae.encode(images)`` (not computed again).
+    checkpoint_path : path-like, optional
+        The second fit's trainer checkpoint, written every epoch; a fit
+        resumes from it (to ``rvae``'s epochs in all; one with more epochs
+        than that is removed and the fit starts over).
     progress : bool
         Show the second fit's progress bar.
 
@@ -85,8 +99,11 @@ def second_seed_fit(rvae: RVAE, images: np.ndarray, index: dict, config, *, enco
     seed = int(config.seed) + 1
     second = crop_rvae(images.shape[1:], config, seed=seed)
     epochs = rvae.epochs_trained or int(config.epochs)
+    if checkpoint_path is not None and checkpoint_epochs(checkpoint_path) > epochs:
+        Path(checkpoint_path).unlink()
     second.fit(images, epochs=epochs, batch_size=config.batch_size, lr=config.lr,
-               clip_norm=config.clip_norm or None, progress=progress, diagnose=False)  # fmt: skip
+               clip_norm=config.clip_norm or None, checkpoint_path=checkpoint_path,
+               progress=progress, diagnose=False)  # fmt: skip
     enc = second.encode(images)
     out = encoding_agreement(encoding, enc, rvae.config.get("symmetry", 1))
     recon = None

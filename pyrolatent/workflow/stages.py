@@ -17,7 +17,6 @@ from pathlib import Path
 from .._deprecated import forward
 from ..analysis.dynamics import ANGLE_GRID_SIZE
 from ..data.particles import check_particles
-from ..io.checkpoint import load_checkpoint
 from ..io.files import load_array, load_json, load_table, save_json, save_npy, save_table
 from ..io.movie import read_movie
 from ..io.movie_formats import open_movie
@@ -33,6 +32,7 @@ from .configs import (
     TrainConfig,
 )
 from .segmenter import segmentation_record, user_labels
+from .train_resume import CHECK_CHECKPOINT, TRAIN_CHECKPOINT, finish_training, plan_training
 from .units import movie_units, units_beside, with_units
 
 __all__ = [
@@ -66,7 +66,6 @@ OUTPUTS = {
         "analysis.json",
     ],
 }
-TRAIN_CHECKPOINT = "rvae_checkpoint.pt"
 
 
 def stage_movie(out, config: MovieConfig | None = None) -> list[Path]:
@@ -243,12 +242,6 @@ def stage_crops(
     return [save_npy(out / "crops.npy", crops), save_table(out / "crops_index.csv", index)]
 
 
-def checkpoint_epochs(path) -> int:
-    """Epochs trained in a trainer checkpoint (0 when the file does not exist)."""
-    path = Path(path)
-    return int(load_checkpoint(path)["epoch"]) if path.is_file() else 0
-
-
 def stage_train(
     out,
     crops_path,
@@ -275,51 +268,43 @@ def stage_train(
     config : TrainConfig, optional
         Default ``TrainConfig()``.
     resume : {"more", "total", "fresh"}
-        What an existing ``rvae_checkpoint.pt`` means. ``"more"`` (the
-        ``pyrolatent train`` command): continue it for ``config.epochs`` more
-        epochs. ``"total"`` (the demo): continue an interrupted run up to
-        ``config.epochs`` epochs in total (a checkpoint at that total is used as
-        it is: a run stopped after its first fit, in the seed check's second
-        fit, loses only the second; past that total, it starts over).
-        ``"fresh"``: remove it and start over.
+        What an existing ``rvae_checkpoint.pt`` means
+        (:func:`~pyrolatent.workflow.train_resume.plan_training`). ``"more"``
+        (the ``pyrolatent train`` command): continue a finished fit for
+        ``config.epochs`` more epochs, and an interrupted one to the total it
+        was started with. ``"total"`` (the demo): continue up to
+        ``config.epochs`` epochs in total (past it, start over). ``"fresh"``:
+        start over. The seed check's second fit resumes from its own
+        checkpoint, ``rvae_check_checkpoint.pt``, in every mode but ``"fresh"``.
     progress : bool
         Show a progress bar.
     log : callable, optional
         Called with one line saying what is resumed (default: print to stderr).
     """
     config = config if config is not None else TrainConfig()
-    if resume not in ("more", "total", "fresh"):
-        raise ValueError(f"resume must be 'more', 'total' or 'fresh', got {resume!r}")
     out = Path(out)
-    ckpt = out / TRAIN_CHECKPOINT
-    done = checkpoint_epochs(ckpt) if resume != "fresh" else 0
-    if resume == "fresh" or (resume == "total" and done > config.epochs):
-        ckpt.unlink(missing_ok=True)
-        done = 0
-    run = config
-    if resume == "total" and done:
-        run = replace(config, epochs=config.epochs - done)
-    if done:
-        line = (
-            f"train: resuming {ckpt} ({done} epochs trained); "
-            f"training {run.epochs} more (to {done + run.epochs})"
-        )
+    crops = load_array(crops_path, ndim=(3,), what="crops (N, H, W)")
+    index = check_particles(load_table(index_path), name=str(index_path), required=("frame",))
+    done, more, line = plan_training(out, config.epochs, resume)
+    if line:
         (log or (lambda s: print(s, file=sys.stderr)))(line)
     result = steps.encode_crops(
-        load_array(crops_path, ndim=(3,), what="crops (N, H, W)"),
-        check_particles(load_table(index_path), name=str(index_path), required=("frame",)),
-        run,
-        checkpoint_path=ckpt,
+        crops,
+        index,
+        replace(config, epochs=more),
+        checkpoint_path=out / TRAIN_CHECKPOINT,
+        check_checkpoint_path=out / CHECK_CHECKPOINT,
         done_epochs=done,
         progress=progress,
     )
     lo, hi = result["scale"]
-    return [
+    paths = [
         result["rvae"].save(out / "rvae.pt"),
         save_table(out / "latents.csv", result["latents"]),
         save_json(out / "rvae_history.json", {**result["history"], "scale": [lo, hi]}),
         save_json(out / "rvae_diagnostics.json", result["diagnostics"]),
     ]
+    return [*paths, finish_training(out)]
 
 
 def stage_analyze(

@@ -188,6 +188,7 @@ def encode_crops(
     rvae: RVAE | None = None,
     train: bool = True,
     checkpoint_path=None,
+    check_checkpoint_path=None,
     done_epochs: int = 0,
     progress: bool = False,
 ) -> dict:
@@ -212,6 +213,8 @@ def encode_crops(
     checkpoint_path : path-like, optional
         The trainer checkpoint, written every epoch; a fit resumes from it
         when it exists (then ``done_epochs`` must be its epoch count).
+    check_checkpoint_path : path-like, optional
+        The same for the seed check's second fit (``config.check_seed``).
     done_epochs : int
         Epochs already in ``checkpoint_path``.
     progress : bool
@@ -261,7 +264,13 @@ def encode_crops(
     latents = latent_table(index, enc, reconstructions=recon)
     if train and config.check_seed:
         check, latents["angle_check"] = second_seed_fit(
-            rvae, x, index, config, encoding=enc, progress=progress
+            rvae,
+            x,
+            index,
+            config,
+            encoding=enc,
+            checkpoint_path=check_checkpoint_path,
+            progress=progress,
         )
         diagnostics["seed_agreement"] = check
         if check["note"]:
