@@ -19,6 +19,7 @@ import numpy as np
 from ..analysis.polarity import latent_table
 from ..estimators.diagnostics import encoding_agreement
 from ..estimators.rvae import RVAE
+from .angle_transition import change_keys
 from .train_resume import checkpoint_epochs
 
 __all__ = [
@@ -136,7 +137,14 @@ def transition_agreement(first: tuple[dict, dict], second: tuple[dict, dict]) ->
         (the second fit's onset and its bootstrap s.d., None when it finds no
         transition) and ``transition_seed_agrees``: both find none, or both
         find one and the onsets differ by at most twice their combined s.d.
-        or :data:`ONSET_TOLERANCE` frames, whichever is larger.
+        or :data:`ONSET_TOLERANCE` frames, whichever is larger. The same for the
+        one-regime test's own change point
+        (:func:`~pyrolatent.workflow.angle_transition.change_keys`):
+        ``transition_change_frame_check``, ``transition_change_interval_check``
+        and ``transition_change_seed_agrees`` (both find none, or the frames
+        differ by at most :data:`ONSET_TOLERANCE` or each lies in the other's
+        5-95 % interval). On AFMReader's HS-AFM movie the NMF onsets
+        disagree (72 and 26) while the change points agree (72 and 72).
     """
     (f1, u1), (f2, u2) = _onset(*first), _onset(*second)
     if f1 is None or f2 is None:
@@ -144,8 +152,18 @@ def transition_agreement(first: tuple[dict, dict], second: tuple[dict, dict]) ->
     else:
         spread = math.hypot(u1, u2) if math.isfinite(math.hypot(u1, u2)) else 0.0
         agrees = abs(f1 - f2) <= max(ONSET_TOLERANCE, 2 * spread)
+    c1, c2 = change_keys(first[1]), change_keys(second[1])
+    a, b = c1["transition_change_frame"], c2["transition_change_frame"]
+    if a is None or b is None:
+        change_agrees = a is None and b is None
+    else:
+        (lo1, hi1), (lo2, hi2) = c1["transition_change_interval"], c2["transition_change_interval"]
+        change_agrees = abs(a - b) <= ONSET_TOLERANCE or (lo2 <= a <= hi2 and lo1 <= b <= hi1)
     return {
         "transition_frame_check": f2,
         "transition_frame_uncertainty_check": u2,
         "transition_seed_agrees": bool(agrees),
+        "transition_change_frame_check": b,
+        "transition_change_interval_check": c2["transition_change_interval"],
+        "transition_change_seed_agrees": bool(change_agrees),
     }

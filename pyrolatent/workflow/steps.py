@@ -24,7 +24,7 @@ from ..data.preprocess import scale_crops
 from ..estimators.rvae import RVAE
 from ..segmentation import DeepEnsemble, locate, predict_movie
 from ..segmentation.metrics import pixel_iou
-from .angle_transition import angle_transition, onset_keys, peak_keys
+from .angle_transition import angle_transition, change_keys, onset_keys, peak_keys
 from .configs import AnalyzeConfig, CropsConfig, LocateConfig, TrainConfig
 from .exclusion import expand_rows, keep_good_frames
 from .latents import check_latents, collapse_summary
@@ -374,6 +374,7 @@ def analyze_latents(
         "transition_p_value": float(change["p_value"]),
         "transition_false_alarm": 0.01,
         **onset_keys(tr, change["transition"]),
+        **change_keys(change),
         **peak_keys(peaks, change["transition"]),
         "nmf_method": config.nmf_method,
         "nmf_reconstruction_error": nmf.reconstruction_error(kdes["angle"][kept]),

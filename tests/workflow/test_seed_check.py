@@ -48,8 +48,11 @@ def test_encode_crops_trains_a_second_seed_by_default_and_keeps_its_angles():
     assert more["diagnostics"]["seed_agreement"]["epochs"] == 2
 
 
-def _onsets(frame, u, detected=True):
-    return {"frame": frame, "uncertainty": u}, {"transition": detected}
+def _onsets(frame, u, detected=True, change=None):
+    """(transition_frame's, detect_transition's) dicts; the change point at ``change`` +- 5."""
+    at = frame if change is None else change
+    found = {"time": at, "time_interval": (at - 5, at + 5)} if detected else {}
+    return {"frame": frame, "uncertainty": u}, {"transition": detected, **found}
 
 
 @pytest.mark.parametrize(
@@ -69,6 +72,28 @@ def test_transition_agreement(first, second, agrees):
     assert out["transition_seed_agrees"] is agrees
     found = second[1]["transition"]
     assert out["transition_frame_check"] == (second[0]["frame"] if found else None)
+    assert out["transition_change_frame_check"] == (second[1]["time"] if found else None)
+
+
+def test_the_change_points_are_compared_too():
+    # AFMReader's sample movie, seeds 0 / 1: NMF onsets 72 +- 6.3 and 26 +- 8.2, while the
+    # one-regime test put its change point at frame 72 (63-78) and 72 (63-77)
+    first = ({"frame": 72, "uncertainty": 6.3}, {"transition": True, "time": 72.0,
+                                                  "time_interval": (63.0, 78.0)})  # fmt: skip
+    second = ({"frame": 26, "uncertainty": 8.2}, {"transition": True, "time": 72.0,
+                                                   "time_interval": (63.0, 77.0)})  # fmt: skip
+    out = transition_agreement(first, second)
+    assert not out["transition_seed_agrees"] and out["transition_change_seed_agrees"]
+    assert out["transition_change_frame_check"] == 72
+    assert out["transition_change_interval_check"] == [63, 77]
+    # change points outside each other's interval and more than ONSET_TOLERANCE apart
+    moved = _onsets(26, 8.2, change=26)
+    assert not transition_agreement(first, moved)["transition_change_seed_agrees"]
+    near = _onsets(26, 8.2, change=72 + ONSET_TOLERANCE)  # ONSET_TOLERANCE frames apart
+    assert transition_agreement(first, near)["transition_change_seed_agrees"]
+    assert not transition_agreement(first, _onsets(26, 8.2, detected=False))[
+        "transition_change_seed_agrees"
+    ]
 
 
 def _latents(rng, check: str):
@@ -98,15 +123,21 @@ def test_analysis_finds_the_transition_from_the_second_fit_too(check):
     config = AnalyzeConfig(kde_window=1, nmf_method="map", nmf_steps=200)
     summary = analyze_latents(latents, particles, config=config)["summary"]
     assert summary["transition_detected"] and abs(summary["transition_frame"] - 30) <= 2
+    assert abs(summary["transition_change_frame"] - 30) <= 2
+    lo, hi = summary["transition_change_interval"]
+    assert lo <= summary["transition_change_frame"] <= hi
     text = " ".join(conclusions(summary))
     if check == "same":
         assert summary["transition_seed_agrees"]
         assert abs(summary["transition_frame_check"] - 30) <= 2
         assert "A second rVAE fit (seed + 1) agrees" in text
+        assert summary["transition_change_seed_agrees"]
     else:
         assert not summary["transition_seed_agrees"]
         assert summary["transition_frame_check"] is None
         assert "finds no transition: the transition depends on the rVAE's seed" in text
+        assert not summary["transition_change_seed_agrees"]
+        assert summary["transition_change_frame_check"] is None
     del latents["angle_check"]  # no second fit: no check keys, no sentence
     plain = analyze_latents(latents, particles, config=config)["summary"]
     assert "transition_seed_agrees" not in plain and "second rVAE" not in " ".join(
@@ -123,7 +154,16 @@ def test_the_report_shows_the_seed_note():
              "transition_frame_uncertainty": 6.3, "transition_frame_check": 26,
              "transition_frame_uncertainty_check": 8.2,
              "transition_seed_agrees": False}  # fmt: skip
-    assert "puts it at frame 26 (+- 8.2) instead" in " ".join(conclusions(moved))
+    text = " ".join(conclusions(moved))
+    assert "puts it at frame 26 (+- 8.2) instead: the transition depends" in text
+    assert "change point" not in text
+    # the one-regime test's change point agreed on that movie: the report says so
+    moved |= {"transition_change_frame": 72, "transition_change_interval": [63, 78],
+              "transition_change_frame_check": 72,
+              "transition_change_seed_agrees": True}  # fmt: skip
+    text = " ".join(conclusions(moved))
+    assert "puts it at frame 26 (+- 8.2) instead: the NMF onset depends on the rVAE's seed" in text
+    assert "change point does not: frame 72 (5-95 %: 63-78) from the first fit and frame 72" in text
 
 
 def test_the_cli_option():
