@@ -107,12 +107,28 @@ def change_keys(change: dict) -> dict:
     ``transition_change_interval`` (its 5-95 % range), both None when the test
     finds no change. A second estimate of the onset beside the NMF's: on
     AFMReader's HS-AFM movie it was frame 72 (63-78) from both rVAE seeds
-    while the NMF onset moved from 72 to 26.
+    while the NMF onset moved from 72 to 26. ``transition_isolated_frame`` and
+    ``transition_p_value_without_isolated``: the frame that stands out most from
+    its neighbours and the test's p-value without it (None unless the test with
+    it rejected); when only that frame made the test reject, ``transition_reason``
+    says so (the report's "No transition" sentence quotes it).
     """
-    if not change["transition"]:
-        return {"transition_change_frame": None, "transition_change_interval": None}
-    lo, hi = change["time_interval"]
-    return {
-        "transition_change_frame": int(change["time"]),
-        "transition_change_interval": [int(lo), int(hi)],
+    isolated, p_without = change.get("isolated_frame"), change.get("p_value_without_isolated")
+    out = {
+        "transition_change_frame": None,
+        "transition_change_interval": None,
+        "transition_isolated_frame": None if isolated is None else int(round(isolated)),
+        "transition_p_value_without_isolated": p_without,
     }
+    if not change["transition"]:
+        if isolated is not None:
+            out["transition_reason"] = (
+                f"frame {int(round(isolated))} stands out from its neighbours: with it the "
+                f"test finds a change (p = {change['p_value']:.3f}), without it one regime "
+                f"(p = {p_without:.2f})"
+            )
+        return out
+    lo, hi = change["time_interval"]
+    out["transition_change_frame"] = int(change["time"])
+    out["transition_change_interval"] = [int(lo), int(hi)]
+    return out

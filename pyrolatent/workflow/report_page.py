@@ -39,6 +39,8 @@ QUANTITIES = {
     "transition_change_interval": ("its 5-95 % interval", "frames", 0),
     "transition_change_frame_check": ("the same from the second fit", "frame", 0),
     "transition_change_seed_agrees": ("the two fits agree on the change point", "", None),
+    "transition_isolated_frame": ("frame that stands out most from its neighbours", "frame", 0),
+    "transition_p_value_without_isolated": ("the test's p-value without it", "", 3),
     "planted_transition_frame": ("planted transition (synthetic movie)", "frame", 0),
     "angle_peaks_before": ("angle peaks before the transition", "", 0),
     "angle_peaks_after": ("angle peaks after the transition", "", 0),

@@ -72,3 +72,31 @@ def test_empty_frames_are_skipped_and_inputs_checked():
         detect_transition(x, false_alarm=0.0)
     with pytest.raises(ValueError, match="frame_times"):
         detect_transition(x, frame_times=np.arange(3))
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_one_odd_frame_is_not_a_transition(seed):
+    # one regime whose first frame is one direction only (a bad first frame): the test
+    # without its isolated-frame check rejects (p 0.000 / 0.006 for seeds 2 / 5; of seeds
+    # 0-5 with the odd frame at 0, 1, 15 or 29 these two are the ones it rejects)
+    x = _one_regime(seed, t=30)
+    odd = _rows(np.ones((1, 1)), [np.deg2rad(30)])[0]
+    x[0] = odd * x[0].sum() / odd.sum()
+    assert detect_transition(x, isolated=False)["transition"]
+    res = detect_transition(x, frame_times=np.arange(30) + 100)
+    assert not res["transition"] and res["frame"] is None
+    assert res["isolated_frame"] == 100 and res["p_value_without_isolated"] > 0.05
+    assert res["p_value"] <= 0.01  # the full test's own p-value is kept
+
+
+def test_a_planted_change_survives_the_isolated_frame_check():
+    rng = np.random.default_rng(7)
+    t, onset = 40, 20
+    weights = np.exp(0.3 * _ar1(rng, t, 10))
+    step = (np.arange(t) >= onset)[:, None]
+    weights[:, :6] *= ~step
+    weights[:, 6:] *= step
+    centres = np.deg2rad(np.r_[np.arange(0, 360, 60), np.arange(0, 360, 90) + 45])
+    res = detect_transition(_rows(weights, centres))
+    assert res["transition"] and abs(res["frame"] - onset) <= 1
+    assert res["isolated_frame"] is not None and res["p_value_without_isolated"] < 0.01

@@ -412,6 +412,24 @@ def test_analysis_says_no_transition_when_the_movie_does_not_change(change):
         assert "all frames: no transition splits them): 6 peaks at" in said
 
 
+def test_one_odd_frame_does_not_make_a_transition():
+    # one regime of 6 orientations whose frame 0 has every particle at about 29 deg (a bad
+    # first frame): the test with that frame rejects (p 0.005), without it not (p 0.13).
+    # trackpy's bulk-water movie did this: frame 0 alone gave p 0.005, without it 0.35
+    latents, particles = _latents_and_particles(False, seed=1)
+    first = latents["frame"] == 0
+    latents["angle"][first] = np.random.default_rng(9).normal(0.5, 0.05, first.sum())
+    res = steps.analyze_latents(
+        latents, particles, config=AnalyzeConfig(nmf_steps=200, nmf_method="map")
+    )
+    summary = res["summary"]
+    assert summary["transition_p_value"] <= 0.01 and not summary["transition_detected"]
+    assert summary["transition_isolated_frame"] == 0
+    assert summary["transition_p_value_without_isolated"] > 0.05
+    assert summary["transition_frame"] is None and summary["angle_peaks_all"] == 6
+    assert "frame 0 stands out from its neighbours" in " ".join(conclusions(summary))
+
+
 def test_movie_units_from_segment_json_reach_the_report(tiny_run, tmp_path):
     import shutil
 
