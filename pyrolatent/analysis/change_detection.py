@@ -76,12 +76,20 @@ def _components(x, variance_kept, max_components):
     return scores[:, keep] / sd[keep]
 
 
-def _isolated_row(dens, window: int = 5) -> int:
-    """Row of ``dens (T, G)`` farthest from the median of its ``window`` neighbours (ends cut)."""
+def _isolated_row(dens, window: int = 5, block: int = 2048) -> int:
+    """Row of ``dens (T, G)`` farthest from the median of its ``window`` neighbours (ends cut).
+
+    Worked in blocks of ``block`` rows, so memory stays near ``block * G * window``
+    floats for any movie length (10^4 frames of 180 grid points at once: 314 MB).
+    """
     h = window // 2
     padded = np.pad(dens, ((h, h), (0, 0)), constant_values=np.nan)
-    median = np.nanmedian(sliding_window_view(padded, window, axis=0), axis=-1)
-    return int(np.argmax(np.linalg.norm(dens - median, axis=1)))
+    dist = np.empty(len(dens))
+    for start in range(0, len(dens), block):
+        stop = min(start + block, len(dens))
+        near = sliding_window_view(padded[start : stop + 2 * h], window, axis=0)
+        dist[start:stop] = np.linalg.norm(dens[start:stop] - np.nanmedian(near, axis=-1), axis=1)
+    return int(np.argmax(dist))
 
 
 def _cusum(z, margin):

@@ -100,3 +100,13 @@ def test_a_planted_change_survives_the_isolated_frame_check():
     res = detect_transition(_rows(weights, centres))
     assert res["transition"] and abs(res["frame"] - onset) <= 1
     assert res["isolated_frame"] is not None and res["p_value_without_isolated"] < 0.01
+
+
+def test_the_isolated_frame_search_in_blocks_matches_one_block():
+    from pyrolatent.analysis.change_detection import _isolated_row
+
+    rng = np.random.default_rng(0)
+    for t, odd in ((9, 0), (37, 12), (300, 299), (300, 150)):
+        x = rng.random((t, 40))
+        x[odd] += 3.0
+        assert _isolated_row(x, block=7) == _isolated_row(x, block=10**6) == odd
