@@ -57,6 +57,7 @@ from pyrolatent.data.synthetic.self_assembly import make_self_assembly_movie  # 
 from pyrolatent.segmentation.label_free import pseudo_masks  # noqa: E402
 from pyrolatent.workflow import steps  # noqa: E402
 from pyrolatent.workflow.configs import CropsConfig, TrainConfig  # noqa: E402
+from pyrolatent.workflow.exclusion import drop_border_particles  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 N_FRAMES, SIZE, N_PARTICLES = 60, 160, 30
@@ -89,10 +90,11 @@ def angle_kde(seed: int, transition: int) -> tuple[np.ndarray, dict]:
     train = TrainConfig(epochs=EPOCHS, batch_size=64, seed=seed)
     encoded = steps.encode_crops(crops, index, train)
     lat = encoded["latents"]
-    frames = lat["frame"].astype(np.int64)
     summary = steps.analyze_latents(
         lat, particles, n_frames=N_FRAMES, diagnostics=encoded["diagnostics"]
     )["summary"]
+    lat, _ = drop_border_particles(lat, particles)  # the rows the analysis uses
+    frames = lat["frame"].astype(np.int64)
     kde = latent_kde_over_time(
         lat["angle"], frames, GRID, circular=True, window=1, n_frames=N_FRAMES
     )
@@ -137,6 +139,8 @@ def main() -> dict:
                     "report_frame": frame,
                     "seed_agrees": summary["transition_seed_agrees"],
                     "change_seed_agrees": summary["transition_change_seed_agrees"],
+                    "border_excluded": summary["border_particles_excluded"],
+                    "detections": summary["border_particles_total"],
                     "seconds": round(time.perf_counter() - t0, 1),
                     **{
                         k: res[k]

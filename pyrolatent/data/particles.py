@@ -4,6 +4,10 @@ A particle table is a dict of equal-length 1-D numpy arrays, one row per
 particle (``pandas.DataFrame(table)`` works on it). Coordinates are
 ``(row, col)`` pixels; ``orientation`` is radians counter-clockwise as
 displayed, from +x to the particle's major axis, in ``(-pi/2, pi/2]``.
+``touches_border`` is True for a particle cut by the frame edge: its visible part
+is not the whole particle, so its centre, axis and head/tail are not the
+particle's (the analysis leaves its latents out: :class:`AnalyzeConfig`'s
+``exclude_border``).
 
 ``particle_id`` (int64, unique) names each particle. Every table derived from
 the particles (crops index, latents, trajectories) carries it, and tables are
@@ -39,6 +43,7 @@ PARTICLE_COLUMNS = {
     "eccentricity": np.float64,
     "mean_probability": np.float64,
     "mean_uncertainty": np.float64,
+    "touches_border": np.bool_,
 }
 
 

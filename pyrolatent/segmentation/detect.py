@@ -265,10 +265,11 @@ def detect_particles(
     -------
     dict
         Particle table (``frame, label, row, col, area, orientation, major_axis,
-        minor_axis, eccentricity, mean_probability, mean_uncertainty``; the last
-        two NaN) plus ``mass`` (clipped band-pass summed over the disk),
-        ``signal`` (its peak value), ``snr`` (``signal`` over the band-pass noise)
-        and ``size`` (radius of gyration, pixels).
+        minor_axis, eccentricity, mean_probability, mean_uncertainty,
+        touches_border``; the mean probability and uncertainty NaN, ``touches_border``
+        True where the centroid disk reaches past the frame) plus ``mass`` (clipped
+        band-pass summed over the disk), ``signal`` (its peak value), ``snr``
+        (``signal`` over the band-pass noise) and ``size`` (radius of gyration, pixels).
 
     Raises
     ------
@@ -334,6 +335,10 @@ def detect_particles(
                 "eccentricity": ecc,
                 "mean_probability": np.full(n, np.nan),
                 "mean_uncertainty": np.full(n, np.nan),
+                # the centroid disk reaches past the frame: the particle is cut by the edge
+                "touches_border": (np.minimum(r, c) < radius)
+                | (r > x.shape[1] - 1 - radius)
+                | (c > x.shape[2] - 1 - radius),
                 "mass": mass,
                 "signal": signal,
                 "snr": signal / sigma if sigma > 0 else np.full(n, np.inf),

@@ -157,6 +157,8 @@ def _locate_frame(prob, unc, frame, threshold, min_area, border_margin, watershe
         rows["mean_uncertainty"].append(
             float(unc[labels == region.label].mean()) if unc is not None else np.nan
         )
+        top, left, bottom, right = region.bbox
+        rows["touches_border"].append(top == 0 or left == 0 or bottom == h or right == w)
     return {name: np.asarray(v, dtype=_table.PARTICLE_COLUMNS[name]) for name, v in rows.items()}
 
 
@@ -204,7 +206,8 @@ def locate(
         Particle table(s) (:mod:`pyrolatent.data.particles`) with columns
         ``particle_id`` (0 .. N-1 per table), ``frame, label, row, col, area,
         orientation, major_axis, minor_axis, eccentricity, mean_probability,
-        mean_uncertainty``.
+        mean_uncertainty, touches_border`` (the region reaches the frame's first
+        or last row or column: the particle is cut by the edge).
         A frame with no particles contributes no rows (it is not an error).
 
     Raises

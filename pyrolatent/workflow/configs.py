@@ -176,7 +176,9 @@ class AnalyzeConfig:
     ``kde_window`` frames are pooled per KDE row; ``nmf_steps`` are NMF
     optimiser steps; ``search_radius`` (pixels) and ``max_gap`` (frames)
     configure the trajectory linking; angle peaks are counted ``peak_margin``
-    frames away from the transition.
+    frames away from the transition. ``exclude_border`` leaves particles cut by
+    the frame edge (``touches_border``) out of everything but the trajectories
+    (:func:`pyrolatent.workflow.exclusion.drop_border_particles`).
     """
 
     kde_window: int = 3
@@ -187,6 +189,7 @@ class AnalyzeConfig:
     max_gap: int = 2
     peak_margin: int = 3
     seed: int = 0
+    exclude_border: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,15 @@
-"""Frames left out of the analysis: those a quality table flags (scan artefacts).
+"""What the analysis leaves out: frames a quality table flags, particles the edge cuts.
 
 A quality table is :func:`pyrolatent.data.afm.frame_quality`'s (``frame``,
 ``flagged`` and ``flag_<reason>`` columns; ``frame_quality.csv`` of the
 ``preprocess`` stage). The analysis runs on the kept frames only (their rows,
 in order) and maps frame numbers back to the movie's with :func:`to_movie_frames`.
+
+A particle cut by the frame edge (``touches_border`` in the particle table) shows
+only part of itself: its centroid, axis and head/tail are those of the visible
+part, and which part is visible changes as it moves. Its latents are left out of
+the densities, the transition and the angle peaks (:func:`drop_border_particles`);
+the trajectories keep it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import as_array
+from ..data.particles import join_on_particle_id
 
 __all__ = [
     "EXCLUSION_REASONS",
@@ -19,6 +26,9 @@ __all__ = [
     "drop_frames",
     "to_movie_frames",
     "expand_rows",
+    "drop_border_particles",
+    "rows_to_analyse",
+    "border_caveats",
 ]
 
 #: flag column (without ``flag_``) -> the reason in words (for the report)
@@ -144,3 +154,79 @@ def expand_rows(matrix, kept: np.ndarray, n_frames: int) -> np.ndarray:
     out = np.full((n_frames, *matrix.shape[1:]), np.nan)
     out[kept] = matrix
     return out
+
+
+def drop_border_particles(latents: dict, particles: dict) -> tuple[dict, dict]:
+    """The latents of the particles that the frame edge does not cut.
+
+    Parameters
+    ----------
+    latents : dict
+        Latent table with ``particle_id`` (one row per crop).
+    particles : dict
+        The particle table the latents came from; its ``touches_border`` column
+        (bool) marks particles cut by the frame edge.
+
+    Returns
+    -------
+    latents : dict
+        The rows of particles with ``touches_border`` False (all rows when the
+        particle table has no such column, e.g. one written before it existed).
+    summary : dict
+        ``border_particles_excluded``: rows left out (None without the column),
+        and ``border_particles_total``: rows before.
+
+    Raises
+    ------
+    ValueError
+        A ``touches_border`` column that is not bool or 0/1, or every row left out.
+    """
+    n = len(latents["frame"])
+    if "touches_border" not in particles:
+        return latents, {"border_particles_excluded": None, "border_particles_total": n}
+    flag = np.asarray(particles["touches_border"])
+    if flag.dtype != bool and not (flag.dtype.kind in "iuf" and np.isin(flag, (0, 1)).all()):
+        raise ValueError("particles['touches_border']: expected bool values (True/False)")
+    row_of = join_on_particle_id(particles, latents, ())["row_of"]
+    has = row_of >= 0
+    cut = np.zeros(n, dtype=bool)
+    cut[row_of[has]] = flag.astype(bool)[has]
+    if n and cut.all():
+        raise ValueError(
+            "every particle touches the frame edge, so none is left for the analysis; "
+            "pass AnalyzeConfig(exclude_border=False) to keep them"
+        )
+    kept = {k: np.asarray(v)[~cut] for k, v in latents.items()}
+    return kept, {"border_particles_excluded": int(cut.sum()), "border_particles_total": n}
+
+
+def rows_to_analyse(latents, particles, quality, n_frames, *, exclude_border=True):
+    """The latent rows the analysis uses: kept frames, particles the edge does not cut.
+
+    :func:`keep_good_frames` after :func:`drop_border_particles` (when
+    ``exclude_border``); the returned summary has both functions' keys. ``n_frames``
+    None: the larger of the latents' and the quality table's ``max(frame) + 1``,
+    before any row is left out.
+    """
+    if n_frames is None:
+        n_frames = int(np.max(latents["frame"], initial=-1)) + 1
+        if quality is not None:
+            n_frames = max(n_frames, int(np.max(quality["frame"], initial=-1)) + 1)
+    border = {}
+    if exclude_border:
+        latents, border = drop_border_particles(latents, particles)
+    latents, kept, summary, n_frames = keep_good_frames(latents, quality, n_frames)
+    return latents, kept, summary | border, n_frames
+
+
+def border_caveats(summary: dict) -> list[str]:
+    """The report's sentence on particles left out for touching the frame edge (or none)."""
+    cut, total = summary.get("border_particles_excluded"), summary.get("border_particles_total")
+    if not cut or not total:
+        return []
+    return [
+        f"{cut} of {total} detections ({100 * cut / total:.0f} %) are particles cut by the "
+        "frame edge; their visible part gives neither the particle's axis nor its head/tail, "
+        "so they are left out of the densities, the transition and the angle peaks (the "
+        "trajectories keep them)."
+    ]

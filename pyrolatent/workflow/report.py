@@ -48,8 +48,9 @@ TRUTH_KEYS = ("angle_error_median_deg", "angle_polarity_accuracy", "angle_n_matc
 PARTICLE_KEYS = ("particle_f1", "particle_precision", "particle_recall")
 
 # analysis.json entries the summary carries as they are when present (the transition
-# test's outcome and evidence, peak positions, excluded frames, units, fit diagnostics)
-PASSED_THROUGH_PREFIXES = ("transition_", "angle_peak_positions_")
+# test's outcome and evidence, peak positions, excluded frames and edge-cut particles,
+# units, fit diagnostics)
+PASSED_THROUGH_PREFIXES = ("transition_", "angle_peak_positions_", "border_particles_")
 PASSED_THROUGH_KEYS = (
     "angle_peaks_all",
     "excluded_frames",

@@ -13,7 +13,7 @@ import html
 import math
 
 from ..estimators.diagnostics import ANGLE_BROAD_RAD
-from .exclusion import EXCLUSION_REASONS
+from .exclusion import EXCLUSION_REASONS, border_caveats
 
 __all__ = [
     "QUANTITIES",
@@ -51,6 +51,7 @@ QUANTITIES = {
     "n_frames": ("frames", "", 0),
     "n_particles": ("particles (all frames)", "", 0),
     "n_trajectories": ("trajectories", "", 0),
+    "border_particles_excluded": ("detections cut by the frame edge, left out", "", 0),
     "segmentation_iou": ("segmentation IoU on held-out labelled frames", "", 3),
     "label_source": ("segmentation trained on", "", None),
     "train_frames": ("segmentation training frames", "", 0),
@@ -262,6 +263,7 @@ def caveats(summary: dict) -> list[str]:
         out.append(
             f"{len(excluded)} frames were excluded from the analysis ({why}): {shown}{more}.{rest}"
         )
+    out += border_caveats(summary)
     diag = summary.get("diagnostics")
     if isinstance(diag, dict):
         # the overall verdict only: in the aligned workflow a concentrated residual angle

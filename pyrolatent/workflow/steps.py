@@ -26,7 +26,7 @@ from ..segmentation import DeepEnsemble, locate, predict_movie
 from ..segmentation.metrics import pixel_iou
 from .angle_transition import angle_transition, change_keys, onset_keys, peak_keys
 from .configs import AnalyzeConfig, CropsConfig, LocateConfig, TrainConfig
-from .exclusion import expand_rows, keep_good_frames
+from .exclusion import expand_rows, rows_to_analyse
 from .latents import check_latents, collapse_summary
 from .particle_symmetry import crop_symmetry
 from .seed_check import crop_rvae, second_seed_fit, transition_agreement
@@ -343,7 +343,9 @@ def analyze_latents(
     latents = check_latents(latents)
     particles = check_particles(particles)
     all_latents = latents
-    latents, kept, excluded, n_frames = keep_good_frames(latents, quality, n_frames)
+    latents, kept, excluded, n_frames = rows_to_analyse(
+        latents, particles, quality, n_frames, exclude_border=config.exclude_border
+    )
     frames = np.asarray(latents["frame"]).astype(np.int64)
     kdes, grids = latent_kdes(latents, n_frames=n_frames, window=config.kde_window)
     nmf, tr, change = angle_transition(kdes["angle"], latents, kept, n_frames, config, progress)

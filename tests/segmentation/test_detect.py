@@ -41,6 +41,7 @@ def test_bright_spots_found_with_sub_pixel_accuracy():
     # centroids of noisy Gaussian spots: well under a tenth of a pixel
     assert np.sqrt((err**2).mean()) < 0.1, np.sqrt((err**2).mean())
     assert set(found) >= {"frame", "row", "col", "mass", "snr", "orientation"}
+    assert found["touches_border"].dtype == bool and not found["touches_border"].any()
 
 
 def test_polarity_dark_finds_inverted_spots_and_bright_does_not():

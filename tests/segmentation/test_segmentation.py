@@ -228,6 +228,21 @@ def test_locate_recovers_centre_axes_and_orientation():
         assert t["eccentricity"][0] > 0.9
 
 
+def test_locate_marks_particles_cut_by_the_frame_edge():
+    # one ellipse inside, one cut by each edge, one a pixel short of the right edge
+    centres = [(40, 40), (2, 30), (30, 1), (78, 50), (50, 79), (62, 70)]
+    prob = sum(_ellipse_map(80, c, (8, 3), 0.0) for c in centres)[None]
+    t = locate(np.clip(prob, 0, 1))
+    assert t["touches_border"].dtype == bool and len(t["row"]) == 6
+    cut = {
+        (round(r), round(c))
+        for r, c, b in zip(t["row"], t["col"], t["touches_border"], strict=True)
+        if b
+    }
+    assert len(cut) == 4 and all(min(r, c) < 5 or max(r, c) > 75 for r, c in cut)
+    assert (40, 40) not in cut and (62, 70) not in cut  # its right end: column 77 of 0-79
+
+
 def test_locate_orientation_convention_matches_rot90():
     # a horizontal bar (along +x) rotated by rot90 (CCW as displayed) points along +y-up
     bar = np.zeros((41, 41), np.float32)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from recipes import run_tiny_workflow
 
-from pyrolatent.io.files import is_valid_file, load_json, load_npy, save_json, save_npy
+from pyrolatent.io.files import is_valid_file, load_json, load_npy, load_table, save_json, save_npy
 from pyrolatent.workflow import (
     FIGURES,
     SUMMARY_KEYS,
@@ -53,6 +53,11 @@ def test_stages_write_plain_files_and_report(tiny_run):
     assert page.index("Conclusions") < page.index("Numbers") < page.index("figures/")
     assert "planted at frame 12" in page and "Methods" in page
     assert not re.search(r"\d\.\d{4,}", page)  # numbers rounded
+    # particles cut by the frame edge (``touches_border`` from locate) are counted and left out
+    n_latents = len(load_table(out / "latents.csv")["frame"])
+    assert summary["border_particles_total"] == n_latents
+    assert 0 < summary["border_particles_excluded"] < n_latents  # 177 of 333 here
+    assert "cut by the frame edge" in page
 
 
 def test_angles_are_scored_against_the_truth_when_it_exists(tiny_run):
