@@ -286,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the one beside the latents, when there)",
     )
     a.add_argument("--keep-flagged", action="store_true", help="analyse flagged frames too")
+    a.add_argument(
+        "--keep-border",
+        dest="exclude_border",
+        action="store_false",
+        help="analyse particles cut by the frame edge too (touches_border in particles.csv)",
+    )
     a.add_argument("--out", required=True, help="output folder")
     _option(a, AnalyzeConfig, "seed")
 

@@ -81,3 +81,20 @@ def test_drop_border_particles_rows_and_bad_input():
         drop_border_particles(latents, {**particles, "touches_border": [2, 0, 0, 0]})
     with pytest.raises(ValueError, match="exclude_border=False"):
         drop_border_particles(latents, {**particles, "touches_border": [True] * 4})
+
+
+def test_cli_analyze_leaves_cut_particles_out_unless_told(tmp_path):
+    from pyrolatent.cli import main
+    from pyrolatent.io.files import load_json, save_table
+
+    latents, particles = _movie_with_cut_particles(seed=1)
+    lat, par = str(tmp_path / "latents.csv"), str(tmp_path / "particles.csv")
+    save_table(lat, latents)
+    save_table(par, particles)  # touches_border as True/False
+    common = ["--nmf", "map", "--nmf-steps", "200"]
+    detected = {}
+    for name, extra in (("default", []), ("keep", ["--keep-border"])):
+        out = tmp_path / name
+        assert main(["analyze", lat, par, "--out", str(out), "--quiet", *common, *extra]) == 0
+        detected[name] = load_json(out / "analysis.json")["transition_detected"]
+    assert detected == {"default": False, "keep": True}
