@@ -24,17 +24,20 @@ and the seed check's second fit agrees on the NMF onset or on the change point;
 the frame is the report's NMF onset); the per-movie rows (statistic, threshold, p-value,
 frame, interval, the isolated frame and the p-value without it) and the seconds.
 
-Measured 2026-12-07 (Intel, one thread, 717 s with the workflow's analysis and
-its seed check): the detector on the first fit's angles said "no" on 9 of 10
-movies without a transition (p 0.093-0.766; seed 3 rejected at p 0.001, frame 17:
-the first principal component of its angle densities sits near -1.5 for frames
-0-17 and near +0.7 after, from the rVAE's angles, not the rods': the true angles
-give p 0.149; ``max_correlation`` 10-40 still gives p 0.005, and shifting each
-track in time at random as a null gives p 0.005) and found 10 of 10 planted
-transitions 0-1 frames from their onset (p 0.000). What the report states: 10 of
-10 "no" (on seed 3 the second fit finds no transition, so the report calls it
-seed-dependent, not a finding) and 10 of 10 planted transitions stated, the NMF
-onset 0-3 frames from the truth, both fits agreeing.
+Measured 2026-12-08 (Intel, one thread, 893 s, with other jobs beside it), with the
+particles cut by the frame edge left out of the KDE as the workflow's analysis does
+(:func:`~pyrolatent.workflow.exclusion.drop_border_particles`; 10-49 % of the detections
+in these 160-pixel frames): the detector says "no" on 10 of 10 movies without a
+transition (p 0.003-0.62; seed 7's p 0.003 comes from frame 0 alone, p 0.045 without it)
+and finds 9 of 10 planted transitions 0-2 frames from their onset (seed 3, planted at
+20, has 49 % of its detections cut and gives p 0.017). The report states 10 of 10 "no"
+and 9 of 10 planted (NMF onset 0-1 frames from the truth, both fits agreeing).
+
+Before (2026-12-07, 717 s, every detection): 9 of 10 "no" (seed 3 rejected at p 0.001,
+frame 17: rods cut by the left and bottom edges flip head/tail from frame 15 on; the
+true angles of the rods found within 4 px of their centre give p 0.27, and leaving the
+cut ones out p 0.31) and 10 of 10 planted 0-1 frames from their onset; the report
+10 of 10 "no" (seed 3's second fit found no transition) and 10 of 10 planted.
 """
 
 from __future__ import annotations
