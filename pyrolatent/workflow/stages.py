@@ -327,7 +327,9 @@ def stage_analyze(
     ``exclude_flagged``, the frames flagged in ``quality_path`` (default:
     ``frame_quality.csv`` of the ``preprocess`` stage next to ``latents_path``,
     when there) are left out of the analysis and listed in ``analysis.json``
-    (``excluded_frames``, ``exclusion_reasons``).
+    (``excluded_frames``, ``exclusion_reasons``). With ``config.exclude_border``
+    (the default), so are the particles ``particles.csv`` marks as cut by the
+    frame edge (``touches_border``; ``border_particles_excluded``).
 
     Writes the KDE matrices ``kde_<latent>.npy`` ``(T, G)`` with their grids in
     ``kde_grids.json``, the NMF factors (``nmf_weights.npy`` ``(K, G)``,
