@@ -98,3 +98,22 @@ def test_cli_analyze_leaves_cut_particles_out_unless_told(tmp_path):
         assert main(["analyze", lat, par, "--out", str(out), "--quiet", *common, *extra]) == 0
         detected[name] = load_json(out / "analysis.json")["transition_detected"]
     assert detected == {"default": False, "keep": True}
+
+
+def test_frames_keep_their_count_when_only_cut_particles_are_in_the_last():
+    from pyrolatent.workflow.exclusion import rows_to_analyse
+
+    latents = {"particle_id": np.arange(4), "frame": np.array([0, 1, 1, 2])}
+    particles = {"particle_id": np.arange(4), "touches_border": [False, False, False, True]}
+    quality = {"frame": np.arange(3), "flagged": [True, False, False], "flag_lines": [1, 0, 0]}
+    kept_rows, kept, summary, n_frames = rows_to_analyse(latents, particles, quality, None)
+    # frame 2 holds only a cut particle: still a frame of the movie (an empty row), not dropped
+    assert n_frames == 3 and kept.tolist() == [1, 2]
+    assert kept_rows["particle_id"].tolist() == [1, 2]
+    assert summary["excluded_frames"] == [0] and summary["border_particles_excluded"] == 1
+    _, kept, _, n_frames = rows_to_analyse(latents, particles, None, None)
+    assert n_frames == 3 and kept.tolist() == [0, 1, 2]
+    rows, _, summary, n_frames = rows_to_analyse(
+        latents, particles, None, None, exclude_border=False
+    )
+    assert n_frames == 3 and len(rows["frame"]) == 4 and "border_particles_excluded" not in summary
