@@ -24,7 +24,7 @@ and the seed check's second fit agrees on the NMF onset or on the change point;
 the frame is the report's NMF onset); the per-movie rows (statistic, threshold, p-value,
 frame, interval, the isolated frame and the p-value without it) and the seconds.
 
-Measured 2026-12-08 (Intel, one thread, 893 s, with other jobs beside it), with the
+Measured again 2026-12-07 (Intel, one thread, 893 s, with other jobs beside it), with the
 particles cut by the frame edge left out of the KDE as the workflow's analysis does
 (:func:`~pyrolatent.workflow.exclusion.drop_border_particles`; 10-49 % of the detections
 in these 160-pixel frames): the detector says "no" on 10 of 10 movies without a
@@ -33,7 +33,7 @@ and finds 9 of 10 planted transitions 0-2 frames from their onset (seed 3, plant
 20, has 49 % of its detections cut and gives p 0.017). The report states 10 of 10 "no"
 and 9 of 10 planted (NMF onset 0-1 frames from the truth, both fits agreeing).
 
-Before (2026-12-07, 717 s, every detection): 9 of 10 "no" (seed 3 rejected at p 0.001,
+Before (earlier that day, 717 s, every detection): 9 of 10 "no" (seed 3 rejected at p 0.001,
 frame 17: rods cut by the left and bottom edges flip head/tail from frame 15 on; the
 true angles of the rods found within 4 px of their centre give p 0.27, and leaving the
 cut ones out p 0.31) and 10 of 10 planted 0-1 frames from their onset; the report

@@ -37,7 +37,7 @@ particles cut by the frame edge left out as the workflow does; p-values 0.003-0.
 the 0.003 from frame 0 alone, which step 5 sets aside) at the default
 ``false_alarm=0.01``, while 9 of 10 planted transitions were found within 2 frames
 of their onset; the tenth, with 49 % of its detections cut by the edge, gave p 0.017
-(``benchmarks/transitions.py``, 2026-12-08; with the cut particles, 1 of 10 false
+(``benchmarks/transitions.py``, 2026-12-07; with the cut particles, 1 of 10 false
 alarms, from their head/tail flips, and 10 of 10 planted); 4 of 100 series that
 follow the one-regime model at ``false_alarm=0.05``
 (``tests/test_change_detection.py``). The p-values
